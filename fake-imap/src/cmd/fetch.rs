@@ -1,0 +1,319 @@
+//! FETCH and UID FETCH: streamed one message at a time, from the stored bytes, with the
+//! fetch-side faults (refused messages, wrong sizes, rewritten headers, expunge mid-fetch,
+//! a dropped connection mid-literal).
+
+use std::borrow::Cow;
+use std::io;
+
+use bounded_static::IntoBoundedStatic;
+use imap_codec::imap_types::core::{IString, Literal, NString, Vec1};
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::envelope::{Address, Envelope};
+use imap_codec::imap_types::fetch::{
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
+};
+use imap_codec::imap_types::response::{Code, Data, Response};
+use imap_codec::imap_types::sequence::SequenceSet;
+use rand::Rng;
+
+use crate::connection::Connection;
+use crate::faults::FaultAction;
+use crate::message;
+use crate::session::{Done, Session, State, nz};
+use crate::store::{Message, SEEN};
+
+/// Messages taken from the store per lock, so a big FETCH neither holds the lock long nor
+/// clones the whole folder's metadata at once.
+const CHUNK: usize = 256;
+
+pub async fn fetch(
+    s: &mut Session,
+    conn: &mut Connection,
+    set: &SequenceSet,
+    items: MacroOrMessageDataItemNames<'static>,
+    uid: bool,
+) -> io::Result<Done> {
+    let names: Vec<MessageDataItemName<'static>> = match items {
+        MacroOrMessageDataItemNames::Macro(m) => m.expand().into_static(),
+        MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
+    };
+    if names.iter().any(|n| {
+        matches!(
+            n,
+            MessageDataItemName::Body
+                | MessageDataItemName::BodyStructure
+                | MessageDataItemName::Binary { .. }
+                | MessageDataItemName::BinarySize { .. }
+        )
+    }) {
+        return Ok(Done::Bad(
+            "BODY, BODYSTRUCTURE and BINARY are not supported by fake-imap".into(),
+        ));
+    }
+    let State::Selected(sel) = &s.state else {
+        return Ok(Done::Bad("No mailbox selected".into()));
+    };
+    let (user, folder, read_only) = (sel.user.clone(), sel.folder.clone(), sel.read_only);
+    let targets = s.select_messages(set, uid);
+    let sets_seen = !read_only
+        && names.iter().any(|n| {
+            matches!(
+                n,
+                MessageDataItemName::BodyExt { peek: false, .. }
+                    | MessageDataItemName::Rfc822
+                    | MessageDataItemName::Rfc822Text
+            )
+        });
+
+    let refused: Vec<u32> = s
+        .fault(FaultAction::FetchNo)
+        .map(|f| f.uids.clone())
+        .unwrap_or_default();
+    let expunge_halfway = s
+        .fault(FaultAction::ExpungeDuringFetch)
+        .map(|f| f.count.unwrap_or(1));
+    let size_delta = s
+        .fault(FaultAction::WrongSize)
+        .and_then(|f| f.delta)
+        .unwrap_or(0);
+    let rewrite = s.fault(FaultAction::RewriteHeaders).is_some();
+    let missing_header = s.fault(FaultAction::MissingHeader).is_some();
+    let wrong_seq = s.fault(FaultAction::WrongSequence).is_some();
+    let drop_mid_literal = s.fault(FaultAction::DropMidLiteral).is_some();
+
+    let mut refused_any = false;
+    let mut vanished = false;
+    let mut sent = 0usize;
+    for chunk in targets.chunks(CHUNK) {
+        let messages = s.shared.store.with_folder(&user, &folder, |f| {
+            chunk
+                .iter()
+                .map(|&(seq, u)| {
+                    let m = f.get_mut(u).map(|m| {
+                        if sets_seen {
+                            m.flags.insert(SEEN.to_string());
+                        }
+                        m.clone()
+                    });
+                    (seq, u, m)
+                })
+                .collect::<Vec<_>>()
+        });
+        let messages = match messages {
+            Ok(m) => m,
+            Err(e) => return Ok(crate::cmd::mailbox::store_error(e)),
+        };
+        for (seq, u, m) in messages {
+            if let Some(count) = expunge_halfway
+                && sent == targets.len() / 2
+            {
+                // Another session expunges the newest messages while we are halfway.
+                let newest: Vec<u32> = targets
+                    .iter()
+                    .rev()
+                    .take(count as usize)
+                    .map(|t| t.1)
+                    .collect();
+                let _ = s.shared.store.expunge_uids(&user, &folder, &newest);
+            }
+            sent += 1;
+            let Some(m) = m else {
+                vanished = true;
+                continue;
+            };
+            if refused.contains(&u) || !still_there(s, &user, &folder, u) {
+                if refused.contains(&u) {
+                    refused_any = true;
+                } else {
+                    vanished = true;
+                }
+                continue;
+            }
+            let raw: Cow<'_, [u8]> = if rewrite {
+                let stamp = s.rng.random::<u64>();
+                let mut v = format!("X-Fetch-Stamp: {stamp:016x}\r\n").into_bytes();
+                v.extend_from_slice(&m.raw);
+                Cow::Owned(v)
+            } else {
+                Cow::Borrowed(&m.raw[..])
+            };
+            let mut items = Vec::with_capacity(names.len() + 1);
+            let mut has_literal = false;
+            for name in &names {
+                let item = item(s, name, &m, &raw, size_delta, missing_header);
+                has_literal |= matches!(
+                    item,
+                    MessageDataItem::BodyExt { .. }
+                        | MessageDataItem::Rfc822(_)
+                        | MessageDataItem::Rfc822Header(_)
+                        | MessageDataItem::Rfc822Text(_)
+                );
+                items.push(item);
+            }
+            if sets_seen && !names.contains(&MessageDataItemName::Flags) {
+                items.push(crate::cmd::selected::flags_item(s, &m));
+            }
+            if uid && !names.contains(&MessageDataItemName::Uid) {
+                items.insert(0, MessageDataItem::Uid(nz(m.uid)));
+            }
+            let seq = if wrong_seq { seq + 1 } else { seq };
+            let response = Response::Data(Data::Fetch {
+                seq: nz(seq),
+                items: Vec1::try_from(items).expect("at least one item"),
+            });
+            if drop_mid_literal && has_literal {
+                conn.send_truncated(&response).await?;
+                return Ok(Done::Closed);
+            }
+            conn.send(&response).await?;
+        }
+    }
+    if refused_any {
+        return Ok(Done::No(
+            Some(crate::session::other_code("SERVERBUG")),
+            "Error occurred while fetching some messages".into(),
+        ));
+    }
+    if vanished && !uid {
+        // RFC 2180 §4.1.3: a sequence FETCH that names expunged messages fails.
+        return Ok(Done::no("Some of the requested messages no longer exist"));
+    }
+    Ok(Done::Ok(None::<Code<'static>>, "FETCH completed".into()))
+}
+
+fn still_there(s: &Session, user: &str, folder: &str, uid: u32) -> bool {
+    s.shared
+        .store
+        .with_folder(user, folder, |f| f.position(uid).is_some())
+        .unwrap_or(false)
+}
+
+fn literal(bytes: Cow<'_, [u8]>) -> NString<'_> {
+    NString(Some(IString::Literal(Literal::unvalidated(bytes))))
+}
+
+fn nstring(value: Option<String>) -> NString<'static> {
+    NString(value.and_then(|v| IString::try_from(v).ok()))
+}
+
+fn item<'a>(
+    s: &Session,
+    name: &MessageDataItemName<'static>,
+    m: &Message,
+    raw: &'a Cow<'a, [u8]>,
+    size_delta: i64,
+    missing_header: bool,
+) -> MessageDataItem<'a> {
+    use MessageDataItemName as N;
+    match name {
+        N::Uid => MessageDataItem::Uid(nz(m.uid)),
+        N::Flags => crate::cmd::selected::flags_item(s, m),
+        N::InternalDate => MessageDataItem::InternalDate(DateTime::unvalidated(m.internal_date)),
+        N::Rfc822Size => {
+            let size = (i64::from(m.size()) + size_delta).clamp(0, i64::from(u32::MAX));
+            MessageDataItem::Rfc822Size(size as u32)
+        }
+        N::Envelope => MessageDataItem::Envelope(envelope(raw)),
+        N::Rfc822 => MessageDataItem::Rfc822(literal(Cow::Borrowed(&raw[..]))),
+        N::Rfc822Header => {
+            MessageDataItem::Rfc822Header(literal(Cow::Borrowed(message::split(raw).0)))
+        }
+        N::Rfc822Text => MessageDataItem::Rfc822Text(literal(Cow::Borrowed(message::split(raw).1))),
+        N::BodyExt {
+            section, partial, ..
+        } => {
+            let whole: Cow<'_, [u8]> = section_bytes(raw, section.as_ref(), missing_header);
+            let (origin, data) = match partial {
+                None => (None, whole),
+                Some((start, len)) => {
+                    let start = (*start as usize).min(whole.len());
+                    let end = start.saturating_add(len.get() as usize).min(whole.len());
+                    let data = match whole {
+                        Cow::Borrowed(b) => Cow::Borrowed(&b[start..end]),
+                        Cow::Owned(v) => Cow::Owned(v[start..end].to_vec()),
+                    };
+                    (Some(start as u32), data)
+                }
+            };
+            MessageDataItem::BodyExt {
+                section: section.clone(),
+                origin,
+                data: literal(data),
+            }
+        }
+        // Refused up front in `fetch`.
+        _ => MessageDataItem::Rfc822Size(m.size()),
+    }
+}
+
+fn section_bytes<'a>(
+    raw: &'a [u8],
+    section: Option<&Section<'_>>,
+    missing_header: bool,
+) -> Cow<'a, [u8]> {
+    let names = |fields: &Vec1<imap_codec::imap_types::core::AString<'_>>| -> Vec<String> {
+        fields
+            .as_ref()
+            .iter()
+            .map(|f| String::from_utf8_lossy(f.as_ref()).to_string())
+            .collect()
+    };
+    match section {
+        None => Cow::Borrowed(raw),
+        Some(Section::Header(None)) => Cow::Borrowed(message::split(raw).0),
+        Some(Section::Text(None)) => Cow::Borrowed(message::split(raw).1),
+        Some(Section::HeaderFields(None, _)) if missing_header => Cow::Borrowed(b"\r\n"),
+        Some(Section::HeaderFields(None, fields)) => {
+            Cow::Owned(message::header_fields(raw, &names(fields), false))
+        }
+        Some(Section::HeaderFieldsNot(None, fields)) => {
+            Cow::Owned(message::header_fields(raw, &names(fields), true))
+        }
+        Some(Section::Part(part)) if part.0.as_ref().len() == 1 => {
+            Cow::Borrowed(message::part(raw, part.0.as_ref()[0].get()).unwrap_or(b""))
+        }
+        Some(_) => Cow::Borrowed(b""),
+    }
+}
+
+fn envelope(raw: &[u8]) -> Envelope<'static> {
+    let h = |name: &str| message::header_value(raw, name);
+    let addrs = |name: &str| -> Vec<Address<'static>> {
+        h(name)
+            .map(|v| {
+                message::addresses(&v)
+                    .into_iter()
+                    .map(|(n, local, host)| Address {
+                        name: nstring(n),
+                        adl: NString(None),
+                        mailbox: nstring(Some(local)),
+                        host: nstring(Some(host)),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let from = addrs("From");
+    let sender = if h("Sender").is_some() {
+        addrs("Sender")
+    } else {
+        from.clone()
+    };
+    let reply_to = if h("Reply-To").is_some() {
+        addrs("Reply-To")
+    } else {
+        from.clone()
+    };
+    Envelope {
+        date: nstring(h("Date")),
+        subject: nstring(h("Subject")),
+        from,
+        sender,
+        reply_to,
+        to: addrs("To"),
+        cc: addrs("Cc"),
+        bcc: addrs("Bcc"),
+        in_reply_to: nstring(h("In-Reply-To")),
+        message_id: nstring(h("Message-ID")),
+    }
+}

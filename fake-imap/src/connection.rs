@@ -1,0 +1,289 @@
+//! Framing over any byte stream: commands in, responses out.
+//!
+//! Plain TCP, STARTTLS-upgraded and implicit-TLS connections share this code through a boxed
+//! stream. imap-codec's `Fragmentizer` splits input into lines and literals with a hard cap on
+//! what is buffered, so an over-size literal is refused (or, if the client pushed it with
+//! LITERAL+, read and dropped) without ever being held in memory. Parsing and encoding are
+//! imap-codec's; this file only moves bytes and decides when to ask for a literal.
+
+use std::io;
+use std::time::Duration;
+
+use bounded_static::IntoBoundedStatic;
+use imap_codec::fragmentizer::{DecodeMessageError, FragmentInfo, Fragmentizer};
+use imap_codec::imap_types::auth::AuthenticateData;
+use imap_codec::imap_types::command::Command;
+use imap_codec::imap_types::core::{LiteralMode, Tag};
+use imap_codec::imap_types::response::{CommandContinuationRequest, Greeting, Response};
+use imap_codec::{
+    AuthenticateDataCodec, CommandCodec, GreetingCodec, ResponseCodec,
+    encode::{Encoder, Fragment},
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+
+/// Any stream a session can run over.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Room for the command line around a literal of the maximum size.
+const LINE_SLACK: u32 = 64 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A literal the client announced, for the session to accept or refuse.
+#[derive(Debug)]
+pub struct Announcement {
+    pub tag: Option<Tag<'static>>,
+    /// The command name, upper case (`APPEND`, `LOGIN`, ...), as far as the line shows it.
+    pub command: String,
+    pub length: u32,
+    pub sync: bool,
+}
+
+/// What the session does with an announced literal.
+pub enum LiteralDecision {
+    Accept,
+    /// Refuse it: send this response instead of a continuation request (sync literals only).
+    Refuse(Response<'static>),
+    /// Read half of it, then close the connection (fault injection).
+    DropHalfway,
+}
+
+/// One unit of client input.
+pub enum Incoming {
+    Command(Command<'static>),
+    /// A message that imap-codec could not parse; the tag if one could be read.
+    Malformed {
+        tag: Option<Tag<'static>>,
+    },
+    /// A literal over the limit that the client sent anyway (LITERAL+), now discarded.
+    TooBig {
+        tag: Option<Tag<'static>>,
+    },
+    /// A sync literal the session refused; the refusal was already sent.
+    Refused,
+    Closed,
+}
+
+pub struct Connection {
+    stream: BufWriter<Box<dyn Stream>>,
+    fragmentizer: Fragmentizer,
+    max_literal: u32,
+    scratch: Vec<u8>,
+    /// Delay added before every flush of a response (fault injection: a slow server).
+    pub response_delay: Option<Duration>,
+}
+
+impl Connection {
+    pub fn new(stream: Box<dyn Stream>, max_literal: u32) -> Self {
+        Self {
+            stream: BufWriter::with_capacity(64 * 1024, stream),
+            fragmentizer: Fragmentizer::new(max_literal.saturating_add(LINE_SLACK)),
+            max_literal,
+            scratch: vec![0; READ_CHUNK],
+            response_delay: None,
+        }
+    }
+
+    /// Hands back the raw stream for a TLS upgrade. Bytes the client pipelined after STARTTLS
+    /// are dropped on purpose: accepting them would allow plaintext command injection.
+    pub fn into_stream(self) -> Box<dyn Stream> {
+        self.stream.into_inner()
+    }
+
+    async fn fill(&mut self) -> io::Result<bool> {
+        let n = self.stream.read(&mut self.scratch).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.fragmentizer.enqueue_bytes(&self.scratch[..n]);
+        Ok(true)
+    }
+
+    /// Reads the next command. `decide` is asked about every announced literal.
+    pub async fn read_command(
+        &mut self,
+        mut decide: impl FnMut(&Announcement) -> LiteralDecision,
+    ) -> io::Result<Incoming> {
+        loop {
+            let Some(fragment) = self.fragmentizer.progress() else {
+                if !self.fill().await? {
+                    return Ok(Incoming::Closed);
+                }
+                continue;
+            };
+            if let FragmentInfo::Line {
+                announcement: Some(ann),
+                ..
+            } = fragment
+            {
+                let announcement = Announcement {
+                    tag: self.fragmentizer.decode_tag().map(|t| t.into_static()),
+                    command: command_name(self.fragmentizer.message_bytes()),
+                    length: ann.length,
+                    sync: ann.mode == LiteralMode::Sync,
+                };
+                let decision = if announcement.length > self.max_literal {
+                    LiteralDecision::Refuse(too_big(announcement.tag.clone()))
+                } else {
+                    decide(&announcement)
+                };
+                match decision {
+                    LiteralDecision::Accept if announcement.sync => {
+                        let cont =
+                            CommandContinuationRequest::basic(None, "Ready for literal data")
+                                .expect("valid text");
+                        self.send(&Response::CommandContinuationRequest(cont))
+                            .await?;
+                        self.flush().await?;
+                    }
+                    LiteralDecision::Accept => {}
+                    LiteralDecision::Refuse(response) if announcement.sync => {
+                        self.fragmentizer.skip_message();
+                        self.send(&response).await?;
+                        self.flush().await?;
+                        return Ok(Incoming::Refused);
+                    }
+                    // A non-sync literal is on its way whatever we say: let the fragmentizer
+                    // swallow it (truncated to its cap) and report TooBig when it is complete.
+                    LiteralDecision::Refuse(_) => self.fragmentizer.poison_message(),
+                    LiteralDecision::DropHalfway => {
+                        if announcement.sync {
+                            let cont = CommandContinuationRequest::basic(None, "Ready")
+                                .expect("valid text");
+                            self.send(&Response::CommandContinuationRequest(cont))
+                                .await?;
+                            self.flush().await?;
+                        }
+                        let mut left = announcement.length / 2;
+                        while left > 0 {
+                            let want = self.scratch.len().min(left as usize);
+                            let n = self.stream.read(&mut self.scratch[..want]).await?;
+                            if n == 0 {
+                                break;
+                            }
+                            left -= n as u32;
+                        }
+                        let _ = self.stream.shutdown().await;
+                        return Ok(Incoming::Closed);
+                    }
+                }
+            }
+            if !self.fragmentizer.is_message_complete() {
+                continue;
+            }
+            let tag = self.fragmentizer.decode_tag().map(|t| t.into_static());
+            return Ok(
+                match self.fragmentizer.decode_message(&CommandCodec::default()) {
+                    Ok(command) => Incoming::Command(command.into_static()),
+                    Err(DecodeMessageError::MessageTooLong { .. })
+                    | Err(DecodeMessageError::MessagePoisoned { .. }) => Incoming::TooBig { tag },
+                    Err(_) => Incoming::Malformed { tag },
+                },
+            );
+        }
+    }
+
+    /// Reads one line of an AUTHENTICATE exchange.
+    pub async fn read_auth_data(&mut self) -> io::Result<Option<AuthenticateData<'static>>> {
+        loop {
+            match self.fragmentizer.progress() {
+                None => {
+                    if !self.fill().await? {
+                        return Ok(None);
+                    }
+                }
+                Some(_) if self.fragmentizer.is_message_complete() => {
+                    let decoded = self
+                        .fragmentizer
+                        .decode_message(&AuthenticateDataCodec::default())
+                        .map(|d| d.into_static());
+                    // Undecodable data counts as a cancelled exchange.
+                    return Ok(Some(decoded.unwrap_or(AuthenticateData::Cancel)));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Queues a response (sent on the next flush, or earlier if the buffer fills).
+    pub async fn send(&mut self, response: &Response<'_>) -> io::Result<()> {
+        for fragment in ResponseCodec::default().encode(response) {
+            match fragment {
+                Fragment::Line { data } | Fragment::Literal { data, .. } => {
+                    self.stream.write_all(&data).await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn send_greeting(&mut self, greeting: &Greeting<'_>) -> io::Result<()> {
+        let bytes = GreetingCodec::default().encode(greeting).dump();
+        self.stream.write_all(&bytes).await?;
+        self.flush().await
+    }
+
+    /// Sends a response but stops halfway through its first literal and closes the connection.
+    pub async fn send_truncated(&mut self, response: &Response<'_>) -> io::Result<()> {
+        for fragment in ResponseCodec::default().encode(response) {
+            match fragment {
+                Fragment::Line { data } => self.stream.write_all(&data).await?,
+                Fragment::Literal { data, .. } => {
+                    self.stream.write_all(&data[..data.len() / 2]).await?;
+                    break;
+                }
+            }
+        }
+        self.stream.flush().await?;
+        self.stream.shutdown().await
+    }
+
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if let Some(delay) = self.response_delay {
+            tokio::time::sleep(delay).await;
+        }
+        self.stream.flush().await
+    }
+
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.stream.flush().await?;
+        self.stream.shutdown().await
+    }
+}
+
+fn too_big(tag: Option<Tag<'static>>) -> Response<'static> {
+    use imap_codec::imap_types::response::{Code, Status};
+    let status = match tag {
+        Some(tag) => Status::no(
+            Some(tag),
+            Some(Code::TooBig),
+            "Literal exceeds the server's limit",
+        ),
+        None => Status::bad(None, None, "Literal exceeds the server's limit"),
+    };
+    Response::Status(status.expect("valid text"))
+}
+
+/// The command word of a raw command line (`a1 UID FETCH ...` -> `UID FETCH`).
+fn command_name(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&line[..line.len().min(200)]);
+    let mut words = text.split_ascii_whitespace().skip(1);
+    let first = words.next().unwrap_or("").to_ascii_uppercase();
+    if first == "UID" {
+        format!("UID {}", words.next().unwrap_or("").to_ascii_uppercase())
+    } else {
+        first
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_name_reads_the_uid_form() {
+        assert_eq!(command_name(b"a1 uid fetch 1:* (FLAGS)\r\n"), "UID FETCH");
+        assert_eq!(command_name(b"a2 APPEND INBOX {12}\r\n"), "APPEND");
+        assert_eq!(command_name(b""), "");
+    }
+}

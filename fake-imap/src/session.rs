@@ -1,0 +1,616 @@
+//! One client session: the RFC 3501 state machine, command dispatch, and the fault hooks that
+//! run around every command. Command bodies live in `cmd/`.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::{Tag, Text};
+use imap_codec::imap_types::flag::Flag;
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::{Bye, Code, CodeOther, Data, Response, Status};
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::watch;
+
+use crate::admin::{Login, View};
+use crate::cmd;
+use crate::connection::{Announcement, Connection, Incoming, LiteralDecision};
+use crate::faults::{Context, Fault, FaultAction};
+use crate::generate::derive_seed;
+use crate::server::Shared;
+use crate::store::canonical;
+
+/// RFC 3501 §3 connection states.
+#[derive(Debug)]
+pub enum State {
+    NotAuthenticated,
+    Authenticated,
+    Selected(Selected),
+    Logout,
+}
+
+/// The session's picture of the selected folder. Sequence numbers are positions in `uids`,
+/// which changes only when the session is told (EXISTS / EXPUNGE), as RFC 3501 requires.
+#[derive(Debug)]
+pub struct Selected {
+    /// Mailbox owner and real folder name in the store.
+    pub user: String,
+    pub folder: String,
+    /// The name the client used (for fault matching).
+    pub visible: String,
+    pub read_only: bool,
+    pub uid_validity: u32,
+    pub uids: Vec<u32>,
+}
+
+/// How a command ended: the tagged reply, or the connection is gone.
+pub enum Done {
+    Ok(Option<Code<'static>>, String),
+    No(Option<Code<'static>>, String),
+    Bad(String),
+    /// The command closed the connection (a fault, or the peer went away).
+    Closed,
+    /// The tagged reply was already sent (STARTTLS answers before the handshake).
+    Answered,
+}
+
+impl Done {
+    pub fn ok(text: impl Into<String>) -> Self {
+        Done::Ok(None, text.into())
+    }
+    pub fn no(text: impl Into<String>) -> Self {
+        Done::No(None, text.into())
+    }
+}
+
+/// A response code the imap-types enum does not name (AUTHENTICATIONFAILED, THROTTLED, ...).
+pub fn other_code(code: &'static str) -> Code<'static> {
+    Code::Other(CodeOther::unvalidated(code.as_bytes()))
+}
+
+pub struct Session {
+    pub(crate) shared: Arc<Shared>,
+    pub state: State,
+    pub login: Option<Login>,
+    pub tls: bool,
+    /// Commands received so far in this session (for `after_commands` triggers).
+    pub commands: u32,
+    errors: u32,
+    pub rng: ChaCha8Rng,
+    /// Set by the `login-then-fail` fault: every later command fails.
+    pub broken: bool,
+    /// Faults firing for the command being run.
+    pub firing: Vec<Fault>,
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>, tls: bool, number: u64) -> Self {
+        let seed = derive_seed(shared.seed, &["session", &number.to_string()]);
+        Self {
+            shared,
+            state: State::NotAuthenticated,
+            login: None,
+            tls,
+            commands: 0,
+            errors: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            broken: false,
+            firing: Vec::new(),
+        }
+    }
+
+    pub fn owner(&self) -> Option<&str> {
+        self.login.as_ref().map(|l| l.view.owner())
+    }
+
+    pub fn delimiter(&self) -> char {
+        self.shared.store.delimiter()
+    }
+
+    pub fn fault(&self, action: FaultAction) -> Option<&Fault> {
+        self.firing.iter().find(|f| f.action == action)
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut conn: Connection,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> io::Result<()> {
+        cmd::any::greet(&mut self, &mut conn).await?;
+        let idle = self
+            .shared
+            .quirks
+            .idle_timeout_ms
+            .map(Duration::from_millis);
+        loop {
+            let read = async {
+                let decide = |a: &Announcement| self.decide_literal(a);
+                match idle {
+                    Some(limit) => tokio::time::timeout(limit, conn.read_command(decide))
+                        .await
+                        .unwrap_or(Ok(Incoming::Closed)),
+                    None => conn.read_command(decide).await,
+                }
+            };
+            let incoming = tokio::select! {
+                _ = shutdown.changed() => {
+                    bye(&mut conn, "Server shutting down").await?;
+                    return Ok(());
+                }
+                incoming = read => incoming?,
+            };
+            let done = match incoming {
+                Incoming::Closed => {
+                    // An idle timeout lands here too: say BYE if the peer still listens.
+                    let _ = bye(&mut conn, "Autologout; idle for too long").await;
+                    return Ok(());
+                }
+                Incoming::Refused => {
+                    self.errors += 1;
+                    if self.bye_after_errors(&mut conn).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Incoming::Malformed { tag } => (tag, Done::Bad("Error in IMAP command".into())),
+                Incoming::TooBig { tag } => (
+                    tag,
+                    Done::No(
+                        Some(Code::TooBig),
+                        "Literal exceeds the server's limit".into(),
+                    ),
+                ),
+                Incoming::Command(command) => {
+                    let tag = command.tag.clone();
+                    let done = self.dispatch(&mut conn, command).await?;
+                    (Some(tag), done)
+                }
+            };
+            let (tag, done) = done;
+            if !self.finish(&mut conn, tag, done).await? {
+                return Ok(());
+            }
+            if matches!(self.state, State::Logout) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends the tagged reply. Returns false when the connection is over.
+    async fn finish(
+        &mut self,
+        conn: &mut Connection,
+        tag: Option<Tag<'static>>,
+        done: Done,
+    ) -> io::Result<bool> {
+        let status = match done {
+            Done::Closed => return Ok(false),
+            Done::Answered => return Ok(true),
+            Done::Ok(code, text) => Status::ok(tag, code, text),
+            Done::No(code, text) => {
+                self.errors += 1;
+                Status::no(tag, code, text)
+            }
+            Done::Bad(text) => {
+                self.errors += 1;
+                Status::bad(tag, None, text)
+            }
+        };
+        conn.send(&Response::Status(status.expect("valid status text")))
+            .await?;
+        conn.flush().await?;
+        Ok(!self.bye_after_errors(conn).await?)
+    }
+
+    async fn bye_after_errors(&mut self, conn: &mut Connection) -> io::Result<bool> {
+        match self.shared.quirks.bye_after_errors {
+            Some(limit) if self.errors >= limit => {
+                bye(conn, "Connection closed").await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn decide_literal(&mut self, a: &Announcement) -> LiteralDecision {
+        if a.command == "APPEND" {
+            if let Some(limit) = self.shared.quirks.max_append_size
+                && u64::from(a.length) > limit
+            {
+                return LiteralDecision::Refuse(cmd::append::too_big_reply(
+                    &self.shared.quirks,
+                    a.tag.clone(),
+                ));
+            }
+            let owner = self.owner().map(str::to_string);
+            let ctx = Context {
+                user: owner.as_deref(),
+                folder: None,
+                command: "APPEND",
+                command_number: self.commands + 1,
+            };
+            let fire = self.shared.faults.firing(&ctx, &mut self.rng);
+            if fire.iter().any(|f| f.action == FaultAction::DropMidLiteral) {
+                return LiteralDecision::DropHalfway;
+            }
+        }
+        LiteralDecision::Accept
+    }
+
+    async fn dispatch(
+        &mut self,
+        conn: &mut Connection,
+        command: Command<'static>,
+    ) -> io::Result<Done> {
+        self.commands += 1;
+        let name = command_label(&command.body);
+        let folder = self.fault_folder(&command.body);
+        let owner = self.owner().map(str::to_string);
+        let ctx = Context {
+            user: owner.as_deref(),
+            folder: folder.as_deref(),
+            command: &name,
+            command_number: self.commands,
+        };
+        self.firing = self.shared.faults.firing(&ctx, &mut self.rng);
+        conn.response_delay = self
+            .fault(FaultAction::Delay)
+            .and_then(|f| f.ms)
+            .map(Duration::from_millis);
+
+        if let Some(done) = self
+            .pre_command_faults(conn, &command.tag, &command.body)
+            .await?
+        {
+            return Ok(done);
+        }
+
+        let tag = command.tag;
+        let body = command.body;
+        use CommandBody as C;
+        // Commands valid in any state first, then per state (RFC 3501 §6).
+        let done = match body {
+            C::Capability => cmd::any::capability(self, conn).await?,
+            C::Noop => cmd::any::noop(self, conn).await?,
+            C::Logout => cmd::any::logout(self, conn).await?,
+            C::Id { .. } => cmd::any::id(conn).await?,
+            C::StartTLS => return cmd::auth::starttls(self, conn, tag).await,
+            C::Login { username, password } => {
+                cmd::auth::login(self, username, password.declassify().clone()).await
+            }
+            C::Authenticate {
+                mechanism,
+                initial_response,
+            } => {
+                cmd::auth::authenticate(
+                    self,
+                    conn,
+                    mechanism,
+                    initial_response.map(|s| s.declassify().to_vec()),
+                )
+                .await?
+            }
+            _ if matches!(self.state, State::NotAuthenticated) => {
+                Done::Bad("Command not valid before login".into())
+            }
+            _ if self.broken => Done::no("User is authenticated but not connected."),
+            C::Namespace => cmd::mailbox::namespace(self, conn).await?,
+            C::List {
+                reference,
+                mailbox_wildcard,
+            } => cmd::mailbox::list(self, conn, &reference, &mailbox_wildcard, false).await?,
+            C::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => cmd::mailbox::list(self, conn, &reference, &mailbox_wildcard, true).await?,
+            C::Status {
+                mailbox,
+                item_names,
+            } => cmd::mailbox::status(self, conn, &mailbox, &item_names).await?,
+            C::Select { mailbox, .. } => cmd::mailbox::select(self, conn, &mailbox, false).await?,
+            C::Examine { mailbox, .. } => cmd::mailbox::select(self, conn, &mailbox, true).await?,
+            C::Create { mailbox } => cmd::mailbox::create(self, &mailbox),
+            C::Delete { mailbox } => cmd::mailbox::delete(self, &mailbox),
+            C::Rename { from, to } => cmd::mailbox::rename(self, &from, &to),
+            C::Subscribe { mailbox } => cmd::mailbox::subscribe(self, &mailbox, true),
+            C::Unsubscribe { mailbox } => cmd::mailbox::subscribe(self, &mailbox, false),
+            C::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => cmd::append::append(self, &mailbox, &flags, date, message),
+            _ if !matches!(self.state, State::Selected(_)) => {
+                Done::Bad("No mailbox selected".into())
+            }
+            C::Check => Done::ok("CHECK completed"),
+            C::Close => cmd::selected::close(self, true),
+            C::Unselect => cmd::selected::close(self, false),
+            C::Expunge => cmd::selected::expunge(self, conn, None).await?,
+            C::ExpungeUid { sequence_set } => {
+                cmd::selected::expunge(self, conn, Some(&sequence_set)).await?
+            }
+            C::Search { criteria, uid, .. } => {
+                cmd::search::search(self, conn, criteria.as_ref(), uid).await?
+            }
+            C::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                ..
+            } => cmd::fetch::fetch(self, conn, &sequence_set, macro_or_item_names, uid).await?,
+            C::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                ..
+            } => {
+                cmd::selected::store(self, conn, &sequence_set, kind, response, &flags, uid).await?
+            }
+            C::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => cmd::selected::copy(self, &sequence_set, &mailbox, uid),
+            _ => Done::Bad("Command not supported".into()),
+        };
+        if matches!(done, Done::Closed | Done::Answered) {
+            return Ok(done);
+        }
+        // Tell the client what changed in the selected folder, except where RFC 3501 §7.4.1
+        // forbids EXPUNGE responses (FETCH, STORE, SEARCH without UID).
+        if !matches!(name.as_str(), "FETCH" | "STORE" | "SEARCH") {
+            cmd::selected::sync_view(self, conn).await?;
+        }
+        Ok(done)
+    }
+
+    /// Faults that replace or precede the command: throttling, BYE, UIDVALIDITY change.
+    async fn pre_command_faults(
+        &mut self,
+        conn: &mut Connection,
+        tag: &Tag<'static>,
+        body: &CommandBody<'static>,
+    ) -> io::Result<Option<Done>> {
+        if matches!(body, CommandBody::Logout) {
+            return Ok(None);
+        }
+        if let Some(f) = self
+            .firing
+            .iter()
+            .find(|f| matches!(f.action, FaultAction::Throttle | FaultAction::ThrottleGmail))
+            .cloned()
+        {
+            let user = self.owner().unwrap_or("").to_string();
+            let backoff = f.backoff_ms.unwrap_or(5_000);
+            let hold = Duration::from_millis(f.hold_ms.unwrap_or(backoff));
+            self.shared
+                .faults
+                .hold_throttle(&user, f.action, backoff, hold);
+            let done = throttled(f.action, backoff);
+            if f.disconnect {
+                return Ok(Some(reply_then_close(conn, tag, done).await?));
+            }
+            return Ok(Some(done));
+        }
+        if let Some(user) = self.owner()
+            && let Some((action, backoff)) = self.shared.faults.throttled(user)
+        {
+            return Ok(Some(throttled(action, backoff)));
+        }
+        if self.fault(FaultAction::Bye).is_some() {
+            bye(conn, "Connection closed").await?;
+            return Ok(Some(Done::Closed));
+        }
+        if self.fault(FaultAction::UidValidityChange).is_some()
+            && let Some(name) = self.fault_folder(body)
+            && let Some((user, folder)) = self.resolve(&name)
+        {
+            let _ = self.shared.store.reset_uid_validity(&user, &folder);
+        }
+        Ok(None)
+    }
+
+    /// The folder a command concerns: its mailbox argument, else the selected folder.
+    fn fault_folder(&self, body: &CommandBody<'_>) -> Option<String> {
+        use CommandBody as C;
+        let mailbox = match body {
+            C::Select { mailbox, .. }
+            | C::Examine { mailbox, .. }
+            | C::Status { mailbox, .. }
+            | C::Append { mailbox, .. }
+            | C::Create { mailbox }
+            | C::Delete { mailbox } => Some(mailbox),
+            _ => None,
+        };
+        match mailbox {
+            Some(m) => decode_mailbox(m).ok(),
+            None => match &self.state {
+                State::Selected(s) => Some(s.visible.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    /// Maps a client-visible name to (mailbox owner, folder in the store).
+    pub fn resolve(&self, name: &str) -> Option<(String, String)> {
+        let login = self.login.as_ref()?;
+        let delim = self.delimiter();
+        match &login.view {
+            View::Own { owner } => Some((owner.clone(), canonical(name, delim))),
+            View::Shared { owner, root } => {
+                let prefix = format!("{root}{delim}");
+                let Some(rest) = name.strip_prefix(&prefix) else {
+                    return Some((owner.clone(), canonical(name, delim)));
+                };
+                // User names may contain the delimiter (terry.adams under `.`): longest match.
+                let mut best: Option<(String, String)> = None;
+                for user in self.shared.store.users() {
+                    let folder = if rest == user {
+                        Some(String::new())
+                    } else {
+                        rest.strip_prefix(&format!("{user}{delim}"))
+                            .map(|f| f.to_string())
+                    };
+                    if let Some(folder) = folder
+                        && best.as_ref().is_none_or(|(u, _)| u.len() < user.len())
+                    {
+                        best = Some((user, folder));
+                    }
+                }
+                best.map(|(u, f)| (u, canonical(&f, delim)))
+            }
+        }
+    }
+
+    /// Turns the session's sequence set into (sequence number, UID) pairs of the view.
+    pub fn select_messages(&self, set: &SequenceSet, uid: bool) -> Vec<(u32, u32)> {
+        let State::Selected(sel) = &self.state else {
+            return Vec::new();
+        };
+        let largest = if uid {
+            sel.uids.last().copied().unwrap_or(0)
+        } else {
+            sel.uids.len() as u32
+        };
+        sel.uids
+            .iter()
+            .enumerate()
+            .map(|(i, &u)| (i as u32 + 1, u))
+            .filter(|&(seq, u)| in_set(set, if uid { u } else { seq }, largest))
+            .collect()
+    }
+}
+
+/// Whether `value` is in a sequence set; `*` stands for `largest` (RFC 3501 §6.4.8: `n:*`
+/// always includes the largest, whatever n is).
+pub fn in_set(set: &SequenceSet, value: u32, largest: u32) -> bool {
+    let v = |s: &SeqOrUid| match s {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    set.0.as_ref().iter().any(|seq| match seq {
+        Sequence::Single(s) => v(s) == value,
+        Sequence::Range(a, b) => {
+            let (a, b) = (v(a), v(b));
+            a.min(b) <= value && value <= a.max(b)
+        }
+    })
+}
+
+/// Exchange answers a throttled command and then drops the connection.
+async fn reply_then_close(
+    conn: &mut Connection,
+    tag: &Tag<'static>,
+    done: Done,
+) -> io::Result<Done> {
+    let Done::No(code, text) = done else {
+        return Ok(done);
+    };
+    let status = Status::no(Some(tag.clone()), code, text).expect("valid text");
+    conn.send(&Response::Status(status)).await?;
+    bye(conn, "Connection closed").await?;
+    Ok(Done::Closed)
+}
+
+fn throttled(action: FaultAction, backoff_ms: u64) -> Done {
+    match action {
+        FaultAction::ThrottleGmail => Done::No(
+            Some(other_code("THROTTLED")),
+            "Too many simultaneous requests, try again later".into(),
+        ),
+        _ => Done::no(format!(
+            "Request is throttled. Suggested Backoff Time: {backoff_ms} milliseconds"
+        )),
+    }
+}
+
+pub async fn bye(conn: &mut Connection, text: &str) -> io::Result<()> {
+    let bye = Bye {
+        code: None,
+        text: Text::try_from(text.to_string()).expect("valid text"),
+    };
+    conn.send(&Response::Status(Status::Bye(bye))).await?;
+    conn.shutdown().await
+}
+
+/// `FETCH`, `UID FETCH`, ...: the label faults match on.
+fn command_label(body: &CommandBody<'_>) -> String {
+    use CommandBody as C;
+    let (name, uid) = match body {
+        C::Fetch { uid, .. } => ("FETCH", *uid),
+        C::Store { uid, .. } => ("STORE", *uid),
+        C::Copy { uid, .. } => ("COPY", *uid),
+        C::Search { uid, .. } => ("SEARCH", *uid),
+        C::ExpungeUid { .. } => ("EXPUNGE", true),
+        other => (other.name(), false),
+    };
+    if uid {
+        format!("UID {name}")
+    } else {
+        name.to_ascii_uppercase()
+    }
+}
+
+/// A wire mailbox name, decoded from modified UTF-7.
+pub fn decode_mailbox(mailbox: &Mailbox<'_>) -> Result<String, String> {
+    match mailbox {
+        Mailbox::Inbox => Ok("INBOX".into()),
+        Mailbox::Other(other) => {
+            let raw = other.inner().as_ref();
+            let text =
+                std::str::from_utf8(raw).map_err(|_| "mailbox name is not ASCII".to_string())?;
+            mutf7::decode(text).map_err(|e| format!("mailbox name: {e}"))
+        }
+    }
+}
+
+/// A Unicode name as a wire mailbox.
+pub fn encode_mailbox(name: &str) -> Mailbox<'static> {
+    Mailbox::try_from(mutf7::encode(name)).expect("modified UTF-7 is a valid astring")
+}
+
+/// Store flag spelling -> imap-types flag.
+pub fn to_flag(s: &str) -> Option<Flag<'static>> {
+    Flag::try_from(s)
+        .ok()
+        .map(bounded_static::IntoBoundedStatic::into_static)
+}
+
+/// imap-types flag -> store spelling (system flags keep their canonical case).
+pub fn flag_name(f: &Flag<'_>) -> String {
+    f.to_string()
+}
+
+pub fn flag_set(flags: &[Flag<'_>]) -> BTreeSet<String> {
+    flags.iter().map(flag_name).collect()
+}
+
+pub fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n.max(1)).expect("non-zero")
+}
+
+pub async fn send_data(conn: &mut Connection, data: Data<'_>) -> io::Result<()> {
+    conn.send(&Response::Data(data)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_sets_with_asterisk() {
+        let set: SequenceSet = "5:*".try_into().unwrap();
+        assert!(in_set(&set, 3, 3), "n:* includes the largest even below n");
+        assert!(!in_set(&set, 2, 3));
+        let set: SequenceSet = "1,4:6".try_into().unwrap();
+        assert!(in_set(&set, 1, 9) && in_set(&set, 5, 9) && !in_set(&set, 3, 9));
+    }
+}

@@ -1,0 +1,1 @@
+//! Scenario files and their in-process runner. Filled by the scenarios issue.
