@@ -115,15 +115,19 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        for user in &mut config.users {
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(config)
+    }
+
+    /// Makes relative .eml paths relative to `base` (the folder of the file they came from).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for user in &mut self.users {
             for m in &mut user.messages {
                 if m.eml.is_relative() {
                     m.eml = base.join(&m.eml);
                 }
             }
         }
-        Ok(config)
     }
 
     pub fn from_toml(text: &str) -> Result<Self, Error> {

@@ -191,18 +191,21 @@ impl Session {
         let status = match done {
             Done::Closed => return Ok(false),
             Done::Answered => return Ok(true),
-            Done::Ok(code, text) => Status::ok(tag, code, text),
+            Done::Ok(code, text) => Status::ok(tag, code, ascii(text)),
             Done::No(code, text) => {
                 self.errors += 1;
-                Status::no(tag, code, text)
+                Status::no(tag, code, ascii(text))
             }
             Done::Bad(text) => {
                 self.errors += 1;
-                Status::bad(tag, None, text)
+                Status::bad(tag, None, ascii(text))
             }
         };
-        conn.send(&Response::Status(status.expect("valid status text")))
-            .await?;
+        let status = status.unwrap_or_else(|_| {
+            // Texts can carry client-supplied names; never let one break the reply.
+            Status::bad(None, None, "Reply text was not valid IMAP text").expect("valid")
+        });
+        conn.send(&Response::Status(status)).await?;
         conn.flush().await?;
         Ok(!self.bye_after_errors(conn).await?)
     }
@@ -339,6 +342,23 @@ impl Session {
                 cmd::search::search(self, conn, criteria.as_ref(), uid).await?
             }
             C::Fetch {
+                ref sequence_set,
+                uid,
+                ..
+            }
+            | C::Store {
+                ref sequence_set,
+                uid,
+                ..
+            }
+            | C::Copy {
+                ref sequence_set,
+                uid,
+                ..
+            } if self.invalid_sequence_set(sequence_set, uid).is_some() => self
+                .invalid_sequence_set(sequence_set, uid)
+                .expect("checked"),
+            C::Fetch {
                 sequence_set,
                 macro_or_item_names,
                 uid,
@@ -470,6 +490,29 @@ impl Session {
         }
     }
 
+    /// A sequence-number set naming messages that do not exist is a client error (RFC 3501
+    /// §9 seq-number); UID sets may name anything.
+    pub fn invalid_sequence_set(&self, set: &SequenceSet, uid: bool) -> Option<Done> {
+        let State::Selected(sel) = &self.state else {
+            return None;
+        };
+        if uid {
+            return None;
+        }
+        let exists = sel.uids.len() as u32;
+        let bad = set.0.as_ref().iter().any(|seq| {
+            let ends: &[&SeqOrUid] = match seq {
+                Sequence::Single(a) => &[a],
+                Sequence::Range(a, b) => &[a, b],
+            };
+            ends.iter().any(|e| match e {
+                SeqOrUid::Value(n) => n.get() > exists,
+                SeqOrUid::Asterisk => exists == 0,
+            })
+        });
+        bad.then(|| Done::Bad("Invalid messageset".into()))
+    }
+
     /// Turns the session's sequence set into (sequence number, UID) pairs of the view.
     pub fn select_messages(&self, set: &SequenceSet, uid: bool) -> Vec<(u32, u32)> {
         let State::Selected(sel) = &self.state else {
@@ -486,6 +529,15 @@ impl Session {
             .map(|(i, &u)| (i as u32 + 1, u))
             .filter(|&(seq, u)| in_set(set, if uid { u } else { seq }, largest))
             .collect()
+    }
+}
+
+/// Status texts are ASCII: other characters (from Unicode folder names) become modified UTF-7.
+fn ascii(text: String) -> String {
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        text
+    } else {
+        mutf7::encode(&text.replace(['\r', '\n'], " "))
     }
 }
 

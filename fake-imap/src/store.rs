@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, Timelike};
 
 use crate::error::Error;
 
@@ -82,6 +82,8 @@ impl Folder {
     fn push(&mut self, raw: Bytes, flags: BTreeSet<String>, date: DateTime<FixedOffset>) -> u32 {
         let uid = self.uid_next;
         self.uid_next += 1;
+        // IMAP dates have whole seconds; keep what a client can see.
+        let date = date.with_nanosecond(0).unwrap_or(date);
         self.messages.push(Message {
             uid,
             raw,

@@ -100,8 +100,8 @@ pub async fn authenticate(
     let data = match initial {
         Some(data) => data,
         None => {
-            let cont = CommandContinuationRequest::basic(None, " ")
-                .unwrap_or_else(|_| CommandContinuationRequest::base64(Vec::new()));
+            // An empty challenge: "+ " and nothing else (RFC 4616).
+            let cont = CommandContinuationRequest::base64(Vec::new());
             conn.send(&Response::CommandContinuationRequest(cont))
                 .await?;
             conn.flush().await?;
