@@ -37,6 +37,7 @@ pub enum FaultAction {
     /// FETCH of the messages with the given `uids` fails (`NO`), the rest of the set is served.
     FetchNo,
     /// The folder is rebuilt before the command runs: new UIDVALIDITY, new UIDs.
+    #[serde(rename = "uidvalidity-change")]
     UidValidityChange,
     /// Another session expunges `count` messages (the newest) of the folder while a FETCH runs.
     ExpungeDuringFetch,
