@@ -223,19 +223,39 @@ impl Connection {
         self.flush().await
     }
 
-    /// Sends a response but stops halfway through its first literal and closes the connection.
-    pub async fn send_truncated(&mut self, response: &Response<'_>) -> io::Result<()> {
-        for fragment in ResponseCodec::default().encode(response) {
+    /// Sends a response whose literals were encoded empty, writing `bodies` in their place
+    /// straight from the caller's buffers: a big message is never copied into an encode
+    /// buffer. With `truncate`, stops halfway through the first literal and closes the
+    /// connection (fault injection).
+    pub async fn send_with_literals(
+        &mut self,
+        response: &Response<'_>,
+        bodies: &[&[u8]],
+        truncate: bool,
+    ) -> io::Result<()> {
+        let mut fragments = ResponseCodec::default().encode(response).peekable();
+        let mut next_body = bodies.iter();
+        while let Some(fragment) = fragments.next() {
             match fragment {
-                Fragment::Line { data } => self.stream.write_all(&data).await?,
-                Fragment::Literal { data, .. } => {
-                    self.stream.write_all(&data[..data.len() / 2]).await?;
-                    break;
+                Fragment::Line { mut data } => {
+                    if matches!(fragments.peek(), Some(Fragment::Literal { .. })) {
+                        let body = next_body.clone().next().map_or(0, |b| b.len());
+                        patch_literal_length(&mut data, body);
+                    }
+                    self.stream.write_all(&data).await?;
+                }
+                Fragment::Literal { .. } => {
+                    let body = next_body.next().copied().unwrap_or(b"");
+                    if truncate {
+                        self.stream.write_all(&body[..body.len() / 2]).await?;
+                        self.stream.flush().await?;
+                        return self.stream.shutdown().await;
+                    }
+                    self.stream.write_all(body).await?;
                 }
             }
         }
-        self.stream.flush().await?;
-        self.stream.shutdown().await
+        Ok(())
     }
 
     pub async fn flush(&mut self) -> io::Result<()> {
@@ -264,6 +284,14 @@ fn too_big(tag: Option<Tag<'static>>) -> Response<'static> {
     Response::Status(status.expect("valid text"))
 }
 
+/// Rewrites the `{0}` that ends a line announcing an empty literal to `{len}`.
+fn patch_literal_length(line: &mut Vec<u8>, len: usize) {
+    if line.ends_with(b"{0}\r\n") {
+        line.truncate(line.len() - 5);
+        line.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
+    }
+}
+
 /// The command word of a raw command line (`a1 UID FETCH ...` -> `UID FETCH`).
 fn command_name(line: &[u8]) -> String {
     let text = String::from_utf8_lossy(&line[..line.len().min(200)]);
@@ -279,6 +307,16 @@ fn command_name(line: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_length_is_patched_only_at_the_end() {
+        let mut line = b"* 1 FETCH (BODY[] {0}\r\n".to_vec();
+        patch_literal_length(&mut line, 1234);
+        assert_eq!(line, b"* 1 FETCH (BODY[] {1234}\r\n");
+        let mut other = b"* OK {0} here\r\n".to_vec();
+        patch_literal_length(&mut other, 5);
+        assert_eq!(other, b"* OK {0} here\r\n");
+    }
 
     #[test]
     fn command_name_reads_the_uid_form() {

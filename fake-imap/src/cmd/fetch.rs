@@ -138,18 +138,13 @@ pub async fn fetch(
                 Cow::Borrowed(&m.raw[..])
             };
             let mut items = Vec::with_capacity(names.len() + 1);
-            let mut has_literal = false;
+            let mut bodies: Vec<Cow<'_, [u8]>> = Vec::new();
             for name in &names {
-                let item = item(s, name, &m, &raw, size_delta, missing_header);
-                has_literal |= matches!(
-                    item,
-                    MessageDataItem::BodyExt { .. }
-                        | MessageDataItem::Rfc822(_)
-                        | MessageDataItem::Rfc822Header(_)
-                        | MessageDataItem::Rfc822Text(_)
-                );
+                let (item, body) = item(s, name, &m, &raw, size_delta, missing_header);
+                bodies.extend(body);
                 items.push(item);
             }
+            let has_literal = !bodies.is_empty();
             if sets_seen && !names.contains(&MessageDataItemName::Flags) {
                 items.push(crate::cmd::selected::flags_item(s, &m));
             }
@@ -161,11 +156,13 @@ pub async fn fetch(
                 seq: nz(seq),
                 items: Vec1::try_from(items).expect("at least one item"),
             });
-            if drop_mid_literal && has_literal {
-                conn.send_truncated(&response).await?;
+            let bodies: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
+            let truncate = drop_mid_literal && has_literal;
+            conn.send_with_literals(&response, &bodies, truncate)
+                .await?;
+            if truncate {
                 return Ok(Done::Closed);
             }
-            conn.send(&response).await?;
         }
     }
     if refused_any {
@@ -188,37 +185,49 @@ fn still_there(s: &Session, user: &str, folder: &str, uid: u32) -> bool {
         .unwrap_or(false)
 }
 
-fn literal(bytes: Cow<'_, [u8]>) -> NString<'_> {
-    NString(Some(IString::Literal(Literal::unvalidated(bytes))))
+/// An empty literal that `send_with_literals` fills with the body bytes.
+fn placeholder() -> NString<'static> {
+    NString(Some(IString::Literal(Literal::unvalidated(&b""[..]))))
 }
 
 fn nstring(value: Option<String>) -> NString<'static> {
     NString(value.and_then(|v| IString::try_from(v).ok()))
 }
 
+/// One FETCH item, and the bytes of its literal if it has one.
 fn item<'a>(
     s: &Session,
     name: &MessageDataItemName<'static>,
     m: &Message,
-    raw: &'a Cow<'a, [u8]>,
+    raw: &'a [u8],
     size_delta: i64,
     missing_header: bool,
-) -> MessageDataItem<'a> {
+) -> (MessageDataItem<'static>, Option<Cow<'a, [u8]>>) {
     use MessageDataItemName as N;
+    let plain = |item| (item, None);
     match name {
-        N::Uid => MessageDataItem::Uid(nz(m.uid)),
-        N::Flags => crate::cmd::selected::flags_item(s, m),
-        N::InternalDate => MessageDataItem::InternalDate(DateTime::unvalidated(m.internal_date)),
+        N::Uid => plain(MessageDataItem::Uid(nz(m.uid))),
+        N::Flags => plain(crate::cmd::selected::flags_item(s, m)),
+        N::InternalDate => plain(MessageDataItem::InternalDate(DateTime::unvalidated(
+            m.internal_date,
+        ))),
         N::Rfc822Size => {
             let size = (i64::from(m.size()) + size_delta).clamp(0, i64::from(u32::MAX));
-            MessageDataItem::Rfc822Size(size as u32)
+            plain(MessageDataItem::Rfc822Size(size as u32))
         }
-        N::Envelope => MessageDataItem::Envelope(envelope(raw)),
-        N::Rfc822 => MessageDataItem::Rfc822(literal(Cow::Borrowed(&raw[..]))),
-        N::Rfc822Header => {
-            MessageDataItem::Rfc822Header(literal(Cow::Borrowed(message::split(raw).0)))
-        }
-        N::Rfc822Text => MessageDataItem::Rfc822Text(literal(Cow::Borrowed(message::split(raw).1))),
+        N::Envelope => plain(MessageDataItem::Envelope(envelope(raw))),
+        N::Rfc822 => (
+            MessageDataItem::Rfc822(placeholder()),
+            Some(Cow::Borrowed(raw)),
+        ),
+        N::Rfc822Header => (
+            MessageDataItem::Rfc822Header(placeholder()),
+            Some(Cow::Borrowed(message::split(raw).0)),
+        ),
+        N::Rfc822Text => (
+            MessageDataItem::Rfc822Text(placeholder()),
+            Some(Cow::Borrowed(message::split(raw).1)),
+        ),
         N::BodyExt {
             section, partial, ..
         } => {
@@ -235,14 +244,17 @@ fn item<'a>(
                     (Some(start as u32), data)
                 }
             };
-            MessageDataItem::BodyExt {
-                section: section.clone(),
-                origin,
-                data: literal(data),
-            }
+            (
+                MessageDataItem::BodyExt {
+                    section: section.clone(),
+                    origin,
+                    data: placeholder(),
+                },
+                Some(data),
+            )
         }
         // Refused up front in `fetch`.
-        _ => MessageDataItem::Rfc822Size(m.size()),
+        _ => plain(MessageDataItem::Rfc822Size(m.size())),
     }
 }
 
