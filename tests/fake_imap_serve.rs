@@ -60,7 +60,10 @@ fn python_imaplib_talks_to_the_standalone_server() {
     assert!(imap.starts_with("127.0.0.1:") && imaps.starts_with("127.0.0.1:"));
     let port = |a: &str| a.rsplit(':').next().unwrap().to_string();
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/imaplib_client.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/imaplib_client.py"
+    );
     let out = Command::new("python3")
         .arg(script)
         .arg(port(&imap))
@@ -78,7 +81,13 @@ fn python_imaplib_talks_to_the_standalone_server() {
 
     // SIGTERM ends the server cleanly.
     let pid = child.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = child.0.wait().unwrap();
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
