@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond the Rust toolchain, on Debian: python3 (the imaplib
+# client that talks to `mailmig fake-imap serve`). Does nothing when it is already there.
+set -euo pipefail
+missing=()
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: need ${missing[*]}; run as root or install them" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
