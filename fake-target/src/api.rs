@@ -1,0 +1,66 @@
+//! The one interface to a tenant, whichever face it has (in-process or HTTP).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::model::{
+    FlagUpdate, FolderInfo, ImportOutcome, ImportRequest, ItemFlags, ItemInfo, RecipientInfo,
+};
+use crate::tenant::Tenant;
+
+#[async_trait]
+pub trait TenantApi: Send + Sync {
+    async fn users(&self) -> Result<Vec<RecipientInfo>, Error>;
+    async fn create_folder(&self, address: &str, path: &str) -> Result<String, Error>;
+    async fn folders(&self, address: &str) -> Result<Vec<FolderInfo>, Error>;
+    async fn import(
+        &self,
+        address: &str,
+        request: &ImportRequest,
+        mime: Bytes,
+    ) -> Result<ImportOutcome, Error>;
+    async fn update_flags(
+        &self,
+        address: &str,
+        source_key: &str,
+        flags: &ItemFlags,
+    ) -> Result<FlagUpdate, Error>;
+    async fn items(&self, address: &str, folder: Option<&str>) -> Result<Vec<ItemInfo>, Error>;
+    async fn item_bytes(&self, address: &str, id: &str) -> Result<Bytes, Error>;
+}
+
+#[async_trait]
+impl TenantApi for Tenant {
+    async fn users(&self) -> Result<Vec<RecipientInfo>, Error> {
+        Ok(self.recipients())
+    }
+    async fn create_folder(&self, address: &str, path: &str) -> Result<String, Error> {
+        Tenant::create_folder(self, address, path)
+    }
+    async fn folders(&self, address: &str) -> Result<Vec<FolderInfo>, Error> {
+        Tenant::folders(self, address)
+    }
+    async fn import(
+        &self,
+        address: &str,
+        request: &ImportRequest,
+        mime: Bytes,
+    ) -> Result<ImportOutcome, Error> {
+        Tenant::import(self, address, request, mime).await
+    }
+    async fn update_flags(
+        &self,
+        address: &str,
+        source_key: &str,
+        flags: &ItemFlags,
+    ) -> Result<FlagUpdate, Error> {
+        Tenant::update_flags(self, address, source_key, flags)
+    }
+    async fn items(&self, address: &str, folder: Option<&str>) -> Result<Vec<ItemInfo>, Error> {
+        Tenant::items(self, address, folder)
+    }
+    async fn item_bytes(&self, address: &str, id: &str) -> Result<Bytes, Error> {
+        Tenant::item_bytes(self, address, id)
+    }
+}
