@@ -108,8 +108,8 @@ impl Reconciliation {
 /// when the source itself has two identical messages.
 pub fn reconcile(source: &[SourceMessage], target: &[TargetMessage]) -> Reconciliation {
     let key = |folder: &str, fp: &str| (folder.to_ascii_lowercase(), fp.to_string());
-    let mut by_key: BTreeMap<(String, String), (Vec<&SourceMessage>, Vec<&TargetMessage>)> =
-        BTreeMap::new();
+    type Copies<'a> = (Vec<&'a SourceMessage>, Vec<&'a TargetMessage>);
+    let mut by_key: BTreeMap<(String, String), Copies<'_>> = BTreeMap::new();
     for s in source {
         by_key
             .entry(key(&s.folder, &s.fingerprint))
