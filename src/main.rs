@@ -26,6 +26,23 @@ enum Command {
         #[command(subcommand)]
         command: FakeImapCommand,
     },
+    /// The fake Exchange Online tenant, served over HTTP.
+    #[command(name = "fake-target")]
+    FakeTarget {
+        #[command(subcommand)]
+        command: FakeTargetCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FakeTargetCommand {
+    /// Serve the tenant's HTTP API on 127.0.0.1 until SIGINT or SIGTERM. Prints
+    /// `URL=http://127.0.0.1:PORT` and `TOKEN=...` (generated when the config has none).
+    Serve {
+        /// Tenant configuration (TOML; see fake-target/README.md).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,7 +87,32 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::FakeImap {
             command: FakeImapCommand::Serve { config, ca_file },
         } => fake_imap_serve(config, ca_file).await,
+        Command::FakeTarget {
+            command: FakeTargetCommand::Serve { config },
+        } => fake_target_serve(config).await,
     }
+}
+
+async fn fake_target_serve(config: PathBuf) -> anyhow::Result<std::process::ExitCode> {
+    let config = fake_target::TenantConfig::from_file(&config)?;
+    let tenant =
+        fake_target::Tenant::from_config(&config, std::sync::Arc::new(fake_target::SystemClock))?;
+    let token = config
+        .tenant
+        .token
+        .clone()
+        .unwrap_or_else(fake_target::http::generate_token);
+    let server = fake_target::http::serve(tenant, token.clone())
+        .await
+        .context("starting the fake tenant's HTTP API")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "URL={}", server.url())?;
+    writeln!(out, "TOKEN={token}")?;
+    out.flush()?;
+    drop(out);
+    wait_for_signal().await?;
+    drop(server);
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn fake_imap_serve(

@@ -505,3 +505,24 @@ async fn same_seed_same_run() {
     assert_ne!(a, run(22).await);
     assert!(a.iter().any(|ok| !ok) && a.iter().any(|ok| *ok));
 }
+
+/// Dropping the handle shuts the server down: open sessions get BYE, the port closes.
+#[tokio::test]
+async fn dropping_the_handle_says_bye_and_closes() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let server = basic_server().start().await.unwrap();
+    let addr = server.imap_addr();
+    let mut conn = BufReader::new(TcpStream::connect(addr).await.unwrap());
+    let mut line = String::new();
+    conn.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("* OK"), "{line}");
+    drop(server);
+    line.clear();
+    conn.read_line(&mut line).await.unwrap();
+    assert_eq!(line, "* BYE Server shutting down\r\n");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+}

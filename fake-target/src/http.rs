@@ -328,6 +328,13 @@ impl Drop for HttpServer {
     }
 }
 
+/// A random bearer token (128 bits, hex).
+pub fn generate_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Serves `tenant` on 127.0.0.1 at a port the OS picks.
 pub async fn serve(tenant: Tenant, token: String) -> Result<HttpServer, Error> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;

@@ -1,0 +1,226 @@
+//! Reconciliation against a fake-imap source, export to .eml files, and an on-disk tenant that
+//! survives a restart.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fake_target::inspect::{
+    export_mailbox, fingerprint, reconcile, source_from_fake_imap, target_messages,
+};
+use fake_target::{
+    ImportOutcome, ImportRequest, ItemFlags, ManualClock, Recipient, Settings, Tenant, TenantApi,
+};
+
+fn tenant() -> Tenant {
+    let t = Tenant::with_clock(
+        Settings {
+            accepted_domains: vec!["contoso.edu".into()],
+            ..Settings::default()
+        },
+        Arc::new(ManualClock::at_epoch()),
+    );
+    t.add_recipient(Recipient::mailbox("terry@contoso.edu", true, t.now()))
+        .unwrap();
+    t
+}
+
+/// Copies a fake-imap user's INBOX into the tenant, the way an engine would.
+async fn copy_inbox(
+    store: &fake_imap::Store,
+    t: &Tenant,
+    skip_uid: Option<u32>,
+    dup_uid: Option<u32>,
+) {
+    for m in store.messages("terry", "INBOX").unwrap() {
+        if Some(m.uid) == skip_uid {
+            continue;
+        }
+        let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
+        let mut request = ImportRequest {
+            folder: "Inbox".into(),
+            source_key: format!("terry|INBOX|1|{}", m.uid),
+            received_time: Some(m.internal_date.to_utc()),
+            flags: ItemFlags::from_imap(&flags),
+        };
+        let outcome = t
+            .import("terry@contoso.edu", &request, m.raw.clone())
+            .await
+            .unwrap();
+        assert!(matches!(outcome, ImportOutcome::Created(_)));
+        if Some(m.uid) == dup_uid {
+            // A buggy engine that lost its checkpoint and used another key.
+            request.source_key.push_str("-again");
+            t.import("terry@contoso.edu", &request, m.raw.clone())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn source_server() -> fake_imap::ServerHandle {
+    fake_imap::FakeImapServer::new()
+        .seed(3)
+        .user("terry", "pw")
+        .generated("terry", "INBOX", 10)
+        .start()
+        .await
+        .unwrap()
+}
+
+fn inbox_only(name: &str) -> Option<String> {
+    (name == "INBOX").then(|| "Inbox".to_string())
+}
+
+#[tokio::test]
+async fn reconciliation_is_exact_after_a_faithful_copy() {
+    let server = source_server().await;
+    let t = tenant();
+    copy_inbox(server.store(), &t, None, None).await;
+    let source = source_from_fake_imap(server.store(), "terry", inbox_only).unwrap();
+    let target = target_messages(&t, "terry@contoso.edu").await.unwrap();
+    assert_eq!(source.len(), 10);
+    let r = reconcile(&source, &target);
+    assert!(r.is_exact(), "{r:?}");
+}
+
+#[tokio::test]
+async fn reconciliation_catches_a_missing_and_a_duplicated_message() {
+    let server = source_server().await;
+    let t = tenant();
+    copy_inbox(server.store(), &t, Some(4), Some(7)).await;
+    let source = source_from_fake_imap(server.store(), "terry", inbox_only).unwrap();
+    let target = target_messages(&t, "terry@contoso.edu").await.unwrap();
+    let r = reconcile(&source, &target);
+    assert_eq!(r.missing, vec!["INBOX UID 4"]);
+    assert_eq!(r.duplicated.len(), 1);
+    let dup = &server.store().messages("terry", "INBOX").unwrap()[6];
+    assert_eq!(dup.uid, 7);
+    assert_eq!(
+        r.duplicated[0],
+        ("inbox".to_string(), fingerprint(&dup.raw), 2)
+    );
+    assert!(!r.is_exact());
+}
+
+#[tokio::test]
+async fn reconciliation_catches_flag_and_date_mismatches() {
+    let server = source_server().await;
+    let t = tenant();
+    copy_inbox(server.store(), &t, None, None).await;
+    // The source changes after the copy: a flag and nothing else.
+    server
+        .store()
+        .set_flags("terry", "INBOX", 2, &["\\Seen", "\\Flagged"])
+        .unwrap();
+    let source = source_from_fake_imap(server.store(), "terry", inbox_only).unwrap();
+    let mut target = target_messages(&t, "terry@contoso.edu").await.unwrap();
+    target[5].received_time += chrono::Duration::hours(1);
+    let r = reconcile(&source, &target);
+    assert_eq!(r.flag_mismatches.len(), 1);
+    assert_eq!(r.flag_mismatches[0].0, "INBOX UID 2");
+    assert_eq!(r.date_mismatches.len(), 1);
+    assert!(r.missing.is_empty() && r.duplicated.is_empty());
+}
+
+#[tokio::test]
+async fn export_writes_eml_files_and_a_manifest() {
+    let t = tenant();
+    let body = Bytes::from_static(b"Subject: x\r\n\r\nbody\r\n");
+    let request = ImportRequest {
+        folder: "Inbox/Sub".into(),
+        source_key: "k".into(),
+        received_time: None,
+        flags: ItemFlags::from_imap(&["\\Seen"]),
+    };
+    t.import("terry@contoso.edu", &request, body.clone())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = export_mailbox(&t, "terry@contoso.edu", dir.path())
+        .await
+        .unwrap();
+    assert_eq!(manifest.len(), 1);
+    assert_eq!(
+        std::fs::read(dir.path().join(&manifest[0].file)).unwrap(),
+        body
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(json[0]["folder"], "Inbox/Sub");
+    assert_eq!(json[0]["sourceKey"], "k");
+    assert_eq!(json[0]["sha256"], fingerprint(&body));
+}
+
+#[tokio::test]
+async fn an_on_disk_tenant_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tenant.sqlite");
+    let clock = Arc::new(ManualClock::at_epoch());
+    let body = Bytes::from_static(b"Subject: kept\r\n\r\nkept\r\n");
+    let first_id;
+    {
+        let t = Tenant::open_with(
+            &db,
+            Some(Settings {
+                accepted_domains: vec!["contoso.edu".into()],
+                max_message_size: 1000,
+                ..Settings::default()
+            }),
+            clock.clone(),
+        )
+        .unwrap();
+        t.add_recipient(Recipient::mailbox("terry@contoso.edu", false, t.now()))
+            .unwrap();
+        t.create_folder("terry@contoso.edu", "Inbox/Empty").unwrap();
+        let request = ImportRequest {
+            folder: "Archive/2019".into(),
+            source_key: "k1".into(),
+            received_time: None,
+            flags: ItemFlags::from_imap(&["\\Answered"]),
+        };
+        first_id = t
+            .import("terry@contoso.edu", &request, body.clone())
+            .await
+            .unwrap()
+            .id()
+            .unwrap()
+            .to_string();
+    }
+    let t = Tenant::open(&db, clock).unwrap();
+    assert_eq!(t.settings().max_message_size, 1000);
+    let r = t.recipient("terry@contoso.edu").unwrap();
+    assert!(!r.licensed);
+    let items = t.items("terry@contoso.edu", None).unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        (items[0].id.as_str(), items[0].folder.as_str()),
+        (first_id.as_str(), "Archive/2019")
+    );
+    assert_eq!(items[0].flags, vec!["\\Answered"]);
+    assert_eq!(t.item_bytes("terry@contoso.edu", &first_id).unwrap(), body);
+    let folders = t.folders("terry@contoso.edu").unwrap();
+    assert!(folders.iter().any(|f| f.path == "Inbox/Empty"));
+    // Idempotence survives the restart, and new ids do not collide with old ones.
+    let again = ImportRequest {
+        folder: "Archive/2019".into(),
+        source_key: "k1".into(),
+        received_time: None,
+        flags: ItemFlags::default(),
+    };
+    assert_eq!(
+        t.import("terry@contoso.edu", &again, body.clone())
+            .await
+            .unwrap(),
+        ImportOutcome::AlreadyPresent(first_id.clone())
+    );
+    let new = ImportRequest {
+        source_key: "k2".into(),
+        ..again
+    };
+    let id2 = t.import("terry@contoso.edu", &new, body).await.unwrap();
+    assert!(
+        matches!(&id2, ImportOutcome::Created(id) if *id != first_id),
+        "{id2:?}"
+    );
+    assert_eq!(TenantApi::users(&t).await.unwrap()[0].item_count, 2);
+}
