@@ -1,2 +1,6 @@
-//! mailmig's reference migration engine: endpoints, CSV, batches and users with Exchange Online's
-//! lifecycle, and the per-user copy. Filled by the control-plane and data-plane issues.
+//! mailmig's reference migration engine, with Exchange Online's semantics.
+
+pub mod csv;
+pub mod error;
+
+pub use error::Error;
