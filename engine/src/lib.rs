@@ -2,5 +2,6 @@
 
 pub mod csv;
 pub mod error;
+pub mod status;
 
 pub use error::Error;
