@@ -1,0 +1,598 @@
+//! Durable control state: endpoints, the target, batches and users, in SQLite in the state
+//! directory. Every change is one transaction; the file is readable by its owner only (it
+//! holds passwords). The schema is versioned.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+use crate::endpoint::Endpoint;
+use crate::error::Error;
+use crate::status::{BatchStatus, UserStatus};
+
+pub const SCHEMA_VERSION: i64 = 1;
+pub const DB_FILE: &str = "mailmig.sqlite";
+
+/// Settings of a batch (New-/Set-MigrationBatch parameters).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchSettings {
+    #[serde(default)]
+    pub exclude_folders: Vec<String>,
+    #[serde(default)]
+    pub include_folders: Vec<String>,
+    #[serde(default)]
+    pub start_after: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub complete_after: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub allow_unknown_columns: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchRow {
+    pub name: String,
+    pub endpoint: String,
+    pub status: BatchStatus,
+    pub settings: BatchSettings,
+    pub created_at: DateTime<Utc>,
+    /// The last Start/Stop/Complete/Set by an admin (for the 60-day rule).
+    pub last_admin_action_at: DateTime<Utc>,
+    pub status_since: DateTime<Utc>,
+}
+
+/// What kind of sync a user's running (or next) job is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncKind {
+    Initial,
+    Incremental,
+    Final,
+}
+
+impl SyncKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SyncKind::Initial => "Initial",
+            SyncKind::Incremental => "Incremental",
+            SyncKind::Final => "Final",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "Initial" => Some(SyncKind::Initial),
+            "Incremental" => Some(SyncKind::Incremental),
+            "Final" => Some(SyncKind::Final),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRow {
+    pub email_address: String,
+    pub batch: String,
+    pub line: u64,
+    pub user_name: String,
+    #[serde(skip)]
+    pub password: String,
+    pub user_root: Option<String>,
+    pub status: UserStatus,
+    pub error: Option<String>,
+    pub items_synced: u64,
+    pub items_skipped: u64,
+    pub bytes_synced: u64,
+    pub last_successful_sync_time: Option<DateTime<Utc>>,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub sync_started_at: Option<DateTime<Utc>>,
+    /// A sync task of this user is in flight (set when claimed, cleared when it ends).
+    pub running: Option<SyncKind>,
+    /// SyncNow asked for an incremental sync now.
+    pub sync_now: bool,
+}
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("email_address", &self.email_address)
+            .field("batch", &self.batch)
+            .field("status", &self.status)
+            .field("password", &"<hidden>")
+            .field("error", &self.error)
+            .field("running", &self.running)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct StateDb {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339()
+}
+
+fn parse_ts(s: Option<String>) -> Option<DateTime<Utc>> {
+    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|d| d.to_utc())
+}
+
+/// Makes a file or folder private to its owner.
+#[cfg(unix)]
+fn private(path: &Path, mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+impl StateDb {
+    /// Opens (or creates) the state database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::File {
+            path: dir.to_path_buf(),
+            message: format!("cannot create the state directory: {e}"),
+        })?;
+        private(dir, 0o700)?;
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            // Create it private before SQLite writes a single password into it.
+            let mut open = std::fs::OpenOptions::new();
+            open.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+            open.open(&path)?;
+        }
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY COLLATE NOCASE, json TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS batches (
+                 name TEXT PRIMARY KEY COLLATE NOCASE, endpoint TEXT NOT NULL, status TEXT NOT NULL,
+                 settings TEXT NOT NULL, created_at TEXT NOT NULL,
+                 last_admin_action_at TEXT NOT NULL, status_since TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS users (
+                 email TEXT PRIMARY KEY COLLATE NOCASE, batch TEXT NOT NULL COLLATE NOCASE,
+                 line INTEGER NOT NULL, user_name TEXT NOT NULL, password TEXT NOT NULL,
+                 user_root TEXT, status TEXT NOT NULL, error TEXT,
+                 items_synced INTEGER NOT NULL DEFAULT 0, items_skipped INTEGER NOT NULL DEFAULT 0,
+                 bytes_synced INTEGER NOT NULL DEFAULT 0, last_successful_sync TEXT,
+                 queued_at TEXT, sync_started_at TEXT, running TEXT,
+                 sync_now INTEGER NOT NULL DEFAULT 0);
+             CREATE INDEX IF NOT EXISTS users_by_batch ON users (batch);
+             CREATE TABLE IF NOT EXISTS skipped_items (
+                 email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL, item TEXT NOT NULL,
+                 reason TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL,
+                 PRIMARY KEY (email, folder, item));",
+        )?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match version.as_deref().map(str::parse::<i64>) {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )?;
+            }
+            Some(Ok(SCHEMA_VERSION)) => {}
+            Some(other) => {
+                return Err(Error::State(format!(
+                    "{}: schema version {other:?}; this mailmig reads version {SCHEMA_VERSION}",
+                    path.display()
+                )));
+            }
+        }
+        for suffix in ["-wal", "-shm"] {
+            private(&dir.join(format!("{DB_FILE}{suffix}")), 0o600)?;
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in one transaction: all of it happens, or none.
+    pub fn transaction<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let out = f(&Tx(&tx))?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        self.transaction(f)
+    }
+}
+
+/// Queries and updates inside a transaction.
+pub struct Tx<'a>(&'a rusqlite::Transaction<'a>);
+
+const USER_COLUMNS: &str = "email, batch, line, user_name, password, user_root, status, error, \
+    items_synced, items_skipped, bytes_synced, last_successful_sync, queued_at, sync_started_at, \
+    running, sync_now";
+
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    let status: String = r.get(6)?;
+    let running: Option<String> = r.get(14)?;
+    Ok(UserRow {
+        email_address: r.get(0)?,
+        batch: r.get(1)?,
+        line: r.get::<_, i64>(2)? as u64,
+        user_name: r.get(3)?,
+        password: r.get(4)?,
+        user_root: r.get(5)?,
+        status: UserStatus::parse(&status).unwrap_or(UserStatus::Failed),
+        error: r.get(7)?,
+        items_synced: r.get::<_, i64>(8)? as u64,
+        items_skipped: r.get::<_, i64>(9)? as u64,
+        bytes_synced: r.get::<_, i64>(10)? as u64,
+        last_successful_sync_time: parse_ts(r.get(11)?),
+        queued_at: parse_ts(r.get(12)?),
+        sync_started_at: parse_ts(r.get(13)?),
+        running: running.as_deref().and_then(SyncKind::parse),
+        sync_now: r.get::<_, i64>(15)? != 0,
+    })
+}
+
+fn batch_from_row(r: &Row<'_>) -> rusqlite::Result<BatchRow> {
+    let status: String = r.get(2)?;
+    let settings: String = r.get(3)?;
+    Ok(BatchRow {
+        name: r.get(0)?,
+        endpoint: r.get(1)?,
+        status: BatchStatus::parse(&status).unwrap_or(BatchStatus::Corrupted),
+        settings: serde_json::from_str(&settings).unwrap_or_default(),
+        created_at: parse_ts(r.get(4)?).unwrap_or_default(),
+        last_admin_action_at: parse_ts(r.get(5)?).unwrap_or_default(),
+        status_since: parse_ts(r.get(6)?).unwrap_or_default(),
+    })
+}
+
+impl Tx<'_> {
+    pub fn meta(&self, key: &str) -> Result<Option<String>, Error> {
+        Ok(self
+            .0
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), Error> {
+        self.0.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn put_endpoint(&self, e: &Endpoint) -> Result<(), Error> {
+        let json = serde_json::to_string(e).map_err(|e| Error::State(e.to_string()))?;
+        self.0.execute(
+            "INSERT INTO endpoints (name, json) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET json = excluded.json",
+            params![e.name, json],
+        )?;
+        Ok(())
+    }
+
+    pub fn endpoint(&self, name: &str) -> Result<Option<Endpoint>, Error> {
+        let json: Option<String> = self
+            .0
+            .query_row(
+                "SELECT json FROM endpoints WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        json.map(|j| serde_json::from_str(&j).map_err(|e| Error::State(e.to_string())))
+            .transpose()
+    }
+
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>, Error> {
+        let mut stmt = self.0.prepare("SELECT json FROM endpoints ORDER BY name")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|j| serde_json::from_str(&j?).map_err(|e| Error::State(e.to_string())))
+            .collect()
+    }
+
+    pub fn delete_endpoint(&self, name: &str) -> Result<bool, Error> {
+        Ok(self
+            .0
+            .execute("DELETE FROM endpoints WHERE name = ?1", params![name])?
+            > 0)
+    }
+
+    pub fn insert_batch(&self, b: &BatchRow) -> Result<(), Error> {
+        self.0.execute(
+            "INSERT INTO batches (name, endpoint, status, settings, created_at,
+                                  last_admin_action_at, status_since)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                b.name,
+                b.endpoint,
+                b.status.as_str(),
+                serde_json::to_string(&b.settings).expect("settings serialize"),
+                ts(b.created_at),
+                ts(b.last_admin_action_at),
+                ts(b.status_since),
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn batch(&self, name: &str) -> Result<Option<BatchRow>, Error> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT name, endpoint, status, settings, created_at, last_admin_action_at,
+                        status_since FROM batches WHERE name = ?1",
+                params![name],
+                batch_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn batches(&self) -> Result<Vec<BatchRow>, Error> {
+        let mut stmt = self.0.prepare(
+            "SELECT name, endpoint, status, settings, created_at, last_admin_action_at,
+                    status_since FROM batches ORDER BY created_at, name",
+        )?;
+        let rows = stmt.query_map([], batch_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Moves a batch to a status (no-op when it is there already).
+    pub fn set_batch_status(
+        &self,
+        name: &str,
+        status: BatchStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.0.execute(
+            "UPDATE batches SET status = ?2, status_since = ?3 WHERE name = ?1 AND status <> ?2",
+            params![name, status.as_str(), ts(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn touch_batch(&self, name: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        self.0.execute(
+            "UPDATE batches SET last_admin_action_at = ?2 WHERE name = ?1",
+            params![name, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_batch_settings(&self, name: &str, settings: &BatchSettings) -> Result<(), Error> {
+        self.0.execute(
+            "UPDATE batches SET settings = ?2 WHERE name = ?1",
+            params![
+                name,
+                serde_json::to_string(settings).expect("settings serialize")
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a batch and everything of its users.
+    pub fn delete_batch(&self, name: &str) -> Result<(), Error> {
+        self.0.execute(
+            "DELETE FROM skipped_items WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
+            params![name],
+        )?;
+        self.0
+            .execute("DELETE FROM users WHERE batch = ?1", params![name])?;
+        self.0
+            .execute("DELETE FROM batches WHERE name = ?1", params![name])?;
+        Ok(())
+    }
+
+    pub fn insert_user(&self, u: &UserRow) -> Result<(), Error> {
+        self.0.execute(
+            &format!(
+                "INSERT INTO users ({USER_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ),
+            params![
+                u.email_address,
+                u.batch,
+                u.line as i64,
+                u.user_name,
+                u.password,
+                u.user_root,
+                u.status.as_str(),
+                u.error,
+                u.items_synced as i64,
+                u.items_skipped as i64,
+                u.bytes_synced as i64,
+                u.last_successful_sync_time.map(ts),
+                u.queued_at.map(ts),
+                u.sync_started_at.map(ts),
+                u.running.map(SyncKind::as_str),
+                i64::from(u.sync_now),
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn user(&self, email: &str) -> Result<Option<UserRow>, Error> {
+        Ok(self
+            .0
+            .query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
+                params![email],
+                user_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Users of one batch (or all), in CSV order.
+    pub fn users(&self, batch: Option<&str>) -> Result<Vec<UserRow>, Error> {
+        let sql = match batch {
+            Some(_) => format!("SELECT {USER_COLUMNS} FROM users WHERE batch = ?1 ORDER BY line"),
+            None => format!("SELECT {USER_COLUMNS} FROM users ORDER BY batch, line"),
+        };
+        let mut stmt = self.0.prepare(&sql)?;
+        let rows = match batch {
+            Some(b) => stmt
+                .query_map(params![b], user_from_row)?
+                .collect::<Result<Vec<_>, _>>(),
+            None => stmt
+                .query_map([], user_from_row)?
+                .collect::<Result<Vec<_>, _>>(),
+        };
+        Ok(rows?)
+    }
+
+    pub fn set_user_status(&self, email: &str, status: UserStatus) -> Result<(), Error> {
+        self.0.execute(
+            "UPDATE users SET status = ?2 WHERE email = ?1",
+            params![email, status.as_str()],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_user_error(&self, email: &str, error: Option<&str>) -> Result<(), Error> {
+        self.0.execute(
+            "UPDATE users SET error = ?2 WHERE email = ?1",
+            params![email, error],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_user_queued(&self, email: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        self.0.execute(
+            "UPDATE users SET status = 'Queued', queued_at = ?2, error = NULL WHERE email = ?1",
+            params![email, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_user_running(
+        &self,
+        email: &str,
+        running: Option<SyncKind>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        match running {
+            Some(kind) => self.0.execute(
+                "UPDATE users SET running = ?2, sync_started_at = ?3, sync_now = 0 WHERE email = ?1",
+                params![email, kind.as_str(), ts(now)],
+            )?,
+            None => self
+                .0
+                .execute("UPDATE users SET running = NULL WHERE email = ?1", params![email])?,
+        };
+        Ok(())
+    }
+
+    pub fn set_sync_now(&self, email: &str) -> Result<(), Error> {
+        self.0.execute(
+            "UPDATE users SET sync_now = 1 WHERE email = ?1",
+            params![email],
+        )?;
+        Ok(())
+    }
+
+    /// Records a finished sync's statistics (totals, not increments: the data plane counts).
+    pub fn set_user_stats(
+        &self,
+        email: &str,
+        items_synced: u64,
+        items_skipped: u64,
+        bytes_synced: u64,
+        success_at: Option<DateTime<Utc>>,
+    ) -> Result<(), Error> {
+        self.0.execute(
+            "UPDATE users SET items_synced = ?2, items_skipped = ?3, bytes_synced = ?4,
+                    last_successful_sync = COALESCE(?5, last_successful_sync)
+             WHERE email = ?1",
+            params![
+                email,
+                items_synced as i64,
+                items_skipped as i64,
+                bytes_synced as i64,
+                success_at.map(ts)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Addresses in any batch (lower case) -> batch name.
+    pub fn all_addresses(&self) -> Result<Vec<(String, String)>, Error> {
+        let mut stmt = self.0.prepare("SELECT lower(email), batch FROM users")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn raw(&self) -> &rusqlite::Transaction<'_> {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_is_private_and_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let db = StateDb::open(&state).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(db.path()).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            let dmode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+            assert_eq!(dmode, 0o700);
+        }
+        drop(db);
+        let db = StateDb::open(&state).unwrap();
+        db.transaction(|tx| tx.set_meta("schema", "99")).unwrap();
+        drop(db);
+        let err = StateDb::open(&state).err().unwrap().to_string();
+        assert!(err.contains("schema version"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_transaction_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let e = Endpoint::new(
+            "src",
+            "imap.contoso.edu",
+            993,
+            crate::endpoint::Security::Ssl,
+        );
+        let r: Result<(), Error> = db.transaction(|tx| {
+            tx.put_endpoint(&e)?;
+            Err(Error::Invalid("boom".into()))
+        });
+        assert!(r.is_err());
+        assert!(db.read(|tx| tx.endpoints()).unwrap().is_empty());
+    }
+}
