@@ -335,7 +335,8 @@ pub fn user_event(status: UserStatus, event: UserEvent) -> Option<UserStatus> {
         // Retry: failed and stopped users go back in the queue.
         (U::Failed | U::Stopped, E::Retry) => U::Queued,
         // An interrupted sync (engine killed) starts over; its copy is idempotent.
-        (U::Syncing | U::Stopping, E::Interrupted) => U::Queued,
+        (U::Syncing, E::Interrupted) => U::Queued,
+        (U::Stopping, E::Interrupted) => U::Stopped,
         (U::IncrementalSyncing, E::Interrupted) => U::Synced,
         (U::Completing, E::Interrupted) => U::Completing,
         (s, E::RemoveRequested) if !s.is_active() => U::Removing,

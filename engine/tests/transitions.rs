@@ -96,7 +96,7 @@ Completing            - - - - - Completed CompletedWithWarnings Failed - - - - C
 Completed             - - - - - - - - - - - Removing -
 CompletedWithWarnings - - - - - - - - - - - Removing -
 Failed                - - - - - - - - - - Queued Removing -
-Stopping              - - - - - Stopped Stopped Stopped - Stopped - Removing Queued
+Stopping              - - - - - Stopped Stopped Stopped - Stopped - Removing Stopped
 Stopped               - - - - - - - - - - Queued Removing -
 Removing              - - - - - - - - - - - Removing -
 ";

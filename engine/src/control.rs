@@ -1,0 +1,539 @@
+//! What an admin does (the cmdlets): endpoints, batches, users. Every operation checks the
+//! transition table in `status.rs` and changes the state in one transaction.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
+use crate::csv::{self, CsvOptions, ParsedCsv, RowError};
+use crate::endpoint::Endpoint;
+use crate::error::Error;
+use crate::state::{BatchRow, BatchSettings, StateDb, Tx, UserRow};
+use crate::status::{BatchOp, BatchStatus, Effect, UserEvent, UserStatus, batch_op, user_event};
+use crate::target::Target;
+
+pub const MAX_BATCH_NAME: usize = 64;
+
+pub struct Engine {
+    pub db: StateDb,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// New-MigrationBatch's parameters.
+#[derive(Clone, Debug, Default)]
+pub struct NewBatch {
+    pub name: String,
+    pub source_endpoint: String,
+    pub autostart: bool,
+    pub settings: BatchSettings,
+}
+
+/// What creating a batch (or adding users) did with the CSV.
+#[derive(Clone, Debug, Default)]
+pub struct CsvOutcome {
+    pub added: usize,
+    pub row_errors: Vec<RowError>,
+}
+
+/// Set-MigrationBatch's parameters.
+#[derive(Clone, Debug, Default)]
+pub struct SetBatch {
+    pub sync_now: bool,
+    pub add_users: Option<(std::path::PathBuf, Vec<u8>)>,
+    pub exclude_folders: Option<Vec<String>>,
+    pub include_folders: Option<Vec<String>>,
+    pub complete_after: Option<DateTime<Utc>>,
+}
+
+/// Applies one user event from the table, or reports that it does not apply.
+pub fn apply_user_event(
+    tx: &Tx<'_>,
+    user: &UserRow,
+    event: UserEvent,
+    now: DateTime<Utc>,
+) -> Result<UserStatus, Error> {
+    let next = user_event(user.status, event).ok_or_else(|| {
+        Error::State(format!(
+            "user {}: {event:?} does not apply in status {}",
+            user.email_address, user.status
+        ))
+    })?;
+    if next == UserStatus::Queued {
+        tx.set_user_queued(&user.email_address, now)?;
+    } else {
+        tx.set_user_status(&user.email_address, next)?;
+    }
+    Ok(next)
+}
+
+/// The batch status its users imply, for batches whose status follows their users.
+pub fn refresh_batch(
+    tx: &Tx<'_>,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<BatchStatus>, Error> {
+    let Some(batch) = tx.batch(name)? else {
+        return Ok(None);
+    };
+    let users = tx.users(Some(name))?;
+    let count = |f: &dyn Fn(&UserRow) -> bool| users.iter().filter(|u| f(u)).count();
+    let active =
+        count(&|u| u.running.is_some() || u.status.is_active() || u.status == UserStatus::Stopping);
+    let waiting = count(&|u| matches!(u.status, UserStatus::Queued | UserStatus::Validating));
+    let failed = count(&|u| u.status == UserStatus::Failed);
+    let warned = count(&|u| u.status == UserStatus::CompletedWithWarnings);
+    use BatchStatus as B;
+    let next = match batch.status {
+        B::Stopping if active == 0 => B::Stopped,
+        B::Starting | B::Syncing if active == 0 && waiting == 0 => {
+            if !users.is_empty() && failed == users.len() {
+                B::Failed
+            } else if failed > 0 {
+                B::SyncedWithErrors
+            } else {
+                B::Synced
+            }
+        }
+        B::Synced | B::SyncedWithErrors | B::Stopped if waiting > 0 => B::Syncing,
+        B::Synced if failed > 0 && active == 0 => B::SyncedWithErrors,
+        B::Completing
+            if !users
+                .iter()
+                .any(|u| u.status == UserStatus::Completing || u.status == UserStatus::Queued) =>
+        {
+            if failed + warned > 0 {
+                B::CompletedWithErrors
+            } else {
+                B::Completed
+            }
+        }
+        s => s,
+    };
+    if next != batch.status {
+        tx.set_batch_status(name, next, now)?;
+    }
+    Ok(Some(next))
+}
+
+impl Engine {
+    pub fn open(state_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Ok(Self {
+            db: StateDb::open(state_dir)?,
+            clock,
+        })
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    // ----- endpoints -----
+
+    /// Stores a new endpoint. Verification (the connectivity test) is the caller's, before.
+    pub fn endpoint_new(&self, endpoint: Endpoint) -> Result<(), Error> {
+        endpoint.validate()?;
+        self.db.transaction(|tx| {
+            if tx.endpoint(&endpoint.name)?.is_some() {
+                return Err(Error::Refused(format!(
+                    "The migration endpoint \"{}\" already exists.",
+                    endpoint.name
+                )));
+            }
+            tx.put_endpoint(&endpoint)
+        })
+    }
+
+    pub fn endpoint_set(&self, endpoint: Endpoint) -> Result<(), Error> {
+        endpoint.validate()?;
+        self.db.transaction(|tx| {
+            if tx.endpoint(&endpoint.name)?.is_none() {
+                return Err(Error::NotFound(format!(
+                    "The migration endpoint \"{}\" wasn't found.",
+                    endpoint.name
+                )));
+            }
+            tx.put_endpoint(&endpoint)
+        })
+    }
+
+    pub fn endpoint(&self, name: &str) -> Result<Endpoint, Error> {
+        self.db.read(|tx| tx.endpoint(name))?.ok_or_else(|| {
+            Error::NotFound(format!("The migration endpoint \"{name}\" wasn't found."))
+        })
+    }
+
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>, Error> {
+        self.db.read(|tx| tx.endpoints())
+    }
+
+    pub fn endpoint_remove(&self, name: &str) -> Result<(), Error> {
+        self.db.transaction(|tx| {
+            if let Some(b) = tx
+                .batches()?
+                .iter()
+                .find(|b| b.endpoint.eq_ignore_ascii_case(name))
+            {
+                return Err(Error::Refused(format!(
+                    "The migration endpoint \"{name}\" is used by the migration batch \"{}\".",
+                    b.name
+                )));
+            }
+            if !tx.delete_endpoint(name)? {
+                return Err(Error::NotFound(format!(
+                    "The migration endpoint \"{name}\" wasn't found."
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    // ----- batches -----
+
+    fn existing_addresses(&self) -> Result<HashMap<String, String>, Error> {
+        Ok(self.db.read(|tx| tx.all_addresses())?.into_iter().collect())
+    }
+
+    fn parse_csv(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        allow_unknown: bool,
+    ) -> Result<ParsedCsv, Error> {
+        let options = CsvOptions {
+            allow_unknown_columns: allow_unknown,
+            existing: self.existing_addresses()?,
+            ..CsvOptions::default()
+        };
+        csv::parse(bytes, &options).map_err(|r| Error::File {
+            path: path.to_path_buf(),
+            message: r.message,
+        })
+    }
+
+    /// New-MigrationBatch. Rows with errors become Failed users (the rest of the batch goes on);
+    /// valid rows are validated against the target.
+    pub async fn batch_new(
+        &self,
+        new: NewBatch,
+        csv_path: &Path,
+        csv_bytes: &[u8],
+        target: &dyn Target,
+    ) -> Result<CsvOutcome, Error> {
+        let name = new.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > MAX_BATCH_NAME {
+            return Err(Error::Invalid(format!(
+                "The batch name must be 1 to {MAX_BATCH_NAME} characters long."
+            )));
+        }
+        self.endpoint(&new.source_endpoint)?;
+        if self.db.read(|tx| tx.batch(&name))?.is_some() {
+            return Err(Error::Refused("The migration batch already exists.".into()));
+        }
+        let parsed = self.parse_csv(csv_path, csv_bytes, new.settings.allow_unknown_columns)?;
+        let now = self.now();
+        let checks = self.validate_rows(&parsed, target).await;
+        let outcome = self.db.transaction(|tx| {
+            tx.insert_batch(&BatchRow {
+                name: name.clone(),
+                endpoint: new.source_endpoint.clone(),
+                status: BatchStatus::Created,
+                settings: new.settings.clone(),
+                created_at: now,
+                last_admin_action_at: now,
+                status_since: now,
+            })?;
+            insert_users(tx, &name, &parsed, &checks, now)
+        })?;
+        if new.autostart {
+            self.batch_start(&name)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Recipient checks for valid rows: None = could not ask (the row stays Validating).
+    async fn validate_rows(
+        &self,
+        parsed: &ParsedCsv,
+        target: &dyn Target,
+    ) -> Vec<Option<Option<String>>> {
+        let mut out = Vec::with_capacity(parsed.rows.len());
+        for row in &parsed.rows {
+            out.push(target.check_recipient(&row.email_address).await.ok());
+        }
+        out
+    }
+
+    pub fn batch(&self, name: &str) -> Result<BatchRow, Error> {
+        self.db
+            .read(|tx| tx.batch(name))?
+            .ok_or_else(|| Error::NotFound(format!("The migration batch \"{name}\" wasn't found.")))
+    }
+
+    pub fn batches(&self) -> Result<Vec<BatchRow>, Error> {
+        self.db.read(|tx| tx.batches())
+    }
+
+    pub fn users(&self, batch: Option<&str>) -> Result<Vec<UserRow>, Error> {
+        if let Some(b) = batch {
+            self.batch(b)?;
+        }
+        self.db.read(|tx| tx.users(batch))
+    }
+
+    pub fn user(&self, email: &str) -> Result<UserRow, Error> {
+        self.db
+            .read(|tx| tx.user(email))?
+            .ok_or_else(|| Error::NotFound(format!("The migration user \"{email}\" wasn't found.")))
+    }
+
+    /// Checks an operation against the table, in a transaction that then applies it.
+    fn operate<T>(
+        &self,
+        name: &str,
+        op: BatchOp,
+        apply: impl FnOnce(&Tx<'_>, &BatchRow, Effect, DateTime<Utc>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let now = self.now();
+        self.db.transaction(|tx| {
+            let batch = tx.batch(name)?.ok_or_else(|| {
+                Error::NotFound(format!("The migration batch \"{name}\" wasn't found."))
+            })?;
+            let failed = tx
+                .users(Some(&batch.name))?
+                .iter()
+                .any(|u| u.status == UserStatus::Failed);
+            let effect = batch_op(batch.status, op, failed).map_err(Error::Refused)?;
+            if op != BatchOp::Remove {
+                tx.touch_batch(&batch.name, now)?;
+            }
+            apply(tx, &batch, effect, now)
+        })
+    }
+
+    /// Start-MigrationBatch: starts, or retries failed (and stopped) users.
+    pub fn batch_start(&self, name: &str) -> Result<BatchStatus, Error> {
+        self.operate(name, BatchOp::Start, |tx, batch, effect, now| {
+            let Effect::RetryFailed(mut next) = effect else {
+                return Err(Error::State(format!(
+                    "unexpected effect {effect:?} of Start"
+                )));
+            };
+            if batch.status == BatchStatus::Created
+                && batch.settings.start_after.is_some_and(|t| t > now)
+            {
+                next = BatchStatus::Waiting;
+            }
+            for u in tx.users(Some(&batch.name))? {
+                // Rows the CSV rejected have no credentials: retrying them cannot help.
+                let retryable = !u.user_name.is_empty();
+                if matches!(u.status, UserStatus::Failed | UserStatus::Stopped) && retryable {
+                    // A completed batch's retried users get the final sync.
+                    if next == BatchStatus::Completing {
+                        tx.set_user_error(&u.email_address, None)?;
+                        tx.set_user_status(&u.email_address, UserStatus::Completing)?;
+                    } else {
+                        apply_user_event(tx, &u, UserEvent::Retry, now)?;
+                    }
+                }
+            }
+            tx.set_batch_status(&batch.name, next, now)?;
+            Ok(next)
+        })
+    }
+
+    /// Stop-MigrationBatch: waiting users stop now, running syncs are asked to stop.
+    pub fn batch_stop(&self, name: &str) -> Result<BatchStatus, Error> {
+        self.operate(name, BatchOp::Stop, |tx, batch, _, now| {
+            for u in tx.users(Some(&batch.name))? {
+                if user_event(u.status, UserEvent::StopRequested).is_some() {
+                    apply_user_event(tx, &u, UserEvent::StopRequested, now)?;
+                }
+            }
+            tx.set_batch_status(&batch.name, BatchStatus::Stopping, now)?;
+            Ok(refresh_batch(tx, &batch.name, now)?.unwrap_or(BatchStatus::Stopping))
+        })
+    }
+
+    /// Complete-MigrationBatch: a final incremental sync of every synced user.
+    pub fn batch_complete(&self, name: &str) -> Result<BatchStatus, Error> {
+        self.operate(name, BatchOp::Complete, |tx, batch, effect, now| {
+            if effect == Effect::Stay {
+                return Ok(batch.status); // repeated while completing: ignored
+            }
+            for u in tx.users(Some(&batch.name))? {
+                if u.status == UserStatus::Synced {
+                    apply_user_event(tx, &u, UserEvent::CompleteRequested, now)?;
+                }
+            }
+            tx.set_batch_status(&batch.name, BatchStatus::Completing, now)?;
+            Ok(refresh_batch(tx, &batch.name, now)?.unwrap_or(BatchStatus::Completing))
+        })
+    }
+
+    /// Remove-MigrationBatch: the batch and its users are gone; the name can be reused.
+    pub fn batch_remove(&self, name: &str) -> Result<(), Error> {
+        self.operate(name, BatchOp::Remove, |tx, batch, _, _| {
+            tx.delete_batch(&batch.name)
+        })
+    }
+
+    /// Set-MigrationBatch: settings, AddUsers (new rows only), SyncNow.
+    pub async fn batch_set(
+        &self,
+        name: &str,
+        set: SetBatch,
+        target: &dyn Target,
+    ) -> Result<CsvOutcome, Error> {
+        let batch = self.batch(name)?;
+        let parsed = match &set.add_users {
+            Some((path, bytes)) => {
+                Some(self.parse_csv(path, bytes, batch.settings.allow_unknown_columns)?)
+            }
+            None => None,
+        };
+        let checks = match &parsed {
+            Some(p) => self.validate_rows(p, target).await,
+            None => Vec::new(),
+        };
+        let op = if set.sync_now {
+            BatchOp::SyncNow
+        } else {
+            BatchOp::Set
+        };
+        self.operate(name, op, |tx, batch, _, now| {
+            let mut settings = batch.settings.clone();
+            if let Some(x) = &set.exclude_folders {
+                settings.exclude_folders = x.clone();
+            }
+            if let Some(i) = &set.include_folders {
+                settings.include_folders = i.clone();
+            }
+            if set.complete_after.is_some() {
+                settings.complete_after = set.complete_after;
+            }
+            tx.set_batch_settings(&batch.name, &settings)?;
+            if set.sync_now {
+                for u in tx.users(Some(&batch.name))? {
+                    if u.status == UserStatus::Synced {
+                        tx.set_sync_now(&u.email_address)?;
+                    }
+                }
+            }
+            let mut outcome = CsvOutcome::default();
+            if let Some(parsed) = &parsed {
+                outcome = insert_users(tx, &batch.name, parsed, &checks, now)?;
+                // New users of a running or synced batch start right away.
+                if matches!(
+                    batch.status,
+                    BatchStatus::Syncing | BatchStatus::Synced | BatchStatus::SyncedWithErrors
+                ) {
+                    refresh_batch(tx, &batch.name, now)?;
+                }
+            }
+            Ok(outcome)
+        })
+    }
+
+    /// Validates users still in Validating (the target was unreachable when they were added).
+    pub async fn revalidate(&self, target: &dyn Target) -> Result<(), Error> {
+        let pending: Vec<UserRow> = self
+            .db
+            .read(|tx| tx.users(None))?
+            .into_iter()
+            .filter(|u| u.status == UserStatus::Validating)
+            .collect();
+        for u in pending {
+            let Ok(check) = target.check_recipient(&u.email_address).await else {
+                continue;
+            };
+            let now = self.now();
+            self.db.transaction(|tx| {
+                let Some(u) = tx.user(&u.email_address)? else {
+                    return Ok(());
+                };
+                if u.status != UserStatus::Validating {
+                    return Ok(());
+                }
+                match &check {
+                    None => apply_user_event(tx, &u, UserEvent::Validated, now)?,
+                    Some(message) => {
+                        tx.set_user_error(&u.email_address, Some(message))?;
+                        apply_user_event(tx, &u, UserEvent::Invalid, now)?
+                    }
+                };
+                refresh_batch(tx, &u.batch, now)?;
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds a parsed CSV's users to a batch: errors as Failed users, valid rows per their check.
+fn insert_users(
+    tx: &Tx<'_>,
+    batch: &str,
+    parsed: &ParsedCsv,
+    checks: &[Option<Option<String>>],
+    now: DateTime<Utc>,
+) -> Result<CsvOutcome, Error> {
+    let mut outcome = CsvOutcome {
+        row_errors: parsed.errors.clone(),
+        ..CsvOutcome::default()
+    };
+    let blank = |email: &str, line: u64| UserRow {
+        email_address: email.to_string(),
+        batch: batch.to_string(),
+        line,
+        user_name: String::new(),
+        password: String::new(),
+        user_root: None,
+        status: UserStatus::Validating,
+        error: None,
+        items_synced: 0,
+        items_skipped: 0,
+        bytes_synced: 0,
+        last_successful_sync_time: None,
+        queued_at: None,
+        sync_started_at: None,
+        running: None,
+        sync_now: false,
+    };
+    for (row, check) in parsed.rows.iter().zip(checks) {
+        let mut u = blank(&row.email_address, row.line);
+        u.user_name = row.user_name.clone();
+        u.password = row.password.clone();
+        u.user_root = row.user_root.clone();
+        match check {
+            Some(None) => {
+                u.status = UserStatus::Queued;
+                u.queued_at = Some(now);
+            }
+            Some(Some(message)) => {
+                u.status = UserStatus::Failed;
+                u.error = Some(message.clone());
+            }
+            None => {}
+        }
+        tx.insert_user(&u)?;
+        outcome.added += 1;
+    }
+    // Rows with errors show up as failed users, except those already elsewhere or duplicated
+    // (they belong to another row).
+    for e in &parsed.errors {
+        if e.email_address.trim().is_empty()
+            || tx.user(&e.email_address)?.is_some()
+            || !csv::is_smtp_address(&e.email_address)
+        {
+            continue;
+        }
+        let mut u = blank(&e.email_address, e.line);
+        u.status = UserStatus::Failed;
+        u.error = Some(e.message.clone());
+        tx.insert_user(&u)?;
+    }
+    Ok(outcome)
+}

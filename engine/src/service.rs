@@ -1,0 +1,386 @@
+//! The migration service loop (`mailmig run`): housekeeping, validation, and per-user syncs
+//! scheduled within each endpoint's concurrency limits; incremental syncs every 24 hours while
+//! a batch is synced. A sync's claim and its end are each one transaction, so a killed run
+//! restarts exactly the syncs that were in flight and nothing else.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::control::{Engine, apply_user_event, refresh_batch};
+use crate::error::Error;
+use crate::state::{SyncKind, Tx};
+use crate::status::{BatchStatus, UserEvent, UserStatus};
+use crate::sync::{SyncJob, SyncOutcome, SyncReport, UserSync};
+use crate::target::Target;
+
+pub const INCREMENTAL_INTERVAL_HOURS: i64 = 24;
+pub const IDLE_SYNCED_DAYS: i64 = 60;
+pub const STOPPED_OR_FAILED_DAYS: i64 = 90;
+pub const COMPLETED_DAYS: i64 = 60;
+
+/// Something the loop did, for progress displays.
+#[derive(Clone, Debug)]
+pub enum ServiceEvent {
+    Started {
+        email: String,
+        kind: SyncKind,
+    },
+    Finished {
+        email: String,
+        kind: SyncKind,
+        outcome: SyncOutcome,
+        items_synced: u64,
+    },
+}
+
+pub type EventHook = Arc<dyn Fn(&ServiceEvent) + Send + Sync>;
+
+pub struct RunOptions {
+    /// Return once nothing is due now and nothing runs.
+    pub until_idle: bool,
+    /// How often to look for new work while syncs run (or while idle).
+    pub poll: Duration,
+    pub on_event: Option<EventHook>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            until_idle: true,
+            poll: Duration::from_millis(200),
+            on_event: None,
+        }
+    }
+}
+
+pub struct Service {
+    pub engine: Arc<Engine>,
+    pub sync: Arc<dyn UserSync>,
+    pub target: Arc<dyn Target>,
+}
+
+type Finished = (String, SyncKind, SyncReport);
+
+impl Service {
+    pub fn new(engine: Arc<Engine>, sync: Arc<dyn UserSync>, target: Arc<dyn Target>) -> Self {
+        Self {
+            engine,
+            sync,
+            target,
+        }
+    }
+
+    pub async fn run(&self, options: RunOptions) -> Result<(), Error> {
+        self.recover()?;
+        let mut tasks: JoinSet<Finished> = JoinSet::new();
+        let mut stops: HashMap<String, watch::Sender<bool>> = HashMap::new();
+        loop {
+            let now = self.engine.now();
+            self.housekeeping(now)?;
+            self.engine.revalidate(&*self.target).await?;
+            self.signal_stops(&stops)?;
+            for job in self.claim(now)? {
+                let (tx, rx) = watch::channel(false);
+                let email = job.0.user.email_address.clone();
+                stops.insert(email.to_ascii_lowercase(), tx);
+                let (mut job, kind) = (job.0, job.1);
+                job.stop = rx;
+                if let Some(cb) = &options.on_event {
+                    cb(&ServiceEvent::Started {
+                        email: email.clone(),
+                        kind,
+                    });
+                }
+                let sync = self.sync.clone();
+                tasks.spawn(async move { (email, kind, sync.sync(job).await) });
+            }
+            if tasks.is_empty() {
+                if options.until_idle {
+                    return Ok(());
+                }
+                tokio::time::sleep(options.poll).await;
+                continue;
+            }
+            tokio::select! {
+                joined = tasks.join_next() => {
+                    let Some(joined) = joined else { continue };
+                    let (email, kind, report) = joined
+                        .map_err(|e| Error::State(format!("a sync task panicked: {e}")))?;
+                    stops.remove(&email.to_ascii_lowercase());
+                    if let Some(cb) = &options.on_event {
+                        cb(&ServiceEvent::Finished {
+                            email: email.clone(),
+                            kind,
+                            outcome: report.outcome.clone(),
+                            items_synced: report.items_synced,
+                        });
+                    }
+                    self.finish(&email, kind, report)?;
+                }
+                _ = tokio::time::sleep(options.poll) => {}
+            }
+        }
+    }
+
+    /// Syncs that were in flight when the last run died start over (their copy is idempotent).
+    pub fn recover(&self) -> Result<(), Error> {
+        let now = self.engine.now();
+        self.engine.db.transaction(|tx| {
+            for u in tx.users(None)? {
+                if u.running.is_some() {
+                    tx.set_user_running(&u.email_address, None, now)?;
+                    apply_user_event(tx, &u, UserEvent::Interrupted, now)?;
+                    refresh_batch(tx, &u.batch, now)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn signal_stops(&self, stops: &HashMap<String, watch::Sender<bool>>) -> Result<(), Error> {
+        if stops.is_empty() {
+            return Ok(());
+        }
+        for u in self.engine.db.read(|tx| tx.users(None))? {
+            if u.status == UserStatus::Stopping
+                && let Some(s) = stops.get(&u.email_address.to_ascii_lowercase())
+            {
+                let _ = s.send(true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Picks the syncs due now within each endpoint's limits and marks them running.
+    fn claim(&self, now: DateTime<Utc>) -> Result<Vec<(SyncJob, SyncKind)>, Error> {
+        self.engine.db.transaction(|tx| {
+            let batches = tx.batches()?;
+            let endpoints = tx.endpoints()?;
+            let users = tx.users(None)?;
+            let mut jobs = Vec::new();
+            for endpoint in endpoints {
+                let mine: Vec<_> = batches
+                    .iter()
+                    .filter(|b| b.endpoint.eq_ignore_ascii_case(&endpoint.name))
+                    .collect();
+                let of_mine = |u: &&crate::state::UserRow| {
+                    mine.iter().any(|b| b.name.eq_ignore_ascii_case(&u.batch))
+                };
+                let running: Vec<_> = users
+                    .iter()
+                    .filter(of_mine)
+                    .filter(|u| u.running.is_some())
+                    .collect();
+                let mut total = running.len() as u32;
+                let mut incremental = running
+                    .iter()
+                    .filter(|u| matches!(u.running, Some(SyncKind::Incremental | SyncKind::Final)))
+                    .count() as u32;
+                let mut candidates: Vec<(&crate::state::UserRow, SyncKind)> = Vec::new();
+                for u in users.iter().filter(of_mine).filter(|u| u.running.is_none()) {
+                    let batch = mine
+                        .iter()
+                        .find(|b| b.name.eq_ignore_ascii_case(&u.batch))
+                        .expect("filtered");
+                    let due_incremental = u.sync_now
+                        || u.last_successful_sync_time.is_none_or(|t| {
+                            t + chrono::Duration::hours(INCREMENTAL_INTERVAL_HOURS) <= now
+                        });
+                    let kind = match (u.status, batch.status) {
+                        (UserStatus::Completing, BatchStatus::Completing) => SyncKind::Final,
+                        (UserStatus::Queued, BatchStatus::Syncing | BatchStatus::Starting) => {
+                            SyncKind::Initial
+                        }
+                        (
+                            UserStatus::Synced,
+                            BatchStatus::Synced | BatchStatus::SyncedWithErrors,
+                        ) if due_incremental => SyncKind::Incremental,
+                        _ => continue,
+                    };
+                    candidates.push((u, kind));
+                }
+                // Final syncs first, then initial syncs in queue order, then incrementals.
+                candidates.sort_by_key(|(u, k)| {
+                    (
+                        match k {
+                            SyncKind::Final => 0,
+                            SyncKind::Initial => 1,
+                            SyncKind::Incremental => 2,
+                        },
+                        u.queued_at,
+                        u.line,
+                    )
+                });
+                for (u, kind) in candidates {
+                    if total >= endpoint.max_concurrent_migrations {
+                        break;
+                    }
+                    let counts_as_incremental = kind != SyncKind::Initial;
+                    if counts_as_incremental
+                        && incremental >= endpoint.max_concurrent_incremental_syncs
+                    {
+                        continue;
+                    }
+                    match kind {
+                        SyncKind::Initial => {
+                            apply_user_event(tx, u, UserEvent::SlotAcquired, now)?;
+                        }
+                        SyncKind::Incremental => {
+                            apply_user_event(tx, u, UserEvent::IncrementalDue, now)?;
+                        }
+                        SyncKind::Final => {}
+                    }
+                    tx.set_user_running(&u.email_address, Some(kind), now)?;
+                    total += 1;
+                    if counts_as_incremental {
+                        incremental += 1;
+                    }
+                    let batch = (*mine
+                        .iter()
+                        .find(|b| b.name.eq_ignore_ascii_case(&u.batch))
+                        .expect("filtered"))
+                    .clone();
+                    let user = tx.user(&u.email_address)?.expect("just updated");
+                    let (_, stop) = watch::channel(false);
+                    jobs.push((
+                        SyncJob {
+                            kind,
+                            user,
+                            batch,
+                            endpoint: endpoint.clone(),
+                            stop,
+                        },
+                        kind,
+                    ));
+                }
+            }
+            for b in &batches {
+                refresh_batch(tx, &b.name, now)?;
+            }
+            Ok(jobs)
+        })
+    }
+
+    /// Records how a sync ended.
+    fn finish(&self, email: &str, kind: SyncKind, report: SyncReport) -> Result<(), Error> {
+        let now = self.engine.now();
+        self.engine.db.transaction(|tx| {
+            let Some(u) = tx.user(email)? else {
+                return Ok(());
+            };
+            tx.set_user_running(email, None, now)?;
+            record_skipped(tx, email, &report, now)?;
+            let success_at = (report.outcome == SyncOutcome::Completed).then_some(now);
+            tx.set_user_stats(
+                email,
+                report.items_synced,
+                report.items_skipped,
+                report.bytes_synced,
+                success_at,
+            )?;
+            let event = match &report.outcome {
+                SyncOutcome::Completed => {
+                    tx.set_user_error(email, None)?;
+                    UserEvent::SyncSucceeded {
+                        with_warnings: kind == SyncKind::Final && report.items_skipped > 0,
+                    }
+                }
+                SyncOutcome::Stopped => UserEvent::SyncStopped,
+                SyncOutcome::Failed(message) => {
+                    tx.set_user_error(email, Some(message))?;
+                    UserEvent::SyncFailed
+                }
+            };
+            let event = if crate::status::user_event(u.status, event).is_some() {
+                event
+            } else {
+                // A stop that came after the sync ended on its own, or the like.
+                UserEvent::Interrupted
+            };
+            if crate::status::user_event(u.status, event).is_some() {
+                apply_user_event(tx, &u, event, now)?;
+            }
+            refresh_batch(tx, &u.batch, now)?;
+            Ok(())
+        })
+    }
+
+    /// StartAfter, CompleteAfter and the 60/90-day rules.
+    fn housekeeping(&self, now: DateTime<Utc>) -> Result<(), Error> {
+        let days = chrono::Duration::days;
+        self.engine.db.transaction(|tx| {
+            for b in tx.batches()? {
+                match b.status {
+                    BatchStatus::Waiting if b.settings.start_after.is_none_or(|t| t <= now) => {
+                        tx.set_batch_status(&b.name, BatchStatus::Syncing, now)?;
+                    }
+                    BatchStatus::Synced | BatchStatus::SyncedWithErrors
+                        if b.settings.complete_after.is_some_and(|t| t <= now) =>
+                    {
+                        for u in tx.users(Some(&b.name))? {
+                            if u.status == UserStatus::Synced && u.running.is_none() {
+                                apply_user_event(tx, &u, UserEvent::CompleteRequested, now)?;
+                            }
+                        }
+                        tx.set_batch_status(&b.name, BatchStatus::Completing, now)?;
+                    }
+                    BatchStatus::Synced | BatchStatus::SyncedWithErrors
+                        if b.last_admin_action_at + days(IDLE_SYNCED_DAYS) <= now =>
+                    {
+                        let users = tx.users(Some(&b.name))?;
+                        if users.iter().all(|u| u.running.is_none()) {
+                            for u in users {
+                                if u.status == UserStatus::Synced {
+                                    apply_user_event(tx, &u, UserEvent::StopRequested, now)?;
+                                }
+                            }
+                            tx.set_batch_status(&b.name, BatchStatus::Stopped, now)?;
+                        }
+                    }
+                    BatchStatus::Stopped | BatchStatus::Failed
+                        if b.status_since + days(STOPPED_OR_FAILED_DAYS) <= now =>
+                    {
+                        tx.delete_batch(&b.name)?;
+                    }
+                    BatchStatus::Completed | BatchStatus::CompletedWithErrors
+                        if b.status_since + days(COMPLETED_DAYS) <= now =>
+                    {
+                        tx.delete_batch(&b.name)?;
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn record_skipped(
+    tx: &Tx<'_>,
+    email: &str,
+    report: &SyncReport,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    for s in &report.skipped {
+        tx.raw().execute(
+            "INSERT INTO skipped_items (email, folder, item, reason, detail, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(email, folder, item) DO UPDATE SET reason = excluded.reason,
+                 detail = excluded.detail, at = excluded.at",
+            rusqlite::params![
+                email,
+                s.folder,
+                s.item,
+                s.reason,
+                s.detail,
+                now.to_rfc3339()
+            ],
+        )?;
+    }
+    Ok(())
+}
