@@ -332,8 +332,10 @@ pub fn user_event(status: UserStatus, event: UserEvent) -> Option<UserStatus> {
         (U::Validating | U::Queued | U::Synced, E::StopRequested) => U::Stopped,
         (U::Syncing | U::IncrementalSyncing, E::StopRequested) => U::Stopping,
         (U::Stopping, E::SyncStopped | E::SyncSucceeded { .. } | E::SyncFailed) => U::Stopped,
-        // Retry: failed and stopped users go back in the queue.
-        (U::Failed | U::Stopped, E::Retry) => U::Queued,
+        // Retry: failed users are validated again (the admin may have created the missing
+        // recipient meanwhile), stopped users go back in the queue.
+        (U::Failed, E::Retry) => U::Validating,
+        (U::Stopped, E::Retry) => U::Queued,
         // An interrupted sync (engine killed) starts over; its copy is idempotent.
         (U::Syncing, E::Interrupted) => U::Queued,
         (U::Stopping, E::Interrupted) => U::Stopped,

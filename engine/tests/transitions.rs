@@ -95,7 +95,7 @@ IncrementalSyncing    - - - - - Synced Synced Failed Stopping - - - Synced
 Completing            - - - - - Completed CompletedWithWarnings Failed - - - - Completing
 Completed             - - - - - - - - - - - Removing -
 CompletedWithWarnings - - - - - - - - - - - Removing -
-Failed                - - - - - - - - - - Queued Removing -
+Failed                - - - - - - - - - - Validating Removing -
 Stopping              - - - - - Stopped Stopped Stopped - Stopped - Removing Stopped
 Stopped               - - - - - - - - - - Queued Removing -
 Removing              - - - - - - - - - - - Removing -
