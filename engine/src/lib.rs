@@ -10,11 +10,13 @@ pub mod control;
 pub mod csv;
 pub mod endpoint;
 pub mod error;
+pub mod imap;
 pub mod service;
 pub mod state;
 pub mod status;
 pub mod sync;
 pub mod target;
+pub mod test_server;
 
 pub use control::Engine;
 pub use error::Error;

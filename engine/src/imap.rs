@@ -1,0 +1,269 @@
+//! Connecting to an IMAP server the way an endpoint says: plain, implicit TLS (Ssl) or
+//! STARTTLS (Tls), with the certificate verified against the system's CAs (plus an optional
+//! CA file) unless the endpoint accepts untrusted certificates.
+
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_imap::Client;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use crate::endpoint::{Endpoint, Security};
+
+/// A connection, plain or TLS.
+#[derive(Debug)]
+pub enum ImapStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for ImapStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ImapStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Why a connection could not be made; each maps to one of Exchange's messages.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("the connection could not be completed: {0}")]
+    Unreachable(String),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("TLS negotiation failed: {0}")]
+    Tls(String),
+    #[error("the server does not offer STARTTLS")]
+    NoStartTls,
+    #[error("the server did not greet as an IMAP server: {0}")]
+    NotImap(String),
+    #[error("CA file {path}: {message}")]
+    CaFile { path: String, message: String },
+}
+
+/// A connected client, and whether its certificate was untrusted but accepted.
+pub struct Connected {
+    pub client: Client<ImapStream>,
+    pub untrusted_certificate: bool,
+}
+
+/// Verifies normally, but when the endpoint accepts untrusted certificates, lets a failing
+/// chain through and remembers that it did (for a Warning).
+#[derive(Debug)]
+struct Verifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    accept_untrusted: bool,
+    untrusted: Arc<AtomicBool>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Ok(v) => Ok(v),
+            Err(_) if self.accept_untrusted => {
+                self.untrusted.store(true, Ordering::SeqCst);
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(e) => Err(e),
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+fn tls_config(
+    endpoint: &Endpoint,
+    untrusted: Arc<AtomicBool>,
+) -> Result<Arc<rustls::ClientConfig>, ConnectError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = &endpoint.ca_file {
+        add_ca_file(&mut roots, path)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| ConnectError::Tls(format!("no usable CA certificates: {e}")))?;
+    let verifier = Verifier {
+        inner,
+        accept_untrusted: endpoint.accept_untrusted_certificates,
+        untrusted,
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConnectError::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<(), ConnectError> {
+    let err = |message: String| ConnectError::CaFile {
+        path: path.display().to_string(),
+        message,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no certificate in the file".into()));
+    }
+    for c in certs {
+        roots.add(c).map_err(|e| err(e.to_string()))?;
+    }
+    Ok(())
+}
+
+async fn tls_handshake(
+    endpoint: &Endpoint,
+    tcp: TcpStream,
+    untrusted: Arc<AtomicBool>,
+) -> Result<TlsStream<TcpStream>, ConnectError> {
+    let config = tls_config(endpoint, untrusted)?;
+    let name = ServerName::try_from(endpoint.remote_server.clone())
+        .map_err(|e| ConnectError::Tls(format!("invalid server name: {e}")))?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| ConnectError::Tls(e.to_string()))
+}
+
+async fn greeting(client: &mut Client<ImapStream>) -> Result<(), ConnectError> {
+    match client.read_response().await {
+        Ok(Some(r)) => match r.parsed() {
+            imap_proto_response @ async_imap::imap_proto::Response::Data { status, .. } => {
+                if *status == async_imap::imap_proto::Status::Bye {
+                    Err(ConnectError::NotImap(format!("{imap_proto_response:?}")))
+                } else {
+                    Ok(())
+                }
+            }
+            other => Err(ConnectError::NotImap(format!("{other:?}"))),
+        },
+        Ok(None) => Err(ConnectError::NotImap(
+            "the server closed the connection".into(),
+        )),
+        Err(e) => Err(ConnectError::NotImap(e.to_string())),
+    }
+}
+
+/// Connects per the endpoint's security; the whole connection (TCP, TLS, greeting, STARTTLS)
+/// must finish within `timeout`.
+pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Connected, ConnectError> {
+    tokio::time::timeout(timeout, connect_inner(endpoint))
+        .await
+        .unwrap_or(Err(ConnectError::Timeout(timeout)))
+}
+
+async fn connect_inner(endpoint: &Endpoint) -> Result<Connected, ConnectError> {
+    let tcp = TcpStream::connect((endpoint.remote_server.as_str(), endpoint.port))
+        .await
+        .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+    let untrusted = Arc::new(AtomicBool::new(false));
+    let client = match endpoint.security {
+        Security::None => {
+            let mut c = Client::new(ImapStream::Plain(tcp));
+            greeting(&mut c).await?;
+            c
+        }
+        Security::Ssl => {
+            let tls = tls_handshake(endpoint, tcp, untrusted.clone()).await?;
+            let mut c = Client::new(ImapStream::Tls(Box::new(tls)));
+            greeting(&mut c).await?;
+            c
+        }
+        Security::Tls => {
+            let mut c = Client::new(ImapStream::Plain(tcp));
+            greeting(&mut c).await?;
+            c.run_command_and_check_ok("STARTTLS", None)
+                .await
+                .map_err(|_| ConnectError::NoStartTls)?;
+            let ImapStream::Plain(tcp) = c.into_inner() else {
+                unreachable!("plain before STARTTLS")
+            };
+            let tls = tls_handshake(endpoint, tcp, untrusted.clone()).await?;
+            Client::new(ImapStream::Tls(Box::new(tls)))
+        }
+    };
+    Ok(Connected {
+        client,
+        untrusted_certificate: untrusted.load(Ordering::SeqCst),
+    })
+}

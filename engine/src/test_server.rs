@@ -1,0 +1,169 @@
+//! Test-MigrationServerAvailability for IMAP: connect, negotiate TLS (certificate checked),
+//! ask for CAPABILITY, and with credentials log in. The result uses Exchange's messages.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::endpoint::{Endpoint, Security};
+use crate::imap::{ConnectError, connect};
+
+/// Exchange waits 15 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum TestResult {
+    Success,
+    Failed,
+    Warning,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Availability {
+    pub result: TestResult,
+    pub message: String,
+    pub error_detail: Option<String>,
+    pub capabilities: Vec<String>,
+    pub remote_server: String,
+    pub port: u16,
+    pub security: Security,
+}
+
+/// "00:00:15"
+fn hms(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+pub const SIGN_IN_FAILED: &str = "We had trouble signing in to this account. Confirm that you're using the correct user name and password.";
+
+/// CAPABILITY before login (async-imap offers it only on a session): the untagged reply
+/// arrives on the unsolicited channel.
+async fn capabilities(
+    client: &mut async_imap::Client<crate::imap::ImapStream>,
+) -> Result<Vec<String>, String> {
+    use async_imap::imap_proto::{Capability, Response};
+    let (tx, rx) = async_channel::unbounded();
+    client
+        .run_command_and_check_ok("CAPABILITY", Some(tx))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut caps = Vec::new();
+    while let Ok(r) = rx.try_recv() {
+        if let async_imap::types::UnsolicitedResponse::Other(data) = r
+            && let Response::Capabilities(list) = data.parsed()
+        {
+            caps.extend(list.iter().map(|c| match c {
+                Capability::Imap4rev1 => "IMAP4rev1".to_string(),
+                Capability::Auth(a) => format!("AUTH={a}"),
+                Capability::Atom(a) => a.to_string(),
+            }));
+        }
+    }
+    Ok(caps)
+}
+
+/// Runs the test; `credentials` are (user name as in the CSV, password).
+pub async fn test_server(
+    endpoint: &Endpoint,
+    credentials: Option<(&str, &str)>,
+    timeout: Duration,
+) -> Availability {
+    let host = endpoint.remote_server.clone();
+    let mut out = Availability {
+        result: TestResult::Failed,
+        message: String::new(),
+        error_detail: None,
+        capabilities: Vec::new(),
+        remote_server: host.clone(),
+        port: endpoint.port,
+        security: endpoint.security,
+    };
+    let mut connected = match connect(endpoint, timeout).await {
+        Ok(c) => c,
+        Err(e) => {
+            out.message = match &e {
+                ConnectError::Unreachable(_) => {
+                    format!("The connection to the server '{host}' could not be completed.")
+                }
+                ConnectError::Timeout(t) => {
+                    format!(
+                        "The connection to the server {host} timed out after {}.",
+                        hms(*t)
+                    )
+                }
+                ConnectError::Tls(_) | ConnectError::CaFile { .. } => {
+                    format!("The TLS negotiation with the server '{host}' failed.")
+                }
+                ConnectError::NoStartTls => {
+                    format!("The server '{host}' doesn't offer STARTTLS; use Security None or Ssl.")
+                }
+                ConnectError::NotImap(_) => {
+                    format!("The server '{host}' didn't answer as an IMAP server.")
+                }
+            };
+            out.error_detail = Some(e.to_string());
+            return out;
+        }
+    };
+    match tokio::time::timeout(timeout, capabilities(&mut connected.client)).await {
+        Ok(Ok(caps)) => out.capabilities = caps,
+        Ok(Err(e)) => {
+            out.message = format!("The server '{host}' didn't answer CAPABILITY.");
+            out.error_detail = Some(e.to_string());
+            return out;
+        }
+        Err(_) => {
+            out.message = format!(
+                "The connection to the server {host} timed out after {}.",
+                hms(timeout)
+            );
+            return out;
+        }
+    }
+    let mut warnings = Vec::new();
+    if connected.untrusted_certificate {
+        warnings.push("The server's certificate isn't trusted; it was accepted because AcceptUntrustedCertificates is set.");
+    }
+    if let Some((user, password)) = credentials {
+        let login = tokio::time::timeout(timeout, connected.client.login(user, password)).await;
+        match login {
+            Ok(Ok(mut session)) => {
+                let _ = session.logout().await;
+            }
+            Ok(Err((e, _))) => {
+                out.message = SIGN_IN_FAILED.to_string();
+                out.error_detail = Some(e.to_string());
+                return out;
+            }
+            Err(_) => {
+                out.message = format!(
+                    "The connection to the server {host} timed out after {}.",
+                    hms(timeout)
+                );
+                return out;
+            }
+        }
+        if endpoint.security == Security::None {
+            warnings.push("The connection isn't encrypted: the password was sent in clear text.");
+        }
+    }
+    if warnings.is_empty() {
+        out.result = TestResult::Success;
+        out.message = format!("The connection to the server '{host}' was successful.");
+    } else {
+        out.result = TestResult::Warning;
+        out.message = warnings.join(" ");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_read_like_exchange() {
+        assert_eq!(super::hms(std::time::Duration::from_secs(15)), "00:00:15");
+        assert_eq!(super::hms(std::time::Duration::from_secs(3725)), "01:02:05");
+    }
+}
