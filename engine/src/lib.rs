@@ -7,9 +7,11 @@
 
 pub mod clock;
 pub mod control;
+pub mod copy;
 pub mod csv;
 pub mod endpoint;
 pub mod error;
+pub mod folders;
 pub mod imap;
 pub mod service;
 pub mod state;

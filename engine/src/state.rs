@@ -172,7 +172,14 @@ impl StateDb {
              CREATE TABLE IF NOT EXISTS skipped_items (
                  email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL, item TEXT NOT NULL,
                  reason TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL,
-                 PRIMARY KEY (email, folder, item));",
+                 PRIMARY KEY (email, folder, item));
+             CREATE TABLE IF NOT EXISTS copied (
+                 email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL,
+                 uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL, flags TEXT NOT NULL,
+                 fingerprint TEXT NOT NULL, target_folder TEXT NOT NULL,
+                 source_key TEXT NOT NULL, size INTEGER NOT NULL,
+                 PRIMARY KEY (email, folder, uidvalidity, uid));
+             CREATE INDEX IF NOT EXISTS copied_by_fingerprint ON copied (email, fingerprint);",
         )?;
         let version: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
@@ -401,6 +408,10 @@ impl Tx<'_> {
     pub fn delete_batch(&self, name: &str) -> Result<(), Error> {
         self.0.execute(
             "DELETE FROM skipped_items WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
+            params![name],
+        )?;
+        self.0.execute(
+            "DELETE FROM copied WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
             params![name],
         )?;
         self.0
