@@ -1,25 +1,89 @@
 //! The `mailmig` command line: parse, call a library, print.
 
+mod admin;
+
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use engine::endpoint::{
+    DEFAULT_MAX_CONCURRENT_INCREMENTAL_SYNCS, DEFAULT_MAX_CONCURRENT_MIGRATIONS, Endpoint,
+};
+use engine::state::BatchSettings;
 
 #[derive(Parser)]
 #[command(
     name = "mailmig",
     version,
     about = "Rehearse and verify mailbox migrations into Exchange Online",
-    after_help = "Exit codes: 0 success, 1 failure, 2 usage error."
+    after_help = "Exit codes:\n  0  success (test-server: Success or Warning)\n  1  failure: refused, \
+                  rejected, unreachable (test-server: Failed; csv check: file rejected)\n  \
+                  2  usage error\n  3  csv check: some rows have errors"
 )]
 struct Cli {
+    /// Where mailmig keeps its state (endpoints, batches, users, passwords: keep it private).
+    #[arg(
+        long,
+        global = true,
+        env = "MAILMIG_STATE_DIR",
+        default_value = ".mailmig"
+    )]
+    state_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Test-MigrationServerAvailability: connect, TLS, CAPABILITY, and a login if given.
+    TestServer {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The user name as in the CSV (any admin form).
+        #[arg(long, requires = "password")]
+        username: Option<String>,
+        #[arg(long, requires = "username")]
+        password: Option<String>,
+        /// Seconds before giving up (Exchange: 15).
+        #[arg(long, default_value_t = 15)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The migration CSV.
+    Csv {
+        #[command(subcommand)]
+        command: CsvCommand,
+    },
+    /// The tenant the batches write to.
+    Target {
+        #[command(subcommand)]
+        command: TargetCommand,
+    },
+    /// Migration endpoints (the source servers).
+    Endpoint {
+        #[command(subcommand)]
+        command: EndpointCommand,
+    },
+    /// Migration batches.
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
+    },
+    /// Migration users (Get-MigrationUser).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// The migration service: processes batches and schedules incremental syncs.
+    Run {
+        /// Exit once no batch has work left now.
+        #[arg(long)]
+        until_idle: bool,
+    },
     /// The in-process fake IMAP server, run standalone.
     #[command(name = "fake-imap")]
     FakeImap {
@@ -34,14 +98,192 @@ enum Command {
     },
 }
 
+#[derive(Args)]
+struct ServerArgs {
+    /// An IMAP server (the only kind for now).
+    #[arg(long, required = true)]
+    imap: bool,
+    #[arg(long)]
+    remote_server: String,
+    #[arg(long)]
+    port: u16,
+    /// none | ssl (implicit TLS) | tls (STARTTLS)
+    #[arg(long)]
+    security: String,
+    /// PEM file of a private CA to trust.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    #[arg(long)]
+    accept_untrusted_certificates: bool,
+}
+
 #[derive(Subcommand)]
-enum FakeTargetCommand {
-    /// Serve the tenant's HTTP API on 127.0.0.1 until SIGINT or SIGTERM. Prints
-    /// `URL=http://127.0.0.1:PORT` and `TOKEN=...` (generated when the config has none).
-    Serve {
-        /// Tenant configuration (TOML; see fake-target/README.md).
+enum CsvCommand {
+    /// Validates a CSV: exit 0 when every row is valid, 1 when the file is rejected, 3 when
+    /// some rows have errors.
+    Check {
+        file: PathBuf,
         #[arg(long)]
-        config: PathBuf,
+        allow_unknown_columns: bool,
+        /// The source's master-user separator (for recognising Dovecot forms).
+        #[arg(long, default_value_t = '*')]
+        master_separator: char,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TargetCommand {
+    /// Sets the tenant: the embedded on-disk one (optionally seeded from a tenant TOML), or a
+    /// fake tenant over HTTP.
+    Set {
+        #[arg(long, conflicts_with_all = ["fake_target", "token"])]
+        embedded: bool,
+        /// Tenant TOML (accepted domains, mailboxes) for the embedded tenant.
+        #[arg(long, requires = "embedded")]
+        config: Option<PathBuf>,
+        #[arg(long, requires = "token")]
+        fake_target: Option<String>,
+        #[arg(long, requires = "fake_target")]
+        token: Option<String>,
+    },
+    Get {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum EndpointCommand {
+    /// New-MigrationEndpoint -IMAP (verified unless --skip-verification).
+    New {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT_MIGRATIONS)]
+        max_concurrent_migrations: u32,
+        #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT_INCREMENTAL_SYNCS)]
+        max_concurrent_incremental_syncs: u32,
+        #[arg(long)]
+        skip_verification: bool,
+    },
+    Get {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Set {
+        name: String,
+        #[arg(long)]
+        remote_server: Option<String>,
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long)]
+        security: Option<String>,
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        #[arg(long)]
+        accept_untrusted_certificates: Option<bool>,
+        #[arg(long)]
+        max_concurrent_migrations: Option<u32>,
+        #[arg(long)]
+        max_concurrent_incremental_syncs: Option<u32>,
+    },
+    Remove {
+        name: String,
+    },
+}
+
+fn list(s: &Option<String>) -> Vec<String> {
+    s.as_deref()
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn time(s: &Option<String>, flag: &str) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    s.as_deref()
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|d| d.to_utc())
+                .with_context(|| format!("{flag}: {t:?} is not an RFC 3339 time"))
+        })
+        .transpose()
+}
+
+#[derive(Subcommand)]
+enum BatchCommand {
+    /// New-MigrationBatch.
+    New {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        source_endpoint: String,
+        #[arg(long)]
+        csv: PathBuf,
+        #[arg(long)]
+        autostart: bool,
+        /// Comma-separated; `Folder/*` for a subtree, `#Inbox#/*` for well-known folders.
+        #[arg(long)]
+        exclude_folders: Option<String>,
+        #[arg(long)]
+        include_folders: Option<String>,
+        /// RFC 3339 time.
+        #[arg(long)]
+        start_after: Option<String>,
+        /// RFC 3339 time.
+        #[arg(long)]
+        complete_after: Option<String>,
+        #[arg(long)]
+        allow_unknown_columns: bool,
+    },
+    Start {
+        name: String,
+    },
+    Stop {
+        name: String,
+    },
+    Complete {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
+    /// Set-MigrationBatch.
+    Set {
+        name: String,
+        #[arg(long)]
+        sync_now: bool,
+        #[arg(long)]
+        add_users: Option<PathBuf>,
+        #[arg(long)]
+        exclude_folders: Option<String>,
+        #[arg(long)]
+        include_folders: Option<String>,
+        #[arg(long)]
+        complete_after: Option<String>,
+    },
+    Get {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    Get {
+        #[arg(long)]
+        batch: Option<String>,
+        email: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -60,7 +302,18 @@ enum FakeImapCommand {
     },
 }
 
-fn main() -> std::process::ExitCode {
+#[derive(Subcommand)]
+enum FakeTargetCommand {
+    /// Serve the tenant's HTTP API on 127.0.0.1 until SIGINT or SIGTERM. Prints
+    /// `URL=http://127.0.0.1:PORT` and `TOKEN=...` (generated when the config has none).
+    Serve {
+        /// Tenant configuration (TOML; see fake-target/README.md).
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("MAILMIG_LOG"))
         .with_writer(std::io::stderr)
@@ -70,20 +323,165 @@ fn main() -> std::process::ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::from(1);
+            return ExitCode::from(admin::EXIT_FAILED);
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(code) => code,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::from(1)
+            ExitCode::from(admin::EXIT_FAILED)
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+fn endpoint_from(server: &ServerArgs, name: &str) -> anyhow::Result<Endpoint> {
+    let mut e = Endpoint::new(
+        name,
+        &server.remote_server,
+        server.port,
+        admin::parse_security(&server.security)?,
+    );
+    e.ca_file = server.ca_file.clone();
+    e.accept_untrusted_certificates = server.accept_untrusted_certificates;
+    Ok(e)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let dir = cli.state_dir;
     match cli.command {
+        Command::TestServer {
+            server,
+            username,
+            password,
+            timeout,
+            json,
+        } => {
+            let e = endpoint_from(&server, "test")?;
+            admin::test_server_cmd(
+                e.remote_server,
+                e.port,
+                e.security,
+                e.ca_file,
+                e.accept_untrusted_certificates,
+                username.zip(password),
+                Duration::from_secs(timeout),
+                json,
+            )
+            .await
+        }
+        Command::Csv {
+            command:
+                CsvCommand::Check {
+                    file,
+                    allow_unknown_columns,
+                    master_separator,
+                    json,
+                },
+        } => admin::csv_check(&file, allow_unknown_columns, master_separator, json),
+        Command::Target { command } => match command {
+            TargetCommand::Set {
+                embedded,
+                config,
+                fake_target,
+                token,
+            } => admin::target_set(&dir, embedded, config, fake_target, token),
+            TargetCommand::Get { json } => admin::target_get(&dir, json),
+        },
+        Command::Endpoint { command } => match command {
+            EndpointCommand::New {
+                server,
+                name,
+                max_concurrent_migrations,
+                max_concurrent_incremental_syncs,
+                skip_verification,
+            } => {
+                let mut e = endpoint_from(&server, &name)?;
+                e.max_concurrent_migrations = max_concurrent_migrations;
+                e.max_concurrent_incremental_syncs = max_concurrent_incremental_syncs;
+                admin::endpoint_new(&dir, e, skip_verification).await
+            }
+            EndpointCommand::Get { name, json } => admin::endpoint_get(&dir, name, json),
+            EndpointCommand::Set {
+                name,
+                remote_server,
+                port,
+                security,
+                ca_file,
+                accept_untrusted_certificates,
+                max_concurrent_migrations,
+                max_concurrent_incremental_syncs,
+            } => admin::endpoint_set(
+                &dir,
+                &name,
+                admin::EndpointChanges {
+                    remote_server,
+                    port,
+                    security: security.as_deref().map(admin::parse_security).transpose()?,
+                    ca_file,
+                    accept_untrusted_certificates,
+                    max_concurrent_migrations,
+                    max_concurrent_incremental_syncs,
+                },
+            ),
+            EndpointCommand::Remove { name } => admin::endpoint_remove(&dir, &name),
+        },
+        Command::Batch { command } => match command {
+            BatchCommand::New {
+                name,
+                source_endpoint,
+                csv,
+                autostart,
+                exclude_folders,
+                include_folders,
+                start_after,
+                complete_after,
+                allow_unknown_columns,
+            } => {
+                let settings = BatchSettings {
+                    exclude_folders: list(&exclude_folders),
+                    include_folders: list(&include_folders),
+                    start_after: time(&start_after, "--start-after")?,
+                    complete_after: time(&complete_after, "--complete-after")?,
+                    allow_unknown_columns,
+                };
+                admin::batch_new(&dir, name, source_endpoint, csv, autostart, settings).await
+            }
+            BatchCommand::Start { name } => admin::batch_op(&dir, "start", &name),
+            BatchCommand::Stop { name } => admin::batch_op(&dir, "stop", &name),
+            BatchCommand::Complete { name } => admin::batch_op(&dir, "complete", &name),
+            BatchCommand::Remove { name } => admin::batch_op(&dir, "remove", &name),
+            BatchCommand::Set {
+                name,
+                sync_now,
+                add_users,
+                exclude_folders,
+                include_folders,
+                complete_after,
+            } => {
+                let add_users = match add_users {
+                    Some(p) => {
+                        let bytes = std::fs::read(&p)
+                            .with_context(|| format!("reading {}", p.display()))?;
+                        Some((p, bytes))
+                    }
+                    None => None,
+                };
+                let set = engine::control::SetBatch {
+                    sync_now,
+                    add_users,
+                    exclude_folders: exclude_folders.as_ref().map(|_| list(&exclude_folders)),
+                    include_folders: include_folders.as_ref().map(|_| list(&include_folders)),
+                    complete_after: time(&complete_after, "--complete-after")?,
+                };
+                admin::batch_set(&dir, &name, set).await
+            }
+            BatchCommand::Get { name, json } => admin::batch_get(&dir, name, json),
+        },
+        Command::User {
+            command: UserCommand::Get { batch, email, json },
+        } => admin::user_get(&dir, batch, email, json),
+        Command::Run { until_idle } => admin::run(&dir, until_idle).await,
         Command::FakeImap {
             command: FakeImapCommand::Serve { config, ca_file },
         } => fake_imap_serve(config, ca_file).await,
@@ -93,32 +491,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
-async fn fake_target_serve(config: PathBuf) -> anyhow::Result<std::process::ExitCode> {
-    let config = fake_target::TenantConfig::from_file(&config)?;
-    let tenant =
-        fake_target::Tenant::from_config(&config, std::sync::Arc::new(fake_target::SystemClock))?;
-    let token = config
-        .tenant
-        .token
-        .clone()
-        .unwrap_or_else(fake_target::http::generate_token);
-    let server = fake_target::http::serve(tenant, token.clone())
-        .await
-        .context("starting the fake tenant's HTTP API")?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "URL={}", server.url())?;
-    writeln!(out, "TOKEN={token}")?;
-    out.flush()?;
-    drop(out);
-    wait_for_signal().await?;
-    drop(server);
-    Ok(std::process::ExitCode::SUCCESS)
-}
-
-async fn fake_imap_serve(
-    config: PathBuf,
-    ca_file: Option<PathBuf>,
-) -> anyhow::Result<std::process::ExitCode> {
+async fn fake_imap_serve(config: PathBuf, ca_file: Option<PathBuf>) -> anyhow::Result<u8> {
     let config = fake_imap::Config::from_file(&config)?;
     let server = fake_imap::FakeImapServer::from_config(config)
         .start()
@@ -146,10 +519,32 @@ async fn fake_imap_serve(
     if remove_ca {
         let _ = std::fs::remove_file(&ca_path);
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(admin::EXIT_OK)
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+async fn fake_target_serve(config: PathBuf) -> anyhow::Result<u8> {
+    let config = fake_target::TenantConfig::from_file(&config)?;
+    let tenant =
+        fake_target::Tenant::from_config(&config, std::sync::Arc::new(fake_target::SystemClock))?;
+    let token = config
+        .tenant
+        .token
+        .clone()
+        .unwrap_or_else(fake_target::http::generate_token);
+    let server = fake_target::http::serve(tenant, token.clone())
+        .await
+        .context("starting the fake tenant's HTTP API")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "URL={}", server.url())?;
+    writeln!(out, "TOKEN={token}")?;
+    out.flush()?;
+    drop(out);
+    wait_for_signal().await?;
+    drop(server);
+    Ok(admin::EXIT_OK)
+}
+
+pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
