@@ -1,0 +1,372 @@
+//! The control plane through the `mailmig` binary, as an admin uses it: exit codes, JSON,
+//! concurrency seen from the source server, and a run killed with SIGKILL mid-batch.
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_imap::{FakeImapServer, Fault, FaultAction, ServerHandle};
+use fake_target::inspect::{reconcile, source_from_fake_imap, target_messages};
+use serde_json::Value;
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mailmig");
+
+async fn mailmig(state: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .output()
+        .await
+        .expect("mailmig runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const USERS: usize = 8;
+
+async fn source(delay_ms: u64) -> ServerHandle {
+    let mut s = FakeImapServer::new().seed(9);
+    for i in 0..USERS {
+        s = s
+            .user(&format!("u{i}"), "pw")
+            .generated(&format!("u{i}"), "INBOX", 40);
+    }
+    s.fault(
+        Fault::new(FaultAction::Delay)
+            .command("UID FETCH")
+            .ms(delay_ms),
+    )
+    .start()
+    .await
+    .unwrap()
+}
+
+/// State dir with an embedded tenant, an endpoint and a started batch of USERS users.
+async fn setup(dir: &Path, server: &ServerHandle, max_migrations: u32) {
+    let tenant = dir.join("tenant.toml");
+    let mut cfg = String::from("[tenant]\naccepted_domains = [\"contoso.edu\"]\n");
+    let mut csv = String::from("EmailAddress,UserName,Password\n");
+    for i in 0..USERS {
+        cfg.push_str(&format!("[[mailboxes]]\naddress = \"u{i}@contoso.edu\"\n"));
+        csv.push_str(&format!("u{i}@contoso.edu,u{i},pw\n"));
+    }
+    std::fs::write(&tenant, cfg).unwrap();
+    std::fs::write(dir.join("users.csv"), csv).unwrap();
+    let state = dir.join("state");
+    let o = mailmig(
+        &state,
+        &[
+            "target",
+            "set",
+            "--embedded",
+            "--config",
+            tenant.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let port = server.imap_addr().port().to_string();
+    let mcm = max_migrations.to_string();
+    let o = mailmig(
+        &state,
+        &[
+            "endpoint",
+            "new",
+            "--imap",
+            "--name",
+            "src",
+            "--remote-server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--security",
+            "none",
+            "--max-concurrent-migrations",
+            &mcm,
+            "--max-concurrent-incremental-syncs",
+            &mcm,
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = dir.join("users.csv");
+    let o = mailmig(
+        &state,
+        &[
+            "batch",
+            "new",
+            "--name",
+            "Batch1",
+            "--source-endpoint",
+            "src",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--autostart",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+async fn users_json(state: &Path) -> Vec<Value> {
+    let o = mailmig(state, &["user", "get", "--json"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice::<Value>(&o.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn assert_exact(dir: &Path, server: &ServerHandle) {
+    let tenant = fake_target::Tenant::open(
+        &dir.join("state/tenant.sqlite"),
+        Arc::new(fake_target::SystemClock),
+    )
+    .unwrap();
+    for i in 0..USERS {
+        let user = format!("u{i}");
+        let source = source_from_fake_imap(server.store(), &user, |f| {
+            (f == "INBOX").then(|| "Inbox".to_string())
+        })
+        .unwrap();
+        let target = target_messages(&tenant, &format!("{user}@contoso.edu"))
+            .await
+            .unwrap();
+        let r = reconcile(&source, &target);
+        assert!(r.is_exact(), "{user}: {r:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_more_than_max_concurrent_migrations_at_the_source() {
+    let server = source(30).await;
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), &server, 3).await;
+    let before = server.stats().peak();
+    let o = mailmig(&dir.path().join("state"), &["run", "--until-idle"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let peak = server.stats().peak();
+    assert!(
+        peak <= 3,
+        "{peak} connections at once with MaxConcurrentMigrations = 3"
+    );
+    assert!(
+        peak >= 2 && peak > before.min(1),
+        "users do run in parallel (peak {peak})"
+    );
+    let users = users_json(&dir.path().join("state")).await;
+    assert_eq!(users.len(), USERS);
+    for u in &users {
+        assert_eq!(u["status"], "Synced", "{u}");
+        assert_eq!(u["itemsSynced"], 40, "{u}");
+        assert_eq!(u["itemsSkipped"], 0);
+        assert!(u["lastSuccessfulSyncTime"].is_string());
+        assert!(u.get("password").is_none(), "passwords are never printed");
+    }
+    let o = mailmig(
+        &dir.path().join("state"),
+        &["batch", "get", "Batch1", "--json"],
+    )
+    .await;
+    let b: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(b[0]["status"], "Synced");
+    assert_eq!(b[0]["totalCount"], USERS);
+    assert_exact(dir.path(), &server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_with_sigkill_is_finished_by_the_next_run() {
+    let server = source(40).await;
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), &server, 2).await;
+    let state = dir.path().join("state");
+    let mut child = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["run", "--until-idle"])
+        .spawn()
+        .unwrap();
+    // Kill it once some users are done and others are mid-sync.
+    let mut killed_mid_batch = false;
+    for _ in 0..400 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let synced = server.stats().total();
+        if synced >= 3 {
+            child.kill().await.unwrap(); // SIGKILL
+            killed_mid_batch = true;
+            break;
+        }
+    }
+    let _ = child.wait().await;
+    assert!(killed_mid_batch, "the run ended before it could be killed");
+    let users = users_json(&state).await;
+    let done = users.iter().filter(|u| u["status"] == "Synced").count();
+    assert!(done < USERS, "killed mid-batch ({done} of {USERS} done)");
+    // The next run goes on where the first stopped.
+    let o = mailmig(&state, &["run", "--until-idle"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let users = users_json(&state).await;
+    assert!(users.iter().all(|u| u["status"] == "Synced"), "{users:#?}");
+    assert_exact(dir.path(), &server).await;
+}
+
+#[tokio::test]
+async fn csv_check_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let good = write(
+        "good.csv",
+        "EmailAddress,UserName,Password\na@contoso.edu,a,secret1\n",
+    );
+    let o = mailmig(&state, &["csv", "check", &good]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!text(&o).contains("secret1"));
+    let rows = write(
+        "rows.csv",
+        "EmailAddress,UserName,Password\na@contoso.edu,a,p\nbad,b,p\n",
+    );
+    let o = mailmig(&state, &["csv", "check", &rows]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("Line 3: EmailAddress \"bad\" isn't a valid SMTP address."));
+    let rejected = write("rejected.csv", "EmailAddress,UserName\na@contoso.edu,a\n");
+    let o = mailmig(&state, &["csv", "check", &rejected, "--json"]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["rejected"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Column \"Password\" is missing")
+    );
+}
+
+#[tokio::test]
+async fn test_server_exit_codes_and_refusals() {
+    let server = FakeImapServer::new().user("u", "pw").start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let port = server.imap_addr().port().to_string();
+    let o = mailmig(
+        &state,
+        &[
+            "test-server",
+            "--imap",
+            "--remote-server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--security",
+            "none",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("Result: Success"));
+    let o = mailmig(
+        &state,
+        &[
+            "test-server",
+            "--imap",
+            "--remote-server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--security",
+            "none",
+            "--username",
+            "u",
+            "--password",
+            "wrong-pw",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("Result: Failed") && text(&o).contains("We had trouble signing in"));
+    assert!(!text(&o).contains("wrong-pw"));
+    // An endpoint that cannot be verified is not created; with --skip-verification it is.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let args = [
+        "endpoint",
+        "new",
+        "--imap",
+        "--name",
+        "src",
+        "--remote-server",
+        "127.0.0.1",
+        "--port",
+        &closed,
+        "--security",
+        "ssl",
+    ];
+    let o = mailmig(&state, &args).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("The connection to the server '127.0.0.1' could not be completed."));
+    let mut skip = args.to_vec();
+    skip.push("--skip-verification");
+    assert!(mailmig(&state, &skip).await.status.success());
+    let o = mailmig(
+        &state,
+        &[
+            "endpoint",
+            "new",
+            "--imap",
+            "--name",
+            "src",
+            "--remote-server",
+            "x",
+            "--port",
+            "1",
+            "--security",
+            "none",
+            "--skip-verification",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("already exists"));
+    let o = mailmig(
+        &state,
+        &[
+            "endpoint",
+            "set",
+            "src",
+            "--max-concurrent-incremental-syncs",
+            "50",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("MaxConcurrentIncrementalSyncs (50)"),
+        "{}",
+        text(&o)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(state.join("mailmig.sqlite"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "the state file holds passwords");
+    }
+}
