@@ -12,11 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_imap::Session;
-use async_imap::types::{Fetch, Flag, NameAttribute};
+use async_imap::imap_proto::NameAttribute;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::Utc;
-use futures::TryStreamExt;
 use rusqlite::params;
 
 use crate::control::Engine;
@@ -29,6 +28,8 @@ use crate::test_server::SIGN_IN_FAILED;
 
 /// 35 MiB: bigger messages are skipped as large items, decided before downloading.
 pub const MAX_MESSAGE_SIZE: u64 = 36_700_160;
+/// Bytes of messages per UID FETCH (a single bigger message still goes alone).
+const CHUNK_BYTES: u64 = 64 * 1024 * 1024;
 /// At most this many items per mailbox, newest first.
 pub const ITEM_CAP: usize = 500_000;
 
@@ -75,6 +76,166 @@ struct Meta {
     date: Option<chrono::DateTime<Utc>>,
 }
 
+/// One FETCH response, owned.
+#[derive(Debug, Default)]
+struct Fetched {
+    uid: Option<u32>,
+    flags: Vec<String>,
+    size: Option<u32>,
+    date: Option<chrono::DateTime<Utc>>,
+    body: Option<Bytes>,
+}
+
+/// Runs a UID FETCH and reads its responses itself, so that the tagged reply is seen: a NO
+/// (refused, throttled) or a connection that ends before it is an error, never a short list.
+/// (async-imap's fetch stream ends quietly on both.) Callers bound the bytes per call.
+async fn checked_fetch(
+    s: &mut Session<ImapStream>,
+    set: &str,
+    items: &str,
+) -> Result<(Vec<Fetched>, Option<String>), Abort> {
+    use async_imap::imap_proto::{AttributeValue, Response, Status};
+    let tag = s
+        .run_command(format!("UID FETCH {set} {items}"))
+        .await
+        .map_err(|e| Abort::Source(e.to_string()))?;
+    let mut out = Vec::new();
+    loop {
+        let Some(r) = s
+            .read_response()
+            .await
+            .map_err(|e| Abort::Source(e.to_string()))?
+        else {
+            return Err(Abort::Source(
+                "the server closed the connection during a FETCH".into(),
+            ));
+        };
+        match r.parsed() {
+            Response::Fetch(_, attrs) => {
+                let mut f = Fetched::default();
+                for a in attrs {
+                    match a {
+                        AttributeValue::Uid(u) => f.uid = Some(*u),
+                        AttributeValue::Rfc822Size(n) => f.size = Some(*n),
+                        AttributeValue::Flags(fl) => {
+                            f.flags = fl
+                                .iter()
+                                .filter(|x| !x.eq_ignore_ascii_case("\\Recent"))
+                                .map(|x| x.to_string())
+                                .collect()
+                        }
+                        AttributeValue::InternalDate(d) => {
+                            f.date = chrono::DateTime::parse_from_str(d, "%d-%b-%Y %H:%M:%S %z")
+                                .ok()
+                                .map(|d| d.to_utc())
+                        }
+                        AttributeValue::BodySection { data: Some(d), .. }
+                        | AttributeValue::Rfc822(Some(d)) => {
+                            f.body = Some(Bytes::copy_from_slice(d))
+                        }
+                        _ => {}
+                    }
+                }
+                out.push(f);
+            }
+            Response::Done {
+                tag: t,
+                status,
+                information,
+                ..
+            } if *t == tag => {
+                let text = information
+                    .as_deref()
+                    .unwrap_or("no reason given")
+                    .to_string();
+                return match status {
+                    Status::Ok => Ok((out, None)),
+                    // A throttled server wants us gone for a while: the caller reconnects.
+                    _ if backoff_hint(&text).is_some() => Err(Abort::Source(text)),
+                    // NO is data: what came back is good, the rest was refused.
+                    Status::No => Ok((out, Some(text))),
+                    _ => Err(Abort::Source(format!("UID FETCH failed: {text}"))),
+                };
+            }
+            Response::Data {
+                status: Status::Bye,
+                information,
+                ..
+            } => {
+                return Err(Abort::Source(format!(
+                    "the server said BYE: {}",
+                    information.as_deref().unwrap_or("")
+                )));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// LIST "" "*", reading the replies itself so a NO is an error, not an empty mailbox.
+async fn checked_list(
+    s: &mut Session<ImapStream>,
+) -> Result<Vec<(String, Option<char>, bool)>, Abort> {
+    use async_imap::imap_proto::{MailboxDatum, Response, Status};
+    let tag = s
+        .run_command("LIST \"\" \"*\"")
+        .await
+        .map_err(|e| Abort::Source(e.to_string()))?;
+    let mut out = Vec::new();
+    loop {
+        let Some(r) = s
+            .read_response()
+            .await
+            .map_err(|e| Abort::Source(e.to_string()))?
+        else {
+            return Err(Abort::Source(
+                "the server closed the connection during LIST".into(),
+            ));
+        };
+        match r.parsed() {
+            Response::MailboxData(MailboxDatum::List {
+                name_attributes,
+                delimiter,
+                name,
+            }) => {
+                let selectable = !name_attributes
+                    .iter()
+                    .any(|a| matches!(a, NameAttribute::NoSelect));
+                out.push((
+                    name.to_string(),
+                    delimiter.as_deref().and_then(|d| d.chars().next()),
+                    selectable,
+                ));
+            }
+            Response::Done {
+                tag: t,
+                status,
+                information,
+                ..
+            } if *t == tag => {
+                return match status {
+                    Status::Ok => Ok(out),
+                    _ => Err(Abort::Source(format!(
+                        "LIST failed: {}",
+                        information.as_deref().unwrap_or("no reason given")
+                    ))),
+                };
+            }
+            Response::Data {
+                status: Status::Bye,
+                information,
+                ..
+            } => {
+                return Err(Abort::Source(format!(
+                    "the server said BYE: {}",
+                    information.as_deref().unwrap_or("")
+                )));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// How one user's sync ends early.
 enum Abort {
     /// The user fails with this message.
@@ -82,18 +243,6 @@ enum Abort {
     Stopped,
     /// A source problem worth a reconnect (counts against the error budget).
     Source(String),
-}
-
-fn flag_name(f: &Flag<'_>) -> Option<String> {
-    Some(match f {
-        Flag::Seen => "\\Seen".into(),
-        Flag::Answered => "\\Answered".into(),
-        Flag::Flagged => "\\Flagged".into(),
-        Flag::Deleted => "\\Deleted".into(),
-        Flag::Draft => "\\Draft".into(),
-        Flag::Recent | Flag::MayCreate => return None,
-        Flag::Custom(c) => c.to_string(),
-    })
 }
 
 /// Milliseconds a throttled server asks us to wait (Exchange's text or Gmail's code).
@@ -148,6 +297,9 @@ fn source_key(email: &str, folder: &str, uid_validity: u32, uid: u32) -> String 
         email.to_ascii_lowercase()
     )
 }
+
+/// Fetch attempts per (folder, UID) over one sync, reconnects included.
+type Attempts = HashMap<(String, u32), u32>;
 
 /// What is recorded of a folder's copied messages: UID -> (flags, fingerprint, source key).
 type Copied = HashMap<u32, (String, String, String)>;
@@ -278,19 +430,12 @@ impl ImapCopy {
         job: &SyncJob,
     ) -> Result<Vec<SourceFolder>, Abort> {
         let root = job.user.user_root.clone().unwrap_or_default();
-        let names: Vec<_> = s
-            .list(Some(""), Some("*"))
-            .await
-            .map_err(|e| Abort::Source(e.to_string()))?
-            .try_collect()
-            .await
-            .map_err(|e| Abort::Source(e.to_string()))?;
+        let names = checked_list(s).await?;
         let mut out = Vec::new();
-        for n in names {
-            let Ok(name) = mutf7::decode(n.name()) else {
+        for (wire, delimiter, selectable) in names {
+            let Ok(name) = mutf7::decode(&wire) else {
                 continue;
             };
-            let delimiter = n.delimiter().and_then(|d| d.chars().next());
             let relative = if root.is_empty() {
                 name.clone()
             } else {
@@ -302,10 +447,7 @@ impl ImapCopy {
                 }
             };
             out.push(SourceFolder {
-                selectable: !n
-                    .attributes()
-                    .iter()
-                    .any(|a| matches!(a, NameAttribute::NoSelect)),
+                selectable,
                 name,
                 relative,
                 delimiter,
@@ -314,7 +456,14 @@ impl ImapCopy {
         Ok(out)
     }
 
-    async fn run(&self, job: &SyncJob, report: &mut SyncReport) -> Result<(), Abort> {
+    /// One attempt at the whole user; `attempts` (fetch attempts per message) outlives it, so a
+    /// message that breaks the connection every time is still skipped in the end.
+    async fn run(
+        &self,
+        job: &SyncJob,
+        report: &mut SyncReport,
+        attempts: &mut Attempts,
+    ) -> Result<(), Abort> {
         let email = job.user.email_address.clone();
         let mut session = self.login(job).await?;
         let folders = self.list(&mut session, job).await?;
@@ -394,6 +543,7 @@ impl ImapCopy {
                 uid_validity,
                 capped,
                 report,
+                attempts,
             )
             .await?;
         }
@@ -435,21 +585,23 @@ impl ImapCopy {
         if exists == 0 {
             return Ok((uid_validity, Vec::new()));
         }
-        let fetched: Vec<Fetch> = s
-            .uid_fetch("1:*", "(UID FLAGS RFC822.SIZE INTERNALDATE)")
-            .await
-            .map_err(|e| Abort::Source(e.to_string()))?
-            .try_collect()
-            .await
-            .map_err(|e| Abort::Source(e.to_string()))?;
-        let metas = fetched
-            .iter()
+        let (fetched, refused) =
+            checked_fetch(s, "1:*", "(UID FLAGS RFC822.SIZE INTERNALDATE)").await?;
+        if let Some(why) = refused {
+            // The listing must be whole, or messages would silently wait for another sync.
+            return Err(Abort::Source(format!(
+                "{}: listing refused: {why}",
+                folder.relative
+            )));
+        }
+        let metas: Vec<Meta> = fetched
+            .into_iter()
             .filter_map(|f| {
                 Some(Meta {
                     uid: f.uid?,
                     size: u64::from(f.size.unwrap_or(0)),
-                    flags: f.flags().filter_map(|x| flag_name(&x)).collect(),
-                    date: f.internal_date().map(|d| d.to_utc()),
+                    flags: f.flags,
+                    date: f.date,
                 })
             })
             .collect();
@@ -467,6 +619,7 @@ impl ImapCopy {
         uid_validity: u32,
         metas: Vec<Meta>,
         report: &mut SyncReport,
+        attempts: &mut Attempts,
     ) -> Result<(), Abort> {
         let fail = |e: Error| Abort::Source(e.to_string());
         let copied = self
@@ -532,37 +685,69 @@ impl ImapCopy {
                 folder.relative
             )));
         }
-        let mut attempts: HashMap<u32, u32> = HashMap::new();
         while !pending.is_empty() {
             if *job.stop.borrow() {
                 return Err(Abort::Stopped);
             }
-            let chunk: Vec<&Meta> = pending
-                .drain(..pending.len().min(self.options.fetch_chunk))
-                .collect();
+            // A chunk: up to fetch_chunk messages and CHUNK_BYTES (at least one message), so
+            // memory is bounded by the chunk, not the folder.
+            let mut take = 0;
+            let mut bytes = 0u64;
+            while take < pending.len() && take < self.options.fetch_chunk {
+                bytes += pending[take].size;
+                if take > 0 && bytes > CHUNK_BYTES {
+                    break;
+                }
+                take += 1;
+            }
+            let chunk: Vec<&Meta> = pending.drain(..take).collect();
             let set = chunk
                 .iter()
                 .map(|m| m.uid.to_string())
                 .collect::<Vec<_>>()
                 .join(",");
-            let fetched: Vec<Fetch> = s
-                .uid_fetch(&set, "(UID FLAGS INTERNALDATE BODY.PEEK[])")
-                .await
-                .map_err(|e| Abort::Source(e.to_string()))?
-                .try_collect()
-                .await
-                .map_err(|e| Abort::Source(e.to_string()))?;
-            let mut got: HashMap<u32, &Fetch> = HashMap::new();
-            for f in &fetched {
-                if let (Some(uid), Some(_)) = (f.uid, f.body()) {
+            let (fetched, refused) =
+                checked_fetch(s, &set, "(UID FLAGS INTERNALDATE BODY.PEEK[])").await?;
+            let mut got: HashMap<u32, Fetched> = HashMap::new();
+            for f in fetched {
+                if let (Some(uid), Some(_)) = (f.uid, &f.body) {
                     got.insert(uid, f);
                 }
+            }
+            // Messages the fetch did not return: still there (refused: retry, then skip as a
+            // bad item) or expunged meanwhile (gone at the source: reported, not retried).
+            let missing: Vec<u32> = chunk
+                .iter()
+                .map(|m| m.uid)
+                .filter(|u| !got.contains_key(u))
+                .collect();
+            let still_there: HashSet<u32> = if missing.is_empty() {
+                HashSet::new()
+            } else {
+                let set = missing
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let (present, _) = checked_fetch(s, &set, "(UID)").await?;
+                present.iter().filter_map(|f| f.uid).collect()
+            };
+            if refused.is_some() {
+                tracing::debug!(?refused, missing = missing.len(), "FETCH partly refused");
             }
             let mut done = Vec::new();
             for m in &chunk {
                 let Some(f) = got.get(&m.uid) else {
-                    // Refused, or expunged meanwhile: retry alone, then skip as a bad item.
-                    let n = attempts.entry(m.uid).or_default();
+                    if !still_there.contains(&m.uid) {
+                        report.skipped.push(SkippedItem {
+                            folder: folder.relative.clone(),
+                            item: format!("UID {}", m.uid),
+                            reason: "Vanished".into(),
+                            detail: "expunged at the source during the sync".into(),
+                        });
+                        continue;
+                    }
+                    let n = attempts.entry((folder.name.clone(), m.uid)).or_default();
                     *n += 1;
                     if *n < self.options.fetch_attempts {
                         pending.push(m);
@@ -571,15 +756,18 @@ impl ImapCopy {
                             folder: folder.relative.clone(),
                             item: format!("UID {}", m.uid),
                             reason: "BadItem".into(),
-                            detail: "the server did not return the message".into(),
+                            detail: format!(
+                                "the server refused to return the message {} times",
+                                self.options.fetch_attempts
+                            ),
                         });
                     }
                     continue;
                 };
-                let raw = Bytes::copy_from_slice(f.body().expect("checked"));
+                let raw = f.body.clone().expect("checked");
                 let fp = fingerprint(&raw);
                 let key = source_key(email, &folder.name, uid_validity, m.uid);
-                let flags: Vec<String> = f.flags().filter_map(|x| flag_name(&x)).collect();
+                let flags: Vec<String> = f.flags.clone();
                 if let Some(old_key) = renumbered.get_mut(&fp).and_then(|keys| keys.pop()) {
                     // In the target already, from before a UIDVALIDITY change: not copied
                     // again; its flags follow under the key the target knows.
@@ -593,7 +781,7 @@ impl ImapCopy {
                 let request = ImportRequest {
                     folder: target.to_string(),
                     source_key: key.clone(),
-                    received_time: f.internal_date().map(|d| d.to_utc()).or(m.date),
+                    received_time: f.date.or(m.date),
                     flags: ItemFlags::from_imap(&flags),
                 };
                 match self.import(email, &request, raw.clone(), job).await? {
@@ -676,9 +864,10 @@ impl UserSync for ImapCopy {
             skipped: Vec::new(),
         };
         let mut errors = 0;
+        let mut attempts = Attempts::new();
         loop {
             report.skipped.clear();
-            match self.run(&job, &mut report).await {
+            match self.run(&job, &mut report, &mut attempts).await {
                 Ok(()) => break,
                 Err(Abort::Stopped) => {
                     report.outcome = SyncOutcome::Stopped;

@@ -1,121 +1,10 @@
 //! The data plane end to end: fake-imap -> engine -> fake tenant, checked by reconciliation.
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
-use engine::clock::ManualClock;
-use engine::control::{Engine, NewBatch};
-use engine::copy::{CopyOptions, ImapCopy};
-use engine::endpoint::{Endpoint, Security};
-use engine::service::{RunOptions, Service};
-use engine::state::BatchSettings;
+use common::{target_folder, world};
 use engine::status::{BatchStatus, UserStatus};
-use engine::target::{Target, TenantTarget};
-use fake_imap::{AdminMode, FakeImapServer, ServerHandle};
-use fake_target::inspect::{reconcile, source_from_fake_imap, target_messages};
-use fake_target::{Recipient, Settings, Tenant};
-
-struct World {
-    engine: Arc<Engine>,
-    clock: ManualClock,
-    tenant: Tenant,
-    source: ServerHandle,
-    options: CopyOptions,
-    _dir: tempfile::TempDir,
-}
-
-fn target_folder(name: &str) -> Option<String> {
-    let mapped = match name {
-        "INBOX" => "Inbox".to_string(),
-        "Sent" => "Sent Items".to_string(),
-        other => other.to_string(),
-    };
-    Some(mapped)
-}
-
-async fn world(source: FakeImapServer, users: &[&str]) -> World {
-    let source = source.start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::at_epoch();
-    let engine =
-        Arc::new(Engine::open(&dir.path().join("state"), Arc::new(clock.clone())).unwrap());
-    let tenant = Tenant::with_clock(
-        Settings {
-            accepted_domains: vec!["contoso.edu".into()],
-            ..Settings::default()
-        },
-        Arc::new(clock.clone()),
-    );
-    for u in users {
-        tenant
-            .add_recipient(Recipient::mailbox(
-                &format!("{u}@contoso.edu"),
-                true,
-                tenant.now(),
-            ))
-            .unwrap();
-    }
-    engine
-        .endpoint_new(Endpoint::new(
-            "src",
-            "127.0.0.1",
-            source.imap_addr().port(),
-            Security::None,
-        ))
-        .unwrap();
-    World {
-        engine,
-        clock,
-        tenant,
-        source,
-        options: CopyOptions::default(),
-        _dir: dir,
-    }
-}
-
-impl World {
-    fn target(&self) -> Arc<TenantTarget> {
-        Arc::new(TenantTarget(Arc::new(self.tenant.clone())))
-    }
-
-    async fn batch(&self, csv: &str) {
-        self.engine
-            .batch_new(
-                NewBatch {
-                    name: "B".into(),
-                    source_endpoint: "src".into(),
-                    autostart: true,
-                    settings: BatchSettings::default(),
-                },
-                Path::new("users.csv"),
-                csv.as_bytes(),
-                &*self.target() as &dyn Target,
-            )
-            .await
-            .unwrap();
-    }
-
-    async fn run(&self) {
-        let copy = ImapCopy {
-            engine: self.engine.clone(),
-            target: self.target(),
-            options: self.options.clone(),
-        };
-        Service::new(self.engine.clone(), Arc::new(copy), self.target())
-            .run(RunOptions::default())
-            .await
-            .unwrap();
-    }
-
-    async fn exact(&self, user: &str) {
-        let source = source_from_fake_imap(self.source.store(), user, target_folder).unwrap();
-        let target = target_messages(&self.tenant, &format!("{user}@contoso.edu"))
-            .await
-            .unwrap();
-        let r = reconcile(&source, &target);
-        assert!(r.is_exact(), "{user}: {r:#?}");
-    }
-}
+use fake_imap::{AdminMode, FakeImapServer};
 
 #[tokio::test]
 async fn dovecot_master_user_copy_and_incremental_sync() {
@@ -162,11 +51,7 @@ async fn dovecot_master_user_copy_and_incremental_sync() {
     w.clock.advance(chrono::Duration::hours(24));
     w.run().await;
     // Additive: the expunged message stays at the target; everything else matches.
-    let source = source_from_fake_imap(store, "terry", target_folder).unwrap();
-    let target = target_messages(&w.tenant, "terry@contoso.edu")
-        .await
-        .unwrap();
-    let r = reconcile(&source, &target);
+    let r = w.reconcile_with("terry", target_folder).await;
     assert!(
         r.missing.is_empty() && r.duplicated.is_empty() && r.flag_mismatches.is_empty(),
         "{r:#?}"

@@ -34,7 +34,9 @@ pub enum FaultAction {
     DropMidLiteral,
     /// Every matching response is delayed by `ms`.
     Delay,
-    /// FETCH of the messages with the given `uids` fails (`NO`), the rest of the set is served.
+    /// FETCH of the bodies of the messages with the given `uids` fails (`NO`), the rest of the
+    /// set is served; their metadata (FLAGS, RFC822.SIZE, ...) still reads, as on a server
+    /// whose index is fine but whose message file is broken.
     FetchNo,
     /// The folder is rebuilt before the command runs: new UIDVALIDITY, new UIDs.
     #[serde(rename = "uidvalidity-change")]

@@ -65,8 +65,18 @@ pub async fn fetch(
             )
         });
 
+    let wants_body = names.iter().any(|n| {
+        matches!(
+            n,
+            MessageDataItemName::BodyExt { .. }
+                | MessageDataItemName::Rfc822
+                | MessageDataItemName::Rfc822Text
+                | MessageDataItemName::Rfc822Header
+        )
+    });
     let refused: Vec<u32> = s
         .fault(FaultAction::FetchNo)
+        .filter(|_| wants_body)
         .map(|f| f.uids.clone())
         .unwrap_or_default();
     let expunge_halfway = s
