@@ -28,6 +28,7 @@ pub const EXIT_ROW_ERRORS: u8 = 3;
 pub enum TargetSetting {
     Embedded,
     FakeTarget { url: String, token: String },
+    Imap(engine::imap_target::ImapTargetConfig),
 }
 
 pub fn engine(state_dir: &Path) -> anyhow::Result<Arc<Engine>> {
@@ -58,6 +59,7 @@ pub fn open_target(engine: &Engine, state_dir: &Path) -> anyhow::Result<Arc<dyn 
         TargetSetting::FakeTarget { url, token } => Arc::new(TenantTarget(Arc::new(
             fake_target::http::HttpTenant::new(&url, &token),
         ))),
+        TargetSetting::Imap(config) => Arc::new(engine::imap_target::ImapTarget::new(config)),
     })
 }
 
@@ -67,9 +69,18 @@ pub fn target_set(
     config: Option<PathBuf>,
     url: Option<String>,
     token: Option<String>,
+    imap: Option<engine::imap_target::ImapTargetConfig>,
 ) -> anyhow::Result<u8> {
     let engine = engine(state_dir)?;
     let setting = match (embedded, url, token) {
+        (false, None, None) if imap.is_some() => {
+            let imap = imap.expect("checked");
+            println!(
+                "Target: the IMAP server {}:{} (login {}).",
+                imap.remote_server, imap.port, imap.username_format
+            );
+            TargetSetting::Imap(imap)
+        }
         (true, None, None) => {
             let mut cfg = match &config {
                 Some(path) => fake_target::TenantConfig::from_file(path)?,
@@ -88,7 +99,10 @@ pub fn target_set(
             println!("Target: the fake tenant at {url}.");
             TargetSetting::FakeTarget { url, token }
         }
-        _ => bail!("use either --embedded [--config FILE] or --fake-target URL --token TOKEN"),
+        _ => bail!(
+            "use one of --embedded [--config FILE], --fake-target URL --token TOKEN, or --imap \
+             --remote-server H --port P --security S --username-format T --password P"
+        ),
     };
     let json = serde_json::to_string(&setting)?;
     engine.db.transaction(|tx| tx.set_meta("target", &json))?;
@@ -99,12 +113,16 @@ pub fn target_get(state_dir: &Path, json: bool) -> anyhow::Result<u8> {
     let engine = engine(state_dir)?;
     let setting = target_setting(&engine)?;
     if json {
-        // The token is a secret: never printed.
+        // Tokens and passwords are secrets: never printed.
         let shown = match &setting {
             TargetSetting::Embedded => serde_json::json!({"kind": "embedded"}),
             TargetSetting::FakeTarget { url, .. } => {
                 serde_json::json!({"kind": "fakeTarget", "url": url})
             }
+            TargetSetting::Imap(c) => serde_json::json!({
+                "kind": "imap", "remoteServer": c.remote_server, "port": c.port,
+                "security": c.security, "usernameFormat": c.username_format,
+            }),
         };
         println!("{}", serde_json::to_string_pretty(&shown)?);
     } else {
@@ -113,6 +131,10 @@ pub fn target_get(state_dir: &Path, json: bool) -> anyhow::Result<u8> {
                 println!("Embedded tenant: {}", embedded_db(state_dir).display())
             }
             TargetSetting::FakeTarget { url, .. } => println!("Fake tenant over HTTP: {url}"),
+            TargetSetting::Imap(c) => println!(
+                "IMAP server {}:{} ({:?}), login {}",
+                c.remote_server, c.port, c.security, c.username_format
+            ),
         }
     }
     Ok(EXIT_OK)
@@ -486,10 +508,18 @@ pub fn user_get(
 pub async fn run(state_dir: &Path, until_idle: bool) -> anyhow::Result<u8> {
     let engine = engine(state_dir)?;
     let target = open_target(&engine, state_dir)?;
+    let mut options = CopyOptions::default();
+    // Tuning for rehearsals and tests: messages per UID FETCH.
+    if let Some(n) = std::env::var("MAILMIG_FETCH_CHUNK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options.fetch_chunk = n;
+    }
     let copy = ImapCopy {
         engine: engine.clone(),
         target: target.clone(),
-        options: CopyOptions::default(),
+        options,
     };
     let bar = indicatif::ProgressBar::new_spinner();
     if std::env::var_os("CI").is_some() || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {

@@ -135,11 +135,27 @@ enum CsvCommand {
 
 #[derive(Subcommand)]
 enum TargetCommand {
-    /// Sets the tenant: the embedded on-disk one (optionally seeded from a tenant TOML), or a
-    /// fake tenant over HTTP.
+    /// Sets the target: the embedded on-disk tenant (optionally seeded from a tenant TOML), a
+    /// fake tenant over HTTP, or any IMAP server (IMAP to IMAP).
     Set {
-        #[arg(long, conflicts_with_all = ["fake_target", "token"])]
+        #[arg(long, conflicts_with_all = ["fake_target", "token", "imap"])]
         embedded: bool,
+        /// An IMAP server as the target.
+        #[arg(long, requires_all = ["remote_server", "port", "security", "username_format", "password"])]
+        imap: bool,
+        #[arg(long)]
+        remote_server: Option<String>,
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long)]
+        security: Option<String>,
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// The target login from the CSV's EmailAddress: {email}, {local}, {domain}.
+        #[arg(long)]
+        username_format: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
         /// Tenant TOML (accepted domains, mailboxes) for the embedded tenant.
         #[arg(long, requires = "embedded")]
         config: Option<PathBuf>,
@@ -382,10 +398,31 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Target { command } => match command {
             TargetCommand::Set {
                 embedded,
+                imap,
+                remote_server,
+                port,
+                security,
+                ca_file,
+                username_format,
+                password,
                 config,
                 fake_target,
                 token,
-            } => admin::target_set(&dir, embedded, config, fake_target, token),
+            } => {
+                let imap = if imap {
+                    Some(engine::imap_target::ImapTargetConfig {
+                        remote_server: remote_server.unwrap_or_default(),
+                        port: port.unwrap_or(143),
+                        security: admin::parse_security(security.as_deref().unwrap_or("none"))?,
+                        ca_file,
+                        username_format: username_format.unwrap_or_default(),
+                        password: password.unwrap_or_default(),
+                    })
+                } else {
+                    None
+                };
+                admin::target_set(&dir, embedded, config, fake_target, token, imap)
+            }
             TargetCommand::Get { json } => admin::target_get(&dir, json),
         },
         Command::Endpoint { command } => match command {

@@ -78,12 +78,12 @@ struct Meta {
 
 /// One FETCH response, owned.
 #[derive(Debug, Default)]
-struct Fetched {
-    uid: Option<u32>,
-    flags: Vec<String>,
-    size: Option<u32>,
-    date: Option<chrono::DateTime<Utc>>,
-    body: Option<Bytes>,
+pub(crate) struct Fetched {
+    pub uid: Option<u32>,
+    pub flags: Vec<String>,
+    pub size: Option<u32>,
+    pub date: Option<chrono::DateTime<Utc>>,
+    pub body: Option<Bytes>,
 }
 
 /// Runs a UID FETCH and reads its responses itself, so that the tagged reply is seen: a NO
@@ -94,21 +94,24 @@ async fn checked_fetch(
     set: &str,
     items: &str,
 ) -> Result<(Vec<Fetched>, Option<String>), Abort> {
+    fetch_checked(s, set, items).await.map_err(Abort::Source)
+}
+
+/// The same for callers outside the copy: errors as text.
+pub(crate) async fn fetch_checked(
+    s: &mut Session<ImapStream>,
+    set: &str,
+    items: &str,
+) -> Result<(Vec<Fetched>, Option<String>), String> {
     use async_imap::imap_proto::{AttributeValue, Response, Status};
     let tag = s
         .run_command(format!("UID FETCH {set} {items}"))
         .await
-        .map_err(|e| Abort::Source(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     loop {
-        let Some(r) = s
-            .read_response()
-            .await
-            .map_err(|e| Abort::Source(e.to_string()))?
-        else {
-            return Err(Abort::Source(
-                "the server closed the connection during a FETCH".into(),
-            ));
+        let Some(r) = s.read_response().await.map_err(|e| e.to_string())? else {
+            return Err("the server closed the connection during a FETCH".into());
         };
         match r.parsed() {
             Response::Fetch(_, attrs) => {
@@ -151,10 +154,10 @@ async fn checked_fetch(
                 return match status {
                     Status::Ok => Ok((out, None)),
                     // A throttled server wants us gone for a while: the caller reconnects.
-                    _ if backoff_hint(&text).is_some() => Err(Abort::Source(text)),
+                    _ if backoff_hint(&text).is_some() => Err(text),
                     // NO is data: what came back is good, the rest was refused.
                     Status::No => Ok((out, Some(text))),
-                    _ => Err(Abort::Source(format!("UID FETCH failed: {text}"))),
+                    _ => Err(format!("UID FETCH failed: {text}")),
                 };
             }
             Response::Data {
@@ -162,10 +165,10 @@ async fn checked_fetch(
                 information,
                 ..
             } => {
-                return Err(Abort::Source(format!(
+                return Err(format!(
                     "the server said BYE: {}",
                     information.as_deref().unwrap_or("")
-                )));
+                ));
             }
             _ => {}
         }
@@ -636,7 +639,7 @@ impl ImapCopy {
                 if *flags != now {
                     let key = key.clone();
                     self.target
-                        .update_flags(email, &key, &ItemFlags::from_imap(&m.flags))
+                        .update_flags(email, target, &key, &ItemFlags::from_imap(&m.flags))
                         .await
                         .map_err(fail)?;
                     flag_updates.push((m.uid, now, String::new(), key, m.size));
@@ -772,7 +775,7 @@ impl ImapCopy {
                     // In the target already, from before a UIDVALIDITY change: not copied
                     // again; its flags follow under the key the target knows.
                     self.target
-                        .update_flags(email, &old_key, &ItemFlags::from_imap(&flags))
+                        .update_flags(email, target, &old_key, &ItemFlags::from_imap(&flags))
                         .await
                         .map_err(fail)?;
                     done.push((m.uid, flags.join(" "), fp, old_key, raw.len() as u64));
@@ -817,7 +820,14 @@ impl ImapCopy {
                 .await
                 .map_err(|e| Abort::Source(format!("target: {e}")))?;
             match outcome {
-                ImportOutcome::Created(_) | ImportOutcome::AlreadyPresent(_) => {
+                ImportOutcome::Created(_) => return Ok(Imported::Yes),
+                ImportOutcome::AlreadyPresent(_) => {
+                    // Landed before (a crash, a lost acknowledgement): its flags may have
+                    // changed at the source since.
+                    self.target
+                        .update_flags(email, &request.folder, &request.source_key, &request.flags)
+                        .await
+                        .map_err(|e| Abort::Source(format!("target: {e}")))?;
                     return Ok(Imported::Yes);
                 }
                 ImportOutcome::Throttled(wait) => {

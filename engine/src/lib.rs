@@ -13,6 +13,7 @@ pub mod endpoint;
 pub mod error;
 pub mod folders;
 pub mod imap;
+pub mod imap_target;
 pub mod service;
 pub mod state;
 pub mod status;

@@ -24,9 +24,11 @@ pub trait Target: Send + Sync {
         request: &ImportRequest,
         mime: Bytes,
     ) -> Result<ImportOutcome, Error>;
+    /// Re-applies flags to the message imported with `source_key` into `target_folder`.
     async fn update_flags(
         &self,
         address: &str,
+        target_folder: &str,
         source_key: &str,
         flags: &ItemFlags,
     ) -> Result<FlagUpdate, Error>;
@@ -69,6 +71,7 @@ impl Target for TenantTarget {
     async fn update_flags(
         &self,
         address: &str,
+        _target_folder: &str,
         source_key: &str,
         flags: &ItemFlags,
     ) -> Result<FlagUpdate, Error> {

@@ -127,6 +127,36 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Writes a new item with the folders it needed and the next id, in one transaction: a
+    /// process killed half-way leaves either all of it or none.
+    pub fn insert_item_with(
+        &self,
+        mailbox: &str,
+        new_folders: &[String],
+        row: &ItemRow,
+        mime: &[u8],
+        next_id: u64,
+    ) -> Result<(), Error> {
+        let tx = self.conn.unchecked_transaction()?;
+        for p in new_folders {
+            self.save_folder(mailbox, p)?;
+        }
+        self.insert_item(row, mime)?;
+        self.set_meta("next_id", &next_id.to_string())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The highest numeric part of any item id (ids are `AAMk<number>`).
+    pub fn max_item_number(&self) -> Result<u64, Error> {
+        let max: Option<i64> = self.conn.query_row(
+            "SELECT max(CAST(substr(id, 5) AS INTEGER)) FROM items",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(max.unwrap_or(0).max(0) as u64)
+    }
+
     pub fn insert_item(&self, row: &ItemRow, mime: &[u8]) -> Result<(), Error> {
         self.conn.execute(
             "INSERT INTO items (id, mailbox, folder, source_key, received, flags, kind, size, mime)

@@ -294,10 +294,12 @@ impl Tenant {
         let recipients = db.recipients()?;
         let folders = db.folders()?;
         let items = db.items()?;
+        // Ids never repeat, even if the saved counter lagged behind (older files).
         let next_id: u64 = db
             .meta("next_id")?
             .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+            .unwrap_or(1)
+            .max(db.max_item_number()? + 1);
         let tenant = Self::build(settings, clock, Some(db));
         {
             let now = tenant.now();
@@ -585,25 +587,22 @@ impl Tenant {
         };
         if let Some(db) = self.db() {
             // The database is the truth for an on-disk tenant: write it before acknowledging.
-            let written = created
-                .iter()
-                .try_for_each(|p| db.save_folder(&key, p))
-                .and_then(|()| {
-                    db.insert_item(
-                        &ItemRow {
-                            id: id.clone(),
-                            mailbox: key.clone(),
-                            folder: info.folder.clone(),
-                            source_key: info.source_key.clone(),
-                            received: info.received_time,
-                            flags: request.flags.clone(),
-                            kind: info.kind,
-                            size,
-                        },
-                        &mime,
-                    )
-                })
-                .and_then(|()| db.set_meta("next_id", &(*next_id + 1).to_string()));
+            let written = db.insert_item_with(
+                &key,
+                &created,
+                &ItemRow {
+                    id: id.clone(),
+                    mailbox: key.clone(),
+                    folder: info.folder.clone(),
+                    source_key: info.source_key.clone(),
+                    received: info.received_time,
+                    flags: request.flags.clone(),
+                    kind: info.kind,
+                    size,
+                },
+                &mime,
+                *next_id + 1,
+            );
             if let Err(e) = written {
                 return ImportOutcome::Transient(format!("storage error: {e}"));
             }

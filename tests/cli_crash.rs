@@ -1,0 +1,262 @@
+//! SIGKILL at many random points during a sync: every restart goes on, and in the end the
+//! target equals the source exactly — nothing lost, nothing twice. Also IMAP to IMAP through
+//! the CLI.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_imap::{AdminMode, FakeImapServer, Fault, FaultAction};
+use fake_target::inspect::{reconcile, source_from_fake_imap, target_messages};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mailmig");
+
+async fn mailmig(state: &Path, args: &[&str]) -> std::process::Output {
+    let o = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "mailmig {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// A small deterministic PRNG for kill times (the test must replay).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_sigkills_then_target_equals_source() {
+    let users = ["ann", "bob", "cid", "dee"];
+    let mut s = FakeImapServer::new().seed(12);
+    for u in users {
+        s = s
+            .user(u, "pw")
+            .generated(u, "INBOX", 200)
+            .generated(u, "Sent", 20);
+    }
+    let server = s
+        .fault(Fault::new(FaultAction::Delay).command("UID FETCH").ms(15))
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut cfg = String::from("[tenant]\naccepted_domains = [\"contoso.edu\"]\n");
+    let mut csv = String::from("EmailAddress,UserName,Password\n");
+    for u in users {
+        cfg.push_str(&format!("[[mailboxes]]\naddress = \"{u}@contoso.edu\"\n"));
+        csv.push_str(&format!("{u}@contoso.edu,{u},pw\n"));
+    }
+    std::fs::write(dir.path().join("t.toml"), cfg).unwrap();
+    std::fs::write(dir.path().join("u.csv"), csv).unwrap();
+    mailmig(
+        &state,
+        &[
+            "target",
+            "set",
+            "--embedded",
+            "--config",
+            dir.path().join("t.toml").to_str().unwrap(),
+        ],
+    )
+    .await;
+    let port = server.imap_addr().port().to_string();
+    mailmig(
+        &state,
+        &[
+            "endpoint",
+            "new",
+            "--imap",
+            "--name",
+            "src",
+            "--remote-server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--security",
+            "none",
+            "--max-concurrent-migrations",
+            "2",
+            "--max-concurrent-incremental-syncs",
+            "2",
+        ],
+    )
+    .await;
+    mailmig(
+        &state,
+        &[
+            "batch",
+            "new",
+            "--name",
+            "B",
+            "--source-endpoint",
+            "src",
+            "--csv",
+            dir.path().join("u.csv").to_str().unwrap(),
+            "--autostart",
+        ],
+    )
+    .await;
+
+    let mut rng = Lcg(2024);
+    let mut kills = 0;
+    for _ in 0..40 {
+        let mut child = Command::new(BIN)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["run", "--until-idle"])
+            .env("MAILMIG_FETCH_CHUNK", "5")
+            .spawn()
+            .unwrap();
+        let at = Duration::from_millis(30 + rng.next(100));
+        match tokio::time::timeout(at, child.wait()).await {
+            Ok(status) => {
+                assert!(status.unwrap().success());
+                break; // it finished before this kill point
+            }
+            Err(_) => {
+                child.kill().await.unwrap(); // SIGKILL
+                let _ = child.wait().await;
+                kills += 1;
+            }
+        }
+        if kills >= 25 {
+            break;
+        }
+    }
+    assert!(kills >= 20, "only {kills} kills landed during the sync");
+    // The last run finishes it.
+    mailmig(&state, &["run", "--until-idle"]).await;
+    let o = mailmig(&state, &["user", "get", "--json"]).await;
+    let users_json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for u in users_json.as_array().unwrap() {
+        assert_eq!(u["status"], "Synced", "{u}");
+    }
+    let tenant = fake_target::Tenant::open(
+        &state.join("tenant.sqlite"),
+        Arc::new(fake_target::SystemClock),
+    )
+    .unwrap();
+    for u in users {
+        let map = |f: &str| {
+            Some(if f == "INBOX" {
+                "Inbox".to_string()
+            } else {
+                "Sent Items".to_string()
+            })
+        };
+        let source = source_from_fake_imap(server.store(), u, map).unwrap();
+        let target = target_messages(&tenant, &format!("{u}@contoso.edu"))
+            .await
+            .unwrap();
+        let r = reconcile(&source, &target);
+        assert!(r.is_exact(), "{u} after {kills} kills: {r:#?}");
+        assert_eq!(target.len(), 220);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_to_imap_from_the_command_line() {
+    let source = FakeImapServer::new()
+        .seed(1)
+        .user("terry", "pw")
+        .generated("terry", "INBOX", 15)
+        .start()
+        .await
+        .unwrap();
+    let target = FakeImapServer::new()
+        .mode(AdminMode::Dovecot)
+        .admin("mailadmin", "secret")
+        .user("terry", "x")
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let tport = target.imap_addr().port().to_string();
+    mailmig(
+        &state,
+        &[
+            "target",
+            "set",
+            "--imap",
+            "--remote-server",
+            "127.0.0.1",
+            "--port",
+            &tport,
+            "--security",
+            "none",
+            "--username-format",
+            "{local}*mailadmin",
+            "--password",
+            "secret",
+        ],
+    )
+    .await;
+    let o = mailmig(&state, &["target", "get", "--json"]).await;
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("secret"),
+        "no password printed"
+    );
+    let sport = source.imap_addr().port().to_string();
+    mailmig(
+        &state,
+        &[
+            "endpoint",
+            "new",
+            "--imap",
+            "--name",
+            "src",
+            "--remote-server",
+            "127.0.0.1",
+            "--port",
+            &sport,
+            "--security",
+            "none",
+        ],
+    )
+    .await;
+    std::fs::write(
+        dir.path().join("u.csv"),
+        "EmailAddress,UserName,Password\nterry@contoso.edu,terry,pw\n",
+    )
+    .unwrap();
+    mailmig(
+        &state,
+        &[
+            "batch",
+            "new",
+            "--name",
+            "B",
+            "--source-endpoint",
+            "src",
+            "--csv",
+            dir.path().join("u.csv").to_str().unwrap(),
+            "--autostart",
+        ],
+    )
+    .await;
+    mailmig(&state, &["run", "--until-idle"]).await;
+    assert_eq!(target.store().messages("terry", "INBOX").unwrap().len(), 15);
+    // A second run after a day copies nothing again.
+    mailmig(&state, &["batch", "set", "B", "--sync-now"]).await;
+    mailmig(&state, &["run", "--until-idle"]).await;
+    assert_eq!(target.store().messages("terry", "INBOX").unwrap().len(), 15);
+}
