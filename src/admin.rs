@@ -472,6 +472,16 @@ pub fn batch_get(state_dir: &Path, name: Option<String>, json: bool) -> anyhow::
     Ok(EXIT_OK)
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserView {
+    #[serde(flatten)]
+    user: engine::state::UserRow,
+    skipped_by_reason: std::collections::BTreeMap<String, u64>,
+    last_sync_items_per_second: f64,
+    last_sync_mib_per_second: f64,
+}
+
 pub fn user_get(
     state_dir: &Path,
     batch: Option<String>,
@@ -483,22 +493,41 @@ pub fn user_get(
         Some(e) => vec![engine.user(&e)?],
         None => engine.users(batch.as_deref())?,
     };
+    let mut views = Vec::new();
+    for u in users {
+        let skipped = engine
+            .db
+            .read(|tx| tx.skipped_by_reason(&u.email_address))?;
+        let secs = (u.last_sync_ms as f64 / 1000.0).max(0.001);
+        views.push(UserView {
+            skipped_by_reason: skipped.into_iter().collect(),
+            last_sync_items_per_second: (u.last_sync_items as f64 / secs * 10.0).round() / 10.0,
+            last_sync_mib_per_second: (u.last_sync_bytes as f64 / 1_048_576.0 / secs * 100.0)
+                .round()
+                / 100.0,
+            user: u,
+        });
+    }
     if json {
-        println!("{}", serde_json::to_string_pretty(&users)?);
+        println!("{}", serde_json::to_string_pretty(&views)?);
     } else {
         println!(
-            "{:<32} {:<14} {:<22} {:>8} {:>8}  Error",
-            "EmailAddress", "Batch", "Status", "Synced", "Skipped"
+            "{:<32} {:<14} {:<22} {:>8} {:>8} {:>9} {:>8}  Error",
+            "EmailAddress", "Batch", "Status", "Synced", "Skipped", "Msgs/s", "Missing"
         );
-        for u in users {
+        for v in views {
+            let u = &v.user;
             println!(
-                "{:<32} {:<14} {:<22} {:>8} {:>8}  {}",
+                "{:<32} {:<14} {:<22} {:>8} {:>8} {:>9} {:>8}  {}",
                 u.email_address,
                 u.batch,
                 u.status.as_str(),
                 u.items_synced,
                 u.items_skipped,
-                u.error.unwrap_or_default()
+                v.last_sync_items_per_second,
+                u.missing_in_target
+                    .map_or("-".to_string(), |m| m.to_string()),
+                u.error.clone().unwrap_or_default()
             );
         }
     }

@@ -172,6 +172,12 @@ async fn never_more_than_max_concurrent_migrations_at_the_source() {
         assert_eq!(u["itemsSkipped"], 0);
         assert!(u["lastSuccessfulSyncTime"].is_string());
         assert!(u.get("password").is_none(), "passwords are never printed");
+        assert_eq!(
+            u["missingInTarget"], 0,
+            "the closing reconciliation found nothing missing"
+        );
+        assert_eq!(u["lastSyncItems"], 40);
+        assert!(u["lastSyncItemsPerSecond"].as_f64().unwrap() > 0.0);
     }
     let o = mailmig(
         &dir.path().join("state"),

@@ -501,6 +501,10 @@ fn insert_users(
         sync_started_at: None,
         running: None,
         sync_now: false,
+        last_sync_items: 0,
+        last_sync_bytes: 0,
+        last_sync_ms: 0,
+        missing_in_target: None,
     };
     for (row, check) in parsed.rows.iter().zip(checks) {
         let mut u = blank(&row.email_address, row.line);

@@ -301,6 +301,14 @@ fn source_key(email: &str, folder: &str, uid_validity: u32, uid: u32) -> String 
     )
 }
 
+/// What a sync listed of one folder (after the item cap), for the closing reconciliation.
+struct Listed {
+    name: String,
+    relative: String,
+    uid_validity: u32,
+    uids: Vec<u32>,
+}
+
 /// Fetch attempts per (folder, UID) over one sync, reconnects included.
 type Attempts = HashMap<(String, u32), u32>;
 
@@ -470,6 +478,7 @@ impl ImapCopy {
         let email = job.user.email_address.clone();
         let mut session = self.login(job).await?;
         let folders = self.list(&mut session, job).await?;
+        report.stats = crate::sync::SyncStats::default();
         let plans = plan(
             &folders,
             &job.batch.settings.exclude_folders,
@@ -517,6 +526,7 @@ impl ImapCopy {
             .skip(self.options.item_cap)
             .map(|&(_, i, uid)| (i, uid))
             .collect();
+        let mut listed: Vec<Listed> = Vec::new();
         for (i, (folder, target, uid_validity, metas)) in work.into_iter().enumerate() {
             let capped: Vec<Meta> = metas
                 .into_iter()
@@ -537,6 +547,12 @@ impl ImapCopy {
                     }
                 })
                 .collect();
+            listed.push(Listed {
+                name: folder.name.clone(),
+                relative: folder.relative.clone(),
+                uid_validity,
+                uids: capped.iter().map(|m| m.uid).collect(),
+            });
             self.copy_folder(
                 &mut session,
                 job,
@@ -551,7 +567,51 @@ impl ImapCopy {
             .await?;
         }
         let _ = session.logout().await;
+        report.stats.missing_in_target = self.reconcile(job, &listed, report).await?;
         Ok(())
+    }
+
+    /// Closes a sync: every listed, not skipped message must be recorded as copied and be in
+    /// the target ("in source, not in target" must be empty).
+    async fn reconcile(
+        &self,
+        job: &SyncJob,
+        listed: &[Listed],
+        report: &SyncReport,
+    ) -> Result<Option<u64>, Abort> {
+        let email = &job.user.email_address;
+        let Some(target_keys) = self
+            .target
+            .source_keys(email)
+            .await
+            .map_err(|e| Abort::Source(format!("target: {e}")))?
+        else {
+            return Ok(None);
+        };
+        let skipped: HashSet<(String, String)> = report
+            .skipped
+            .iter()
+            .map(|s| (s.folder.clone(), s.item.clone()))
+            .collect();
+        let mut missing = 0u64;
+        for l in listed {
+            let copied = self
+                .copied(email, &l.name, l.uid_validity)
+                .map_err(|e| Abort::Source(e.to_string()))?;
+            for uid in &l.uids {
+                if skipped.contains(&(l.relative.clone(), format!("UID {uid}"))) {
+                    continue;
+                }
+                let present = copied
+                    .get(uid)
+                    .is_some_and(|(_, _, key)| target_keys.contains(key));
+                if !present {
+                    missing += 1;
+                    tracing::warn!(%email, folder = %l.relative, uid, "in source, not in target");
+                }
+            }
+        }
+        Ok(Some(missing))
     }
 
     /// EXAMINE (read-only); returns UIDVALIDITY and the message count.
@@ -872,7 +932,10 @@ impl UserSync for ImapCopy {
             items_skipped: 0,
             bytes_synced: 0,
             skipped: Vec::new(),
+            stats: crate::sync::SyncStats::default(),
         };
+        let started = std::time::Instant::now();
+        let before = self.totals(&job.user.email_address).unwrap_or((0, 0));
         let mut errors = 0;
         let mut attempts = Attempts::new();
         loop {
@@ -909,7 +972,10 @@ impl UserSync for ImapCopy {
         if let Ok((items, bytes)) = self.totals(&job.user.email_address) {
             report.items_synced = items;
             report.bytes_synced = bytes;
+            report.stats.items = items.saturating_sub(before.0);
+            report.stats.bytes = bytes.saturating_sub(before.1);
         }
+        report.stats.elapsed_ms = started.elapsed().as_millis() as u64;
         report.items_skipped = report
             .skipped
             .iter()

@@ -275,6 +275,7 @@ impl Service {
             };
             tx.set_user_running(email, None, now)?;
             record_skipped(tx, email, &report, now)?;
+            tx.set_user_last_sync(email, &report.stats)?;
             let success_at = (report.outcome == SyncOutcome::Completed).then_some(now);
             tx.set_user_stats(
                 email,

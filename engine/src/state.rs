@@ -93,6 +93,12 @@ pub struct UserRow {
     pub running: Option<SyncKind>,
     /// SyncNow asked for an incremental sync now.
     pub sync_now: bool,
+    /// What the last sync moved, and how long it took.
+    pub last_sync_items: u64,
+    pub last_sync_bytes: u64,
+    pub last_sync_ms: u64,
+    /// The last sync's closing reconciliation: in source, not in target.
+    pub missing_in_target: Option<u64>,
 }
 
 impl std::fmt::Debug for UserRow {
@@ -167,7 +173,11 @@ impl StateDb {
                  items_synced INTEGER NOT NULL DEFAULT 0, items_skipped INTEGER NOT NULL DEFAULT 0,
                  bytes_synced INTEGER NOT NULL DEFAULT 0, last_successful_sync TEXT,
                  queued_at TEXT, sync_started_at TEXT, running TEXT,
-                 sync_now INTEGER NOT NULL DEFAULT 0);
+                 sync_now INTEGER NOT NULL DEFAULT 0,
+                 last_sync_items INTEGER NOT NULL DEFAULT 0,
+                 last_sync_bytes INTEGER NOT NULL DEFAULT 0,
+                 last_sync_ms INTEGER NOT NULL DEFAULT 0,
+                 missing_in_target INTEGER);
              CREATE INDEX IF NOT EXISTS users_by_batch ON users (batch);
              CREATE TABLE IF NOT EXISTS skipped_items (
                  email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL, item TEXT NOT NULL,
@@ -237,7 +247,7 @@ pub struct Tx<'a>(&'a rusqlite::Transaction<'a>);
 
 const USER_COLUMNS: &str = "email, batch, line, user_name, password, user_root, status, error, \
     items_synced, items_skipped, bytes_synced, last_successful_sync, queued_at, sync_started_at, \
-    running, sync_now";
+    running, sync_now, last_sync_items, last_sync_bytes, last_sync_ms, missing_in_target";
 
 fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     let status: String = r.get(6)?;
@@ -259,6 +269,10 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         sync_started_at: parse_ts(r.get(13)?),
         running: running.as_deref().and_then(SyncKind::parse),
         sync_now: r.get::<_, i64>(15)? != 0,
+        last_sync_items: r.get::<_, i64>(16)? as u64,
+        last_sync_bytes: r.get::<_, i64>(17)? as u64,
+        last_sync_ms: r.get::<_, i64>(18)? as u64,
+        missing_in_target: r.get::<_, Option<i64>>(19)?.map(|v| v as u64),
     })
 }
 
@@ -425,7 +439,8 @@ impl Tx<'_> {
         self.0.execute(
             &format!(
                 "INSERT INTO users ({USER_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                         0, 0, 0, NULL)"
             ),
             params![
                 u.email_address,
@@ -550,6 +565,37 @@ impl Tx<'_> {
             ],
         )?;
         Ok(())
+    }
+
+    pub fn set_user_last_sync(
+        &self,
+        email: &str,
+        stats: &crate::sync::SyncStats,
+    ) -> Result<(), Error> {
+        self.0.execute(
+            "UPDATE users SET last_sync_items = ?2, last_sync_bytes = ?3, last_sync_ms = ?4,
+                    missing_in_target = ?5 WHERE email = ?1",
+            params![
+                email,
+                stats.items as i64,
+                stats.bytes as i64,
+                stats.elapsed_ms as i64,
+                stats.missing_in_target.map(|m| m as i64)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Skipped items of a user, counted by reason.
+    pub fn skipped_by_reason(&self, email: &str) -> Result<Vec<(String, u64)>, Error> {
+        let mut stmt = self.0.prepare(
+            "SELECT reason, count(*) FROM skipped_items WHERE email = ?1 AND item <> '(folder)'
+             GROUP BY reason ORDER BY reason",
+        )?;
+        let rows = stmt.query_map(params![email], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Addresses in any batch (lower case) -> batch name.

@@ -40,6 +40,17 @@ pub enum SyncOutcome {
     Failed(String),
 }
 
+/// What one sync moved, and what its closing reconciliation found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    pub items: u64,
+    pub bytes: u64,
+    pub elapsed_ms: u64,
+    /// Messages listed at the source (and not skipped) that the target does not hold; `None`
+    /// when the target cannot be listed.
+    pub missing_in_target: Option<u64>,
+}
+
 /// What a sync did. Counts are totals for the user so far, not increments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncReport {
@@ -48,6 +59,7 @@ pub struct SyncReport {
     pub items_skipped: u64,
     pub bytes_synced: u64,
     pub skipped: Vec<SkippedItem>,
+    pub stats: SyncStats,
 }
 
 impl SyncReport {
@@ -58,6 +70,7 @@ impl SyncReport {
             items_skipped: 0,
             bytes_synced: 0,
             skipped: Vec::new(),
+            stats: SyncStats::default(),
         }
     }
 }

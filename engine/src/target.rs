@@ -24,6 +24,15 @@ pub trait Target: Send + Sync {
         request: &ImportRequest,
         mime: Bytes,
     ) -> Result<ImportOutcome, Error>;
+    /// The source keys the mailbox holds, for the reconciliation that closes every sync;
+    /// `None` when the target cannot tell.
+    async fn source_keys(
+        &self,
+        _address: &str,
+    ) -> Result<Option<std::collections::HashSet<String>>, Error> {
+        Ok(None)
+    }
+
     /// Re-applies flags to the message imported with `source_key` into `target_folder`.
     async fn update_flags(
         &self,
@@ -57,6 +66,14 @@ impl Target for TenantTarget {
 
     async fn ensure_folder(&self, address: &str, path: &str) -> Result<String, Error> {
         Ok(self.0.create_folder(address, path).await?)
+    }
+
+    async fn source_keys(
+        &self,
+        address: &str,
+    ) -> Result<Option<std::collections::HashSet<String>>, Error> {
+        let items = self.0.items(address, None).await?;
+        Ok(Some(items.into_iter().map(|i| i.source_key).collect()))
     }
 
     async fn import(
