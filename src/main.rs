@@ -182,6 +182,13 @@ enum EndpointCommand {
         max_concurrent_migrations: u32,
         #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT_INCREMENTAL_SYNCS)]
         max_concurrent_incremental_syncs: u32,
+        /// basic (LOGIN with the CSV's UserName) | plain (AUTHENTICATE PLAIN; `user<SEP>admin`
+        /// becomes authzid = user, authcid = admin).
+        #[arg(long, default_value = "basic")]
+        authentication: String,
+        /// The source's master-user separator.
+        #[arg(long, default_value_t = '*')]
+        master_separator: char,
         #[arg(long)]
         skip_verification: bool,
     },
@@ -431,9 +438,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 name,
                 max_concurrent_migrations,
                 max_concurrent_incremental_syncs,
+                authentication,
+                master_separator,
                 skip_verification,
             } => {
                 let mut e = endpoint_from(&server, &name)?;
+                e.authentication = engine::endpoint::Authentication::parse(&authentication)
+                    .with_context(|| {
+                        format!("--authentication: {authentication:?} is not basic or plain")
+                    })?;
+                e.master_separator = master_separator;
                 e.max_concurrent_migrations = max_concurrent_migrations;
                 e.max_concurrent_incremental_syncs = max_concurrent_incremental_syncs;
                 admin::endpoint_new(&dir, e, skip_verification).await

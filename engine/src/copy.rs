@@ -301,6 +301,16 @@ fn source_key(email: &str, folder: &str, uid_validity: u32, uid: u32) -> String 
     )
 }
 
+/// SASL PLAIN's single message: authzid NUL authcid NUL password (RFC 4616).
+struct SaslPlain(String);
+
+impl async_imap::Authenticator for SaslPlain {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.0.clone()
+    }
+}
+
 /// What a sync listed of one folder (after the item cap), for the closing reconciliation.
 struct Listed {
     name: String,
@@ -418,11 +428,24 @@ impl ImapCopy {
             .await
             .map_err(|e| Abort::Source(format!("{e}")))?;
         let user = &job.user;
-        match connected
-            .client
-            .login(&user.user_name, &user.password)
-            .await
-        {
+        let logged_in = match job.endpoint.authentication {
+            crate::endpoint::Authentication::Basic => {
+                connected
+                    .client
+                    .login(&user.user_name, &user.password)
+                    .await
+            }
+            crate::endpoint::Authentication::Plain => {
+                let sep = job.endpoint.master_separator;
+                let (authzid, authcid) = match user.user_name.rsplit_once(sep) {
+                    Some((u, admin)) if !u.is_empty() && !admin.is_empty() => (u, admin),
+                    _ => ("", user.user_name.as_str()),
+                };
+                let sasl = SaslPlain(format!("{authzid}\0{authcid}\0{}", user.password));
+                connected.client.authenticate("PLAIN", sasl).await
+            }
+        };
+        match logged_in {
             Ok(s) => Ok(s),
             Err((e, _)) => {
                 let text = e.to_string();

@@ -34,8 +34,22 @@ impl Security {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Authentication {
+    /// LOGIN with the CSV's UserName as given (any admin form passes through).
     #[default]
     Basic,
+    /// AUTHENTICATE PLAIN; a UserName in the master-user form `user<SEP>admin` becomes
+    /// authzid = user, authcid = admin (Dovecot and other SASL servers).
+    Plain,
+}
+
+impl Authentication {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "basic" => Some(Authentication::Basic),
+            "plain" | "saslplain" => Some(Authentication::Plain),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +68,13 @@ pub struct Endpoint {
     pub ca_file: Option<PathBuf>,
     pub max_concurrent_migrations: u32,
     pub max_concurrent_incremental_syncs: u32,
+    /// The master-user separator of the source (Dovecot's `*` by default).
+    #[serde(default = "default_separator")]
+    pub master_separator: char,
+}
+
+fn default_separator() -> char {
+    '*'
 }
 
 impl Endpoint {
@@ -68,6 +89,7 @@ impl Endpoint {
             ca_file: None,
             max_concurrent_migrations: DEFAULT_MAX_CONCURRENT_MIGRATIONS,
             max_concurrent_incremental_syncs: DEFAULT_MAX_CONCURRENT_INCREMENTAL_SYNCS,
+            master_separator: '*',
         }
     }
 

@@ -172,6 +172,35 @@ async fn every_admin_login_form() {
 }
 
 #[tokio::test]
+async fn sasl_plain_with_an_authorization_identity() {
+    let s = FakeImapServer::new()
+        .mode(AdminMode::Dovecot)
+        .master_separator('%')
+        .seed(8)
+        .admin("mailadmin", "P@ssw0rd")
+        .user("terry", "pw")
+        .generated("terry", "INBOX", 5)
+        // LOGIN is refused outright here: only AUTHENTICATE PLAIN gets in.
+        .fault(Fault::new(FaultAction::Bye).command("LOGIN"));
+    let w = world(s, &["terry"]).await;
+    w.set_endpoint(|e| {
+        e.authentication = engine::endpoint::Authentication::Plain;
+        e.master_separator = '%';
+    });
+    w.batch("EmailAddress,UserName,Password\nterry@contoso.edu,terry%mailadmin,P@ssw0rd\n")
+        .await;
+    w.run().await;
+    let u = w.engine.user("terry@contoso.edu").unwrap();
+    assert_eq!(
+        (u.status, u.items_synced),
+        (UserStatus::Synced, 5),
+        "{:?}",
+        u.error
+    );
+    w.exact("terry").await;
+}
+
+#[tokio::test]
 async fn every_security_mode() {
     for security in [Security::Ssl, Security::Tls] {
         let w = world(terry(4).implicit_tls(true), &["terry"]).await;
