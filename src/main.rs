@@ -84,6 +84,11 @@ enum Command {
         #[arg(long)]
         until_idle: bool,
     },
+    /// Scenario files: a migration situation run in-process, checked against expectations.
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCommand,
+    },
     /// The in-process fake IMAP server, run standalone.
     #[command(name = "fake-imap")]
     FakeImap {
@@ -311,6 +316,24 @@ enum UserCommand {
 }
 
 #[derive(Subcommand)]
+enum ScenarioCommand {
+    /// Runs scenario files (folders: every *.toml in them). Exit 0 iff all pass.
+    Run {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Seeds every scenario (overrides the files' own seeds).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Writes JUnit XML here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Writes the outcomes as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum FakeImapCommand {
     /// Serve on 127.0.0.1 until SIGINT or SIGTERM. Prints `IMAP=127.0.0.1:PORT`,
     /// `IMAPS=127.0.0.1:PORT` (with implicit TLS) and `CA=PATH` (the CA certificate, PEM).
@@ -533,6 +556,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             command: UserCommand::Get { batch, email, json },
         } => admin::user_get(&dir, batch, email, json),
         Command::Run { until_idle } => admin::run(&dir, until_idle).await,
+        Command::Scenario {
+            command:
+                ScenarioCommand::Run {
+                    paths,
+                    seed,
+                    junit,
+                    json,
+                },
+        } => scenario_run(paths, seed, junit, json).await,
         Command::FakeImap {
             command: FakeImapCommand::Serve { config, ca_file },
         } => fake_imap_serve(config, ca_file).await,
@@ -540,6 +572,50 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             command: FakeTargetCommand::Serve { config },
         } => fake_target_serve(config).await,
     }
+}
+
+async fn scenario_run(
+    paths: Vec<PathBuf>,
+    seed: Option<u64>,
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+) -> anyhow::Result<u8> {
+    let files = scenarios::collect(&paths).map_err(anyhow::Error::msg)?;
+    let mut outcomes = Vec::new();
+    for f in &files {
+        let o = scenarios::run_file(f, seed).await;
+        println!(
+            "{:<6} {:>6.2}s  {}  ({})",
+            if o.passed { "PASS" } else { "FAIL" },
+            o.seconds,
+            o.name,
+            f.display()
+        );
+        if let Some(why) = &o.failure {
+            for line in why.lines() {
+                println!("         {line}");
+            }
+        }
+        outcomes.push(o);
+    }
+    let failed = outcomes.iter().filter(|o| !o.passed).count();
+    println!(
+        "scenarios: {} passed, {failed} failed",
+        outcomes.len() - failed
+    );
+    if let Some(path) = junit {
+        std::fs::write(&path, scenarios::junit(&outcomes))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_vec_pretty(&outcomes)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if failed == 0 {
+        admin::EXIT_OK
+    } else {
+        admin::EXIT_FAILED
+    })
 }
 
 async fn fake_imap_serve(config: PathBuf, ca_file: Option<PathBuf>) -> anyhow::Result<u8> {

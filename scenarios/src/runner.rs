@@ -1,0 +1,639 @@
+//! Runs a scenario in-process: fake-imap, the fake tenant and the engine on one virtual clock.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::Engine;
+use engine::clock::ManualClock;
+use engine::control::{NewBatch, SetBatch};
+use engine::copy::{CopyOptions, ImapCopy};
+use engine::csv::UserNameForm;
+use engine::endpoint::{Authentication, Endpoint, Security};
+use engine::folders::{Plan, SourceFolder, plan};
+use engine::service::{RunOptions, Service};
+use engine::state::BatchSettings;
+use engine::target::{Target, TenantTarget};
+use engine::test_server::{TestResult, test_server};
+use fake_imap::{FakeImapServer, ServerHandle};
+use fake_target::inspect::{SourceMessage, fingerprint, reconcile, target_messages};
+use fake_target::{ItemFlags, Tenant};
+
+use crate::format::{Expect, Scenario, Step};
+
+/// How one scenario file went.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Outcome {
+    pub file: PathBuf,
+    pub name: String,
+    pub passed: bool,
+    pub failure: Option<String>,
+    pub seconds: f64,
+}
+
+struct World {
+    engine: Arc<Engine>,
+    clock: ManualClock,
+    tenant: Tenant,
+    target: Arc<TenantTarget>,
+    source: ServerHandle,
+    csv: Vec<u8>,
+    options: CopyOptions,
+    _dir: tempfile::TempDir,
+}
+
+/// The files a list of paths names: files as given, folders' `*.toml` sorted.
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file or folder", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs one file; never panics, whatever the file says.
+pub async fn run_file(path: &Path, seed: Option<u64>) -> Outcome {
+    let started = Instant::now();
+    let (name, result) = match Scenario::from_file(path) {
+        Err(e) => (path.display().to_string(), Err(e)),
+        Ok(s) => {
+            let name = s.name.clone();
+            let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            (name, run(s, &base, seed).await)
+        }
+    };
+    Outcome {
+        file: path.to_path_buf(),
+        name,
+        passed: result.is_ok(),
+        failure: result.err(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+fn table<T: serde::de::DeserializeOwned>(t: &toml::Table, what: &str) -> Result<T, String> {
+    toml::Value::Table(t.clone())
+        .try_into()
+        .map_err(|e| format!("[{what}]: {e}"))
+}
+
+async fn setup(s: &Scenario, base: &Path, seed: Option<u64>) -> Result<World, String> {
+    let mut source: fake_imap::Config = table(&s.source, "source")?;
+    if let Some(seed) = seed.or(s.seed) {
+        source.server.seed = seed;
+    }
+    source.resolve_paths(base);
+    let source = FakeImapServer::from_config(source)
+        .start()
+        .await
+        .map_err(|e| format!("[source]: {e}"))?;
+    let mut target_cfg: fake_target::TenantConfig = table(&s.target, "target")?;
+    target_cfg.tenant.database = None;
+    let clock = ManualClock::at_epoch();
+    let tenant = Tenant::from_config(&target_cfg, Arc::new(clock.clone()))
+        .map_err(|e| format!("[target]: {e}"))?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let engine = Arc::new(
+        Engine::open(&dir.path().join("state"), Arc::new(clock.clone()))
+            .map_err(|e| e.to_string())?,
+    );
+    let e = &s.endpoint;
+    let security = Security::parse(&e.security)
+        .ok_or_else(|| format!("[endpoint] security {:?}", e.security))?;
+    let port = match security {
+        Security::Ssl => source
+            .imaps_addr()
+            .ok_or("[endpoint] security = \"ssl\" needs source.server.implicit_tls")?
+            .port(),
+        _ => source.imap_addr().port(),
+    };
+    let mut endpoint = Endpoint::new("Source", "127.0.0.1", port, security);
+    endpoint.max_concurrent_migrations = e.max_concurrent_migrations;
+    endpoint.max_concurrent_incremental_syncs = e.max_concurrent_incremental_syncs;
+    endpoint.authentication = Authentication::parse(&e.authentication)
+        .ok_or_else(|| format!("[endpoint] authentication {:?}", e.authentication))?;
+    endpoint.master_separator = e.master_separator;
+    endpoint.accept_untrusted_certificates = e.accept_untrusted_certificates;
+    if !e.no_ca_file {
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, source.ca_pem()).map_err(|e| e.to_string())?;
+        endpoint.ca_file = Some(ca);
+    }
+    engine
+        .endpoint_new(endpoint)
+        .map_err(|e| format!("[endpoint]: {e}"))?;
+    let csv = match (&s.csv, &s.csv_file) {
+        (Some(text), _) => text.trim_start().as_bytes().to_vec(),
+        (None, Some(file)) => std::fs::read(base.join(file))
+            .map_err(|e| format!("csv_file {}: {e}", file.display()))?,
+        (None, None) => Vec::new(),
+    };
+    let mut options = CopyOptions {
+        timeout: Duration::from_secs(10),
+        ..CopyOptions::default()
+    };
+    if let Some(n) = e.item_cap {
+        options.item_cap = n;
+    }
+    if let Some(n) = e.max_message_size {
+        options.max_message_size = n;
+    }
+    if let Some(n) = e.error_budget {
+        options.error_budget = n;
+    }
+    Ok(World {
+        engine,
+        clock,
+        target: Arc::new(TenantTarget(Arc::new(tenant.clone()))),
+        tenant,
+        source,
+        csv,
+        options,
+        _dir: dir,
+    })
+}
+
+/// Checks an operation's result against `expect_error`.
+fn check_op<T>(
+    step: usize,
+    what: &str,
+    r: Result<T, engine::Error>,
+    expect_error: &Option<String>,
+) -> Result<(), String> {
+    match (r, expect_error) {
+        (Ok(_), None) => Ok(()),
+        (Err(e), Some(want)) if e.to_string().contains(want.as_str()) => Ok(()),
+        (Err(e), Some(want)) => Err(format!(
+            "step {step} ({what}): refused with {e:?}, expected a refusal containing {want:?}"
+        )),
+        (Ok(_), Some(want)) => Err(format!(
+            "step {step} ({what}): accepted, expected a refusal containing {want:?}"
+        )),
+        (Err(e), None) => Err(format!("step {step} ({what}): {e}")),
+    }
+}
+
+impl World {
+    fn service(&self) -> Service {
+        let copy = ImapCopy {
+            engine: self.engine.clone(),
+            target: self.target.clone(),
+            options: self.options.clone(),
+        };
+        Service::new(self.engine.clone(), Arc::new(copy), self.target.clone())
+    }
+
+    async fn run(&self) -> Result<(), String> {
+        self.service()
+            .run(RunOptions {
+                poll: Duration::from_millis(5),
+                ..RunOptions::default()
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+pub async fn run(s: Scenario, base: &Path, seed: Option<u64>) -> Result<(), String> {
+    let w = setup(&s, base, seed).await?;
+    for (i, step) in s.steps.iter().enumerate() {
+        let n = i + 1;
+        match step {
+            Step::TestServer {
+                username,
+                password,
+                result,
+                message_contains,
+            } => {
+                let endpoint = w.engine.endpoint("Source").map_err(|e| e.to_string())?;
+                let creds = username.as_deref().zip(password.as_deref());
+                let r = test_server(&endpoint, creds, Duration::from_secs(5)).await;
+                let got = match r.result {
+                    TestResult::Success => "Success",
+                    TestResult::Failed => "Failed",
+                    TestResult::Warning => "Warning",
+                };
+                if got != result {
+                    return Err(format!(
+                        "step {n} (test-server): {got} ({}), expected {result}",
+                        r.message
+                    ));
+                }
+                if let Some(want) = message_contains
+                    && !r.message.contains(want.as_str())
+                {
+                    return Err(format!(
+                        "step {n} (test-server): message {:?} lacks {want:?}",
+                        r.message
+                    ));
+                }
+            }
+            Step::NewBatch {
+                name,
+                autostart,
+                exclude_folders,
+                include_folders,
+                start_after_hours,
+                complete_after_hours,
+                expect_error,
+            } => {
+                let now = engine::clock::Clock::now(&w.clock);
+                let settings = BatchSettings {
+                    exclude_folders: exclude_folders.clone(),
+                    include_folders: include_folders.clone(),
+                    start_after: start_after_hours.map(|h| now + chrono::Duration::hours(h)),
+                    complete_after: complete_after_hours.map(|h| now + chrono::Duration::hours(h)),
+                    allow_unknown_columns: false,
+                };
+                let r = w
+                    .engine
+                    .batch_new(
+                        NewBatch {
+                            name: name.clone(),
+                            source_endpoint: "Source".into(),
+                            autostart: *autostart,
+                            settings,
+                        },
+                        Path::new("users.csv"),
+                        &w.csv,
+                        &*w.target as &dyn Target,
+                    )
+                    .await;
+                check_op(n, "new-batch", r, expect_error)?;
+            }
+            Step::Start {
+                batch,
+                expect_error,
+            } => check_op(n, "start", w.engine.batch_start(batch), expect_error)?,
+            Step::Stop {
+                batch,
+                expect_error,
+            } => check_op(n, "stop", w.engine.batch_stop(batch), expect_error)?,
+            Step::Complete {
+                batch,
+                expect_error,
+            } => check_op(n, "complete", w.engine.batch_complete(batch), expect_error)?,
+            Step::Remove {
+                batch,
+                expect_error,
+            } => check_op(n, "remove", w.engine.batch_remove(batch), expect_error)?,
+            Step::SyncNow {
+                batch,
+                expect_error,
+            } => {
+                let set = SetBatch {
+                    sync_now: true,
+                    ..SetBatch::default()
+                };
+                check_op(
+                    n,
+                    "sync-now",
+                    w.engine
+                        .batch_set(batch, set, &*w.target as &dyn Target)
+                        .await,
+                    expect_error,
+                )?
+            }
+            Step::AddUsers {
+                batch,
+                csv,
+                expect_error,
+            } => {
+                let set = SetBatch {
+                    add_users: Some(("added.csv".into(), csv.trim_start().as_bytes().to_vec())),
+                    ..SetBatch::default()
+                };
+                check_op(
+                    n,
+                    "add-users",
+                    w.engine
+                        .batch_set(batch, set, &*w.target as &dyn Target)
+                        .await,
+                    expect_error,
+                )?
+            }
+            Step::Run => w.run().await.map_err(|e| format!("step {n} (run): {e}"))?,
+            Step::Kill { after_ms } => {
+                // Dropping the run mid-way is what a SIGKILL leaves behind: claimed syncs that
+                // never finished. The next run recovers them.
+                let _ = tokio::time::timeout(Duration::from_millis(*after_ms), w.run()).await;
+            }
+            Step::Advance { hours } => w.clock.advance(chrono::Duration::hours(*hours)),
+            Step::Deliver {
+                user,
+                folder,
+                count,
+            } => {
+                let generated = fake_imap::generate::generate(
+                    &fake_imap::generate::GeneratorConfig::default(),
+                    n as u64,
+                    user,
+                    folder,
+                    *count,
+                );
+                for m in generated {
+                    w.source
+                        .store()
+                        .append(user, folder, m.raw, &m.flags, m.internal_date)
+                        .map_err(|e| format!("step {n} (deliver): {e}"))?;
+                }
+            }
+            Step::SetFlags {
+                user,
+                folder,
+                uid,
+                flags,
+            } => {
+                let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+                w.source
+                    .store()
+                    .set_flags(user, folder, *uid, &flags)
+                    .map_err(|e| format!("step {n}: {e}"))?;
+            }
+            Step::Expunge { user, folder, uids } => {
+                w.source
+                    .store()
+                    .expunge_uids(user, folder, uids)
+                    .map_err(|e| format!("step {n}: {e}"))?;
+            }
+            Step::UidvalidityChange { user, folder } => {
+                w.source
+                    .store()
+                    .reset_uid_validity(user, folder)
+                    .map_err(|e| format!("step {n}: {e}"))?;
+            }
+            Step::Unlicense { address } => w
+                .tenant
+                .set_licensed(address, false)
+                .map_err(|e| format!("step {n}: {e}"))?,
+            Step::SetQuota { address, bytes } => w
+                .tenant
+                .set_quota(address, Some(*bytes))
+                .map_err(|e| format!("step {n}: {e}"))?,
+            Step::Expect(x) => expect(&w, n, x).await?,
+        }
+    }
+    Ok(())
+}
+
+/// The fake-imap user behind a migration user's credentials.
+fn source_user(
+    user_name: &str,
+    user_root: Option<&str>,
+    separator: char,
+    users: &[String],
+) -> String {
+    match UserNameForm::recognise(user_name, user_root, separator) {
+        UserNameForm::Exchange { user, .. }
+        | UserNameForm::Dovecot { user, .. }
+        | UserNameForm::Plain { user } => user,
+        UserNameForm::Mirapoint { user, .. } => user.split('@').next().unwrap_or("").to_string(),
+        // The user whose name ends the root (user names may contain the delimiter).
+        UserNameForm::Courier { user_root, .. } => users
+            .iter()
+            .filter(|u| user_root.trim_end_matches(['/', '.']).ends_with(u.as_str()))
+            .max_by_key(|u| u.len())
+            .cloned()
+            .unwrap_or_default(),
+    }
+}
+
+async fn expect(w: &World, n: usize, x: &Expect) -> Result<(), String> {
+    let fail = |m: String| format!("step {n} (expect): {m}");
+    if let Some(b) = &x.batch {
+        match w.engine.batch(b) {
+            Ok(batch) if x.batch_gone => {
+                return Err(fail(format!("batch {b} still exists ({})", batch.status)));
+            }
+            Err(_) if x.batch_gone => {}
+            Err(e) => return Err(fail(e.to_string())),
+            Ok(batch) => {
+                if let Some(want) = &x.batch_status
+                    && batch.status.as_str() != want
+                {
+                    return Err(fail(format!(
+                        "batch {b} is {}, expected {want}",
+                        batch.status
+                    )));
+                }
+            }
+        }
+    }
+    for eu in &x.users {
+        let u = w.engine.user(&eu.email).map_err(|e| fail(e.to_string()))?;
+        let who = &eu.email;
+        if let Some(s) = &eu.status
+            && u.status.as_str() != s
+        {
+            return Err(fail(format!(
+                "{who} is {} ({:?}), expected {s}",
+                u.status, u.error
+            )));
+        }
+        if let Some(v) = eu.items_synced
+            && u.items_synced != v
+        {
+            return Err(fail(format!(
+                "{who}: {} items synced, expected {v}",
+                u.items_synced
+            )));
+        }
+        if let Some(v) = eu.items_skipped
+            && u.items_skipped != v
+        {
+            return Err(fail(format!(
+                "{who}: {} items skipped, expected {v}",
+                u.items_skipped
+            )));
+        }
+        if let Some(want) = &eu.error_contains
+            && !u.error.as_deref().unwrap_or("").contains(want.as_str())
+        {
+            return Err(fail(format!("{who}: error {:?} lacks {want:?}", u.error)));
+        }
+        let skipped = skipped_items(w, &u.email_address);
+        if let Some(want) = &eu.skipped {
+            let mut got: BTreeMap<String, u64> = BTreeMap::new();
+            for (_, item, reason) in &skipped {
+                if item != "(folder)" {
+                    *got.entry(reason.clone()).or_default() += 1;
+                }
+            }
+            if &got != want {
+                return Err(fail(format!("{who}: skipped {got:?}, expected {want:?}")));
+            }
+        }
+        if let Some(want) = &eu.skipped_folders {
+            for (folder, reason) in want {
+                if !skipped
+                    .iter()
+                    .any(|(f, i, r)| f == folder && i == "(folder)" && r == reason)
+                {
+                    return Err(fail(format!(
+                        "{who}: folder {folder} not skipped as {reason} ({skipped:?})"
+                    )));
+                }
+            }
+        }
+    }
+    if let Some(max) = x.max_source_connections {
+        let peak = w.source.stats().peak();
+        if peak > max {
+            return Err(fail(format!(
+                "{peak} connections at the source at once, at most {max} expected"
+            )));
+        }
+    }
+    if x.target_equals_source {
+        for u in w.engine.users(None).map_err(|e| fail(e.to_string()))? {
+            if u.user_name.is_empty() || w.tenant.recipient(&u.email_address).is_none() {
+                continue;
+            }
+            let batch = w.engine.batch(&u.batch).map_err(|e| fail(e.to_string()))?;
+            let endpoint = w
+                .engine
+                .endpoint("Source")
+                .map_err(|e| fail(e.to_string()))?;
+            let users = w.source.store().users();
+            let user = source_user(
+                &u.user_name,
+                u.user_root.as_deref(),
+                endpoint.master_separator,
+                &users,
+            );
+            let source = source_messages(w, &user, &u.email_address, &batch.settings)?;
+            let target = target_messages(&*w.target.0, &u.email_address)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let r = reconcile(&source, &target);
+            let extra_ok = x.allow_extra || r.unexpected.is_empty();
+            if !(r.missing.is_empty()
+                && r.duplicated.is_empty()
+                && r.flag_mismatches.is_empty()
+                && r.date_mismatches.is_empty()
+                && extra_ok)
+            {
+                return Err(fail(format!(
+                    "{}: target differs from source: {r:#?}",
+                    u.email_address
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn skipped_items(w: &World, email: &str) -> Vec<(String, String, String)> {
+    w.engine
+        .db
+        .read(|tx| {
+            let mut st = tx
+                .raw()
+                .prepare("SELECT folder, item, reason FROM skipped_items WHERE email = ?1")?;
+            let rows = st.query_map([email], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .unwrap_or_default()
+}
+
+/// The source side of a reconciliation, through the engine's own folder plan, without what
+/// was skipped for a documented reason.
+fn source_messages(
+    w: &World,
+    user: &str,
+    email: &str,
+    settings: &BatchSettings,
+) -> Result<Vec<SourceMessage>, String> {
+    let store = w.source.store();
+    let delimiter = store.delimiter();
+    let folders: Vec<SourceFolder> = store
+        .folders(user)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|f| SourceFolder {
+            relative: f.name.clone(),
+            name: f.name,
+            delimiter: Some(delimiter),
+            selectable: f.selectable,
+        })
+        .collect();
+    let skipped: HashSet<(String, String)> = skipped_items(w, email)
+        .into_iter()
+        .map(|(f, i, _)| (f, i))
+        .collect();
+    let mut out = Vec::new();
+    for (folder, p) in plan(
+        &folders,
+        &settings.exclude_folders,
+        &settings.include_folders,
+    ) {
+        let Plan::Copy { target, .. } = p else {
+            continue;
+        };
+        for m in store
+            .messages(user, &folder.name)
+            .map_err(|e| e.to_string())?
+        {
+            if skipped.contains(&(folder.relative.clone(), format!("UID {}", m.uid))) {
+                continue;
+            }
+            let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
+            out.push(SourceMessage {
+                label: format!("{} UID {}", folder.name, m.uid),
+                folder: target.clone(),
+                fingerprint: fingerprint(&m.raw),
+                flags: ItemFlags::from_imap(&flags),
+                received_time: Some(m.internal_date.to_utc()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// JUnit XML that standard parsers read: one testsuite, one testcase per file.
+pub fn junit(outcomes: &[Outcome]) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let failures = outcomes.iter().filter(|o| !o.passed).count();
+    let total: f64 = outcomes.iter().map(|o| o.seconds).sum();
+    let mut x = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">\n  <testsuite name=\"mailmig scenarios\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{total:.3}\">\n",
+        outcomes.len(),
+        outcomes.len()
+    );
+    for o in outcomes {
+        x.push_str(&format!(
+            "    <testcase classname=\"scenarios\" name=\"{}\" file=\"{}\" time=\"{:.3}\"",
+            esc(&o.name),
+            esc(&o.file.display().to_string()),
+            o.seconds
+        ));
+        match &o.failure {
+            None => x.push_str("/>\n"),
+            Some(f) => x.push_str(&format!(
+                ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                esc(f.lines().next().unwrap_or("")),
+                esc(f)
+            )),
+        }
+    }
+    x.push_str("  </testsuite>\n</testsuites>\n");
+    x
+}
