@@ -416,7 +416,9 @@ impl ImapCopy {
     fn totals(&self, email: &str) -> Result<(u64, u64), Error> {
         self.engine.db.read(|tx| {
             Ok(tx.raw().query_row(
-                "SELECT count(*), coalesce(sum(size), 0) FROM copied WHERE email = ?1",
+                "SELECT count(*), coalesce(sum(size), 0) FROM (
+                     SELECT source_key, max(size) AS size FROM copied WHERE email = ?1
+                     GROUP BY source_key)",
                 params![email],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
             )?)
