@@ -43,18 +43,34 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-/// The files a list of paths names: files as given, folders' `*.toml` sorted.
+/// The files a list of paths names: files as given; in folders (and their subfolders), every
+/// `*.toml` but Cargo's manifests, sorted.
 pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for e in entries {
+            if e.is_dir() {
+                if e.file_name()
+                    .is_some_and(|n| n != "target" && !n.to_string_lossy().starts_with('.'))
+                {
+                    walk(&e, out)?;
+                }
+            } else if e.extension().is_some_and(|x| x == "toml")
+                && e.file_name().is_some_and(|n| n != "Cargo.toml")
+            {
+                out.push(e);
+            }
+        }
+        Ok(())
+    }
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| format!("{}: {e}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            files.sort();
-            out.extend(files);
+            walk(p, &mut out)?;
         } else if p.exists() {
             out.push(p.clone());
         } else {
