@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond the Rust toolchain, on Debian: python3 (the imaplib
-# client that talks to `mailmig fake-imap serve`). Does nothing when it is already there.
+# client that talks to `mailmig fake-imap serve`) and junitparser (a standard JUnit reader for
+# the scenario runner's output). Does nothing when they are already there.
 set -euo pipefail
 missing=()
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
@@ -11,4 +12,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+if ! python3 -c 'import junitparser' >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore junitparser
 fi

@@ -1,5 +1,6 @@
 //! `mailmig scenario run` as CI uses it: every scenario file passes, JUnit XML that a standard
-//! parser reads (Python's xml.etree, as JUnit consumers do), JSON, and a failing file exits 1.
+//! JUnit reader reads (Python's junitparser, installed by scripts/install-test-deps.sh), JSON,
+//! and a failing file exits 1.
 
 use std::process::Command;
 
@@ -10,10 +11,11 @@ fn scenario_dir() -> std::path::PathBuf {
 }
 
 fn parse_junit(path: &std::path::Path) -> (usize, usize, Vec<String>) {
-    let script = "import sys, xml.etree.ElementTree as ET\n\
-        root = ET.parse(sys.argv[1]).getroot()\n\
-        cases = root.findall('.//testcase')\n\
-        failed = [c.get('name') for c in cases if c.find('failure') is not None]\n\
+    let script = "import sys\n\
+        from junitparser import JUnitXml, Failure\n\
+        xml = JUnitXml.fromfile(sys.argv[1])\n\
+        cases = [c for suite in xml for c in suite]\n\
+        failed = [c.name for c in cases if any(isinstance(r, Failure) for r in c.result)]\n\
         print(len(cases)); print(len(failed))\n\
         [print(f) for f in failed]\n";
     let out = Command::new("python3")
