@@ -421,12 +421,8 @@ pub async fn batch_set(state_dir: &Path, name: &str, set: SetBatch) -> anyhow::R
 struct BatchView {
     #[serde(flatten)]
     batch: engine::state::BatchRow,
-    total_count: usize,
-    active_count: usize,
-    synced_count: usize,
-    completed_count: usize,
-    failed_count: usize,
-    stopped_count: usize,
+    #[serde(flatten)]
+    stats: engine::control::BatchStats,
 }
 
 pub fn batch_get(state_dir: &Path, name: Option<String>, json: bool) -> anyhow::Result<u8> {
@@ -437,15 +433,8 @@ pub fn batch_get(state_dir: &Path, name: Option<String>, json: bool) -> anyhow::
     };
     let mut views = Vec::new();
     for b in batches {
-        let users = engine.users(Some(&b.name))?;
-        let count = |s: &str| users.iter().filter(|u| u.status.summary() == s).count();
         views.push(BatchView {
-            total_count: users.len(),
-            active_count: count("Active"),
-            synced_count: count("Synced"),
-            completed_count: count("Completed"),
-            failed_count: count("Failed"),
-            stopped_count: count("Stopped"),
+            stats: engine.batch_stats(&b.name)?,
             batch: b,
         });
     }
@@ -462,10 +451,22 @@ pub fn batch_get(state_dir: &Path, name: Option<String>, json: bool) -> anyhow::
                 v.batch.name,
                 v.batch.status.as_str(),
                 v.batch.endpoint,
-                v.total_count,
-                v.synced_count + v.completed_count,
-                v.failed_count,
-                v.active_count
+                v.stats.total_count,
+                v.stats.synced_count + v.stats.completed_count,
+                v.stats.failed_count,
+                v.stats.active_count
+            );
+            println!(
+                "{:<20} {} items ({:.1} MiB), {} skipped; {:.1} msgs/s, {:.2} MiB/s; ETA {}",
+                "",
+                v.stats.items_synced,
+                v.stats.bytes_synced as f64 / 1_048_576.0,
+                v.stats.items_skipped,
+                v.stats.items_per_second,
+                v.stats.mib_per_second,
+                v.stats
+                    .estimated_seconds_remaining
+                    .map_or("-".to_string(), |s| format!("{s}s"))
             );
         }
     }

@@ -187,6 +187,10 @@ async fn never_more_than_max_concurrent_migrations_at_the_source() {
     let b: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(b[0]["status"], "Synced");
     assert_eq!(b[0]["totalCount"], USERS);
+    assert_eq!(b[0]["itemsSynced"], 40 * USERS as u64);
+    assert!(b[0]["bytesSynced"].as_u64().unwrap() > 0);
+    assert!(b[0]["itemsPerSecond"].as_f64().unwrap() > 0.0);
+    assert_eq!(b[0]["estimatedSecondsRemaining"], 0, "nothing left to copy");
     assert_exact(dir.path(), &server).await;
 }
 

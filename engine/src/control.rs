@@ -48,6 +48,33 @@ pub struct SetBatch {
     pub complete_after: Option<DateTime<Utc>>,
 }
 
+/// A batch's statistics, like imapsync's: totals, rates and an ETA.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchStats {
+    pub total_count: usize,
+    pub active_count: usize,
+    pub synced_count: usize,
+    pub completed_count: usize,
+    pub failed_count: usize,
+    pub stopped_count: usize,
+    pub items_synced: u64,
+    pub items_skipped: u64,
+    pub bytes_synced: u64,
+    /// Over the users' last syncs.
+    pub items_per_second: f64,
+    pub mib_per_second: f64,
+    /// Users still to copy times the mean duration of a user's sync, over the endpoint's
+    /// concurrency; `None` until a user has been copied.
+    pub estimated_seconds_remaining: Option<u64>,
+}
+
+/// Seconds for `remaining` users at `concurrency` at once, each taking `mean_ms`.
+pub fn estimate_seconds(remaining: usize, concurrency: u32, mean_ms: u64) -> u64 {
+    let waves = remaining.div_ceil(concurrency.max(1) as usize) as u64;
+    (waves * mean_ms).div_ceil(1000)
+}
+
 /// Applies one user event from the table, or reports that it does not apply.
 pub fn apply_user_event(
     tx: &Tx<'_>,
@@ -283,6 +310,56 @@ impl Engine {
         self.db.read(|tx| tx.users(batch))
     }
 
+    pub fn batch_stats(&self, name: &str) -> Result<BatchStats, Error> {
+        let batch = self.batch(name)?;
+        let users = self.users(Some(name))?;
+        let endpoint = self.endpoint(&batch.endpoint).ok();
+        let count = |s: &str| users.iter().filter(|u| u.status.summary() == s).count();
+        let done: Vec<&UserRow> = users.iter().filter(|u| u.last_sync_ms > 0).collect();
+        let (items, bytes, ms) = done.iter().fold((0u64, 0u64, 0u64), |a, u| {
+            (
+                a.0 + u.last_sync_items,
+                a.1 + u.last_sync_bytes,
+                a.2 + u.last_sync_ms,
+            )
+        });
+        let secs = (ms as f64 / 1000.0).max(0.001);
+        let remaining = users
+            .iter()
+            .filter(|u| {
+                matches!(
+                    u.status,
+                    UserStatus::Validating | UserStatus::Queued | UserStatus::Syncing
+                )
+            })
+            .count();
+        Ok(BatchStats {
+            total_count: users.len(),
+            active_count: count("Active"),
+            synced_count: count("Synced"),
+            completed_count: count("Completed"),
+            failed_count: count("Failed"),
+            stopped_count: count("Stopped"),
+            items_synced: users.iter().map(|u| u.items_synced).sum(),
+            items_skipped: users.iter().map(|u| u.items_skipped).sum(),
+            bytes_synced: users.iter().map(|u| u.bytes_synced).sum(),
+            items_per_second: if done.is_empty() {
+                0.0
+            } else {
+                items as f64 / secs
+            },
+            mib_per_second: if done.is_empty() {
+                0.0
+            } else {
+                bytes as f64 / 1_048_576.0 / secs
+            },
+            estimated_seconds_remaining: (!done.is_empty()).then(|| {
+                let mcm = endpoint.map_or(1, |e| e.max_concurrent_migrations);
+                estimate_seconds(remaining, mcm, ms / done.len() as u64)
+            }),
+        })
+    }
+
     pub fn user(&self, email: &str) -> Result<UserRow, Error> {
         self.db
             .read(|tx| tx.user(email))?
@@ -469,6 +546,21 @@ impl Engine {
             })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn eta_counts_waves_of_concurrent_users() {
+        assert_eq!(super::estimate_seconds(0, 20, 5000), 0);
+        assert_eq!(super::estimate_seconds(40, 20, 5000), 10);
+        assert_eq!(super::estimate_seconds(41, 20, 5000), 15);
+        assert_eq!(
+            super::estimate_seconds(3, 0, 1500),
+            5,
+            "a zero limit counts as one"
+        );
     }
 }
 
