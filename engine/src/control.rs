@@ -549,21 +549,6 @@ impl Engine {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn eta_counts_waves_of_concurrent_users() {
-        assert_eq!(super::estimate_seconds(0, 20, 5000), 0);
-        assert_eq!(super::estimate_seconds(40, 20, 5000), 10);
-        assert_eq!(super::estimate_seconds(41, 20, 5000), 15);
-        assert_eq!(
-            super::estimate_seconds(3, 0, 1500),
-            5,
-            "a zero limit counts as one"
-        );
-    }
-}
-
 /// Adds a parsed CSV's users to a batch: errors as Failed users, valid rows per their check.
 fn insert_users(
     tx: &Tx<'_>,
@@ -632,4 +617,19 @@ fn insert_users(
         tx.insert_user(&u)?;
     }
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn eta_counts_waves_of_concurrent_users() {
+        assert_eq!(super::estimate_seconds(0, 20, 5000), 0);
+        assert_eq!(super::estimate_seconds(40, 20, 5000), 10);
+        assert_eq!(super::estimate_seconds(41, 20, 5000), 15);
+        assert_eq!(
+            super::estimate_seconds(3, 0, 1500),
+            5,
+            "a zero limit counts as one"
+        );
+    }
 }
