@@ -515,21 +515,46 @@ impl Session {
 
     /// Turns the session's sequence set into (sequence number, UID) pairs of the view.
     pub fn select_messages(&self, set: &SequenceSet, uid: bool) -> Vec<(u32, u32)> {
-        let State::Selected(sel) = &self.state else {
-            return Vec::new();
-        };
-        let largest = if uid {
-            sel.uids.last().copied().unwrap_or(0)
-        } else {
-            sel.uids.len() as u32
-        };
-        sel.uids
-            .iter()
-            .enumerate()
-            .map(|(i, &u)| (i as u32 + 1, u))
-            .filter(|&(seq, u)| in_set(set, if uid { u } else { seq }, largest))
-            .collect()
+        match &self.state {
+            State::Selected(sel) => select_in(sel, set, uid),
+            _ => Vec::new(),
+        }
     }
+}
+
+/// (sequence number, UID) of the messages of a view that a set names.
+fn select_in(sel: &Selected, set: &SequenceSet, uid: bool) -> Vec<(u32, u32)> {
+    let largest = if uid {
+        sel.uids.last().copied().unwrap_or(0)
+    } else {
+        sel.uids.len() as u32
+    };
+    // Each element of the set becomes a range of positions in the (sorted) view: the cost
+    // is the set's size times log n, not the folder's size times the set's.
+    let value = |s: &SeqOrUid| match s {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    let mut positions: Vec<usize> = Vec::new();
+    for seq in set.0.as_ref() {
+        let (a, b) = match seq {
+            Sequence::Single(x) => (value(x), value(x)),
+            Sequence::Range(x, y) => (value(x), value(y)),
+        };
+        let (lo, hi) = (a.min(b), a.max(b));
+        let range = if uid {
+            sel.uids.partition_point(|&u| u < lo)..sel.uids.partition_point(|&u| u <= hi)
+        } else {
+            (lo.max(1) as usize - 1).min(sel.uids.len())..(hi as usize).min(sel.uids.len())
+        };
+        positions.extend(range);
+    }
+    positions.sort_unstable();
+    positions.dedup();
+    positions
+        .into_iter()
+        .map(|i| (i as u32 + 1, sel.uids[i]))
+        .collect()
 }
 
 /// Status texts are ASCII: other characters (from Unicode folder names) become modified UTF-7.
@@ -656,6 +681,31 @@ pub async fn send_data(conn: &mut Connection, data: Data<'_>) -> io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selected_messages_by_uid_and_sequence() {
+        let sel = Selected {
+            user: "u".into(),
+            folder: "INBOX".into(),
+            visible: "INBOX".into(),
+            read_only: true,
+            uid_validity: 1,
+            uids: vec![2, 5, 9, 10, 30],
+        };
+        let pick = |set: &str, uid: bool| {
+            let set: SequenceSet = set.try_into().unwrap();
+            select_in(&sel, &set, uid)
+        };
+        assert_eq!(pick("5:10", true), vec![(2, 5), (3, 9), (4, 10)]);
+        assert_eq!(
+            pick("31:*", true),
+            vec![(5, 30)],
+            "n:* includes the largest"
+        );
+        assert_eq!(pick("1,9,9,3:1", true), vec![(1, 2), (3, 9)]);
+        assert_eq!(pick("2:3,*", false), vec![(2, 5), (3, 9), (5, 30)]);
+        assert_eq!(pick("7", false), vec![]);
+    }
 
     #[test]
     fn sequence_sets_with_asterisk() {
