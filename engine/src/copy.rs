@@ -760,10 +760,22 @@ impl ImapCopy {
         if pending.is_empty() {
             return Ok(());
         }
-        self.target
-            .ensure_folder(email, target)
-            .await
-            .map_err(fail)?;
+        match self.target.ensure_folder(email, target).await {
+            Ok(_) => {}
+            // The target will not have this folder: its messages are reported, not copied.
+            Err(Error::Refused(why)) => {
+                for m in pending {
+                    report.skipped.push(SkippedItem {
+                        folder: folder.relative.clone(),
+                        item: format!("UID {}", m.uid),
+                        reason: "FolderName".into(),
+                        detail: why.clone(),
+                    });
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(fail(e)),
+        }
         // The listing pass left another folder selected: select this one again, and make sure
         // its UIDs still mean what they meant when it was listed.
         let (now_validity, _) = self.examine(s, folder).await?;

@@ -208,9 +208,16 @@ impl Target for ImapTarget {
     async fn ensure_folder(&self, address: &str, path: &str) -> Result<String, Error> {
         self.with_mailbox(address, async |m| {
             let wire = ImapTarget::wire_name(path, m.delimiter);
-            if wire != "INBOX" {
-                // Already there is fine; anything else shows up on APPEND.
-                let _ = m.session.create(&wire).await;
+            if wire != "INBOX"
+                && let Err(e) = m.session.create(&wire).await
+            {
+                // Already there is fine (EXAMINE tells); anything else is the target's refusal.
+                m.selected = None;
+                if m.session.examine(&wire).await.is_err() {
+                    return Err(Error::Refused(format!(
+                        "The target refused the folder {path}: {e}"
+                    )));
+                }
             }
             Ok(path.to_string())
         })

@@ -18,7 +18,12 @@ pub struct Scenario {
     /// A fake-imap configuration, with the same keys as `mailmig fake-imap serve`.
     pub source: toml::Table,
     /// A fake-target configuration, with the same keys as `mailmig fake-target serve`.
+    #[serde(default)]
     pub target: toml::Table,
+    /// Instead of the tenant: a second fake IMAP server as the target (IMAP to IMAP), with
+    /// the same keys as `[source]` plus `username_format` and `password` for the login.
+    #[serde(default)]
+    pub imap_target: Option<toml::Table>,
     #[serde(default)]
     pub endpoint: EndpointSection,
     /// The migration CSV, inline.

@@ -36,7 +36,9 @@ struct World {
     engine: Arc<Engine>,
     clock: ManualClock,
     tenant: Tenant,
-    target: Arc<TenantTarget>,
+    target: Arc<dyn Target>,
+    /// The second fake IMAP server when the scenario migrates IMAP to IMAP.
+    imap_target: Option<ServerHandle>,
     source: ServerHandle,
     csv: Vec<u8>,
     options: CopyOptions,
@@ -170,10 +172,41 @@ async fn setup(s: &Scenario, base: &Path, seed: Option<u64>) -> Result<World, St
     if let Some(n) = e.error_budget {
         options.error_budget = n;
     }
+    let (target, imap_target): (Arc<dyn Target>, _) = match &s.imap_target {
+        None => (Arc::new(TenantTarget(Arc::new(tenant.clone()))), None),
+        Some(t) => {
+            let mut t = t.clone();
+            let login = t
+                .remove("username_format")
+                .and_then(|v| v.as_str().map(str::to_string))
+                .ok_or("[imap_target] needs username_format")?;
+            let password = t
+                .remove("password")
+                .and_then(|v| v.as_str().map(str::to_string))
+                .ok_or("[imap_target] needs password")?;
+            let mut config: fake_imap::Config = table(&t, "imap_target")?;
+            config.resolve_paths(base);
+            let server = FakeImapServer::from_config(config)
+                .start()
+                .await
+                .map_err(|e| format!("[imap_target]: {e}"))?;
+            let target =
+                engine::imap_target::ImapTarget::new(engine::imap_target::ImapTargetConfig {
+                    remote_server: "127.0.0.1".into(),
+                    port: server.imap_addr().port(),
+                    security: Security::None,
+                    ca_file: None,
+                    username_format: login,
+                    password,
+                });
+            (Arc::new(target) as Arc<dyn Target>, Some(server))
+        }
+    };
     Ok(World {
         engine,
         clock,
-        target: Arc::new(TenantTarget(Arc::new(tenant.clone()))),
+        target,
+        imap_target,
         tenant,
         source,
         csv,
@@ -285,7 +318,7 @@ pub async fn run(s: Scenario, base: &Path, seed: Option<u64>) -> Result<(), Stri
                         },
                         Path::new("users.csv"),
                         &w.csv,
-                        &*w.target as &dyn Target,
+                        &*w.target,
                     )
                     .await;
                 check_op(n, "new-batch", r, expect_error)?;
@@ -515,7 +548,7 @@ async fn expect(w: &World, n: usize, x: &Expect) -> Result<(), String> {
     }
     if x.target_equals_source {
         for u in w.engine.users(None).map_err(|e| fail(e.to_string()))? {
-            if u.user_name.is_empty() || w.tenant.recipient(&u.email_address).is_none() {
+            if u.user_name.is_empty() || u.status == engine::status::UserStatus::Failed {
                 continue;
             }
             let batch = w.engine.batch(&u.batch).map_err(|e| fail(e.to_string()))?;
@@ -531,9 +564,12 @@ async fn expect(w: &World, n: usize, x: &Expect) -> Result<(), String> {
                 &users,
             );
             let source = source_messages(w, &user, &u.email_address, &batch.settings)?;
-            let target = target_messages(&*w.target.0, &u.email_address)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
+            let target = match &w.imap_target {
+                None => target_messages(&w.tenant, &u.email_address)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?,
+                Some(server) => imap_target_messages(server, &u.email_address),
+            };
             let r = reconcile(&source, &target);
             let extra_ok = x.allow_extra || r.unexpected.is_empty();
             if !(r.missing.is_empty()
@@ -550,6 +586,46 @@ async fn expect(w: &World, n: usize, x: &Expect) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A second fake IMAP server's mailbox as reconciliation input: the copy's key header removed,
+/// INBOX spelt as the tenant spells it, the delimiter turned into `/`.
+fn imap_target_messages(
+    server: &ServerHandle,
+    email: &str,
+) -> Vec<fake_target::inspect::TargetMessage> {
+    let local = email.split('@').next().unwrap_or(email);
+    let store = server.store();
+    let delimiter = store.delimiter();
+    let mut out = Vec::new();
+    for f in store.folders(local).unwrap_or_default() {
+        let path = f.name.replace(delimiter, "/");
+        let path = match path.strip_prefix("INBOX") {
+            Some(rest) => format!("Inbox{rest}"),
+            None => path,
+        };
+        for m in store.messages(local, &f.name).unwrap_or_default() {
+            let raw: &[u8] = &m.raw;
+            let body = if raw.starts_with(engine::imap_target::KEY_HEADER.as_bytes()) {
+                let end = raw
+                    .windows(2)
+                    .position(|w| w == b"\r\n")
+                    .map_or(0, |p| p + 2);
+                &raw[end..]
+            } else {
+                raw
+            };
+            let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
+            out.push(fake_target::inspect::TargetMessage {
+                id: format!("{}:{}", f.name, m.uid),
+                folder: path.clone(),
+                fingerprint: fingerprint(body),
+                flags: ItemFlags::from_imap(&flags),
+                received_time: m.internal_date.to_utc(),
+            });
+        }
+    }
+    out
 }
 
 fn skipped_items(w: &World, email: &str) -> Vec<(String, String, String)> {

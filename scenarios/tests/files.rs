@@ -68,4 +68,8 @@ scenario_files!(
     csv_rejected => "45-csv-rejected.toml",
     test_server_wrong_password => "46-test-server-wrong-password.toml",
     security_starttls => "47-security-starttls.toml",
+    imap_to_imap_dovecot => "50-imap-to-imap-dovecot.toml",
+    imap_target_exchange_append_limit => "51-imap-target-exchange-append-limit.toml",
+    imap_target_quota => "52-imap-target-quota.toml",
+    imap_target_reserved_folder => "53-imap-target-reserved-folder.toml",
 );
