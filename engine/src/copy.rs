@@ -931,7 +931,8 @@ impl ImapCopy {
                     if *job.stop.borrow() {
                         return Err(Abort::Stopped);
                     }
-                    tokio::time::sleep(wait).await;
+                    // The target's Retry-After is in the target's time (the engine's clock).
+                    self.engine.clock.sleep(wait).await;
                 }
                 ImportOutcome::Transient(m) => {
                     transient += 1;

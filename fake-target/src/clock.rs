@@ -8,6 +8,15 @@ use chrono::{DateTime, Duration, Utc};
 
 pub trait Clock: Send + Sync + Debug {
     fn now(&self) -> DateTime<Utc>;
+
+    /// Waits `d` of this clock's time: real time for the system clock; for a manual clock the
+    /// time moves on at once (a tenant's Retry-After passes without a real wait).
+    fn sleep(
+        &self,
+        d: std::time::Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(tokio::time::sleep(d))
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -50,5 +59,13 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sleep(
+        &self,
+        d: std::time::Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        self.advance(Duration::from_std(d).unwrap_or(Duration::zero()));
+        Box::pin(tokio::task::yield_now())
     }
 }

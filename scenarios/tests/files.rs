@@ -41,6 +41,7 @@ scenario_files!(
     missing_recipient => "05-missing-recipient.toml",
     quota_full => "06-quota-full.toml",
     unlicensed_grace => "07-unlicensed-grace.toml",
+    target_throttling => "08-target-throttling.toml",
     quirk_exchange_throttling => "10-quirk-exchange-throttling.toml",
     quirk_gmail_throttled => "11-quirk-gmail-throttled.toml",
     quirk_bye_after_errors => "12-quirk-bye-after-errors.toml",
