@@ -144,20 +144,12 @@ pub fn parse_security(s: &str) -> anyhow::Result<Security> {
     Security::parse(s).with_context(|| format!("--security: {s:?} is not none, ssl or tls"))
 }
 
-#[allow(clippy::too_many_arguments)]
 pub async fn test_server_cmd(
-    remote_server: String,
-    port: u16,
-    security: Security,
-    ca_file: Option<PathBuf>,
-    accept_untrusted: bool,
+    e: Endpoint,
     credentials: Option<(String, String)>,
     timeout: Duration,
     json: bool,
 ) -> anyhow::Result<u8> {
-    let mut e = Endpoint::new("test", &remote_server, port, security);
-    e.ca_file = ca_file;
-    e.accept_untrusted_certificates = accept_untrusted;
     let creds = credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
     let r = test_server(&e, creds, timeout).await;
     if json {

@@ -403,13 +403,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             timeout,
             json,
         } => {
-            let e = endpoint_from(&server, "test")?;
             admin::test_server_cmd(
-                e.remote_server,
-                e.port,
-                e.security,
-                e.ca_file,
-                e.accept_untrusted_certificates,
+                endpoint_from(&server, "test")?,
                 username.zip(password),
                 Duration::from_secs(timeout),
                 json,

@@ -21,7 +21,7 @@ use rusqlite::params;
 use crate::control::Engine;
 use crate::error::Error;
 use crate::folders::{Plan, SourceFolder, plan};
-use crate::imap::{ImapStream, connect};
+use crate::imap::{Fetched, ImapStream, connect, fetch_checked, run_checked};
 use crate::sync::{SkippedItem, SyncJob, SyncOutcome, SyncReport, UserSync};
 use crate::target::{ImportOutcome, ImportRequest, ItemFlags, Rejection, Target};
 use crate::test_server::SIGN_IN_FAILED;
@@ -76,19 +76,7 @@ struct Meta {
     date: Option<chrono::DateTime<Utc>>,
 }
 
-/// One FETCH response, owned.
-#[derive(Debug, Default)]
-pub(crate) struct Fetched {
-    pub uid: Option<u32>,
-    pub flags: Vec<String>,
-    pub size: Option<u32>,
-    pub date: Option<chrono::DateTime<Utc>>,
-    pub body: Option<Bytes>,
-}
-
-/// Runs a UID FETCH and reads its responses itself, so that the tagged reply is seen: a NO
-/// (refused, throttled) or a connection that ends before it is an error, never a short list.
-/// (async-imap's fetch stream ends quietly on both.) Callers bound the bytes per call.
+/// A UID FETCH whose tagged reply is seen (see `imap::fetch_checked`); failures reconnect.
 async fn checked_fetch(
     s: &mut Session<ImapStream>,
     set: &str,
@@ -97,145 +85,34 @@ async fn checked_fetch(
     fetch_checked(s, set, items).await.map_err(Abort::Source)
 }
 
-/// The same for callers outside the copy: errors as text.
-pub(crate) async fn fetch_checked(
-    s: &mut Session<ImapStream>,
-    set: &str,
-    items: &str,
-) -> Result<(Vec<Fetched>, Option<String>), String> {
-    use async_imap::imap_proto::{AttributeValue, Response, Status};
-    let tag = s
-        .run_command(format!("UID FETCH {set} {items}"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    loop {
-        let Some(r) = s.read_response().await.map_err(|e| e.to_string())? else {
-            return Err("the server closed the connection during a FETCH".into());
-        };
-        match r.parsed() {
-            Response::Fetch(_, attrs) => {
-                let mut f = Fetched::default();
-                for a in attrs {
-                    match a {
-                        AttributeValue::Uid(u) => f.uid = Some(*u),
-                        AttributeValue::Rfc822Size(n) => f.size = Some(*n),
-                        AttributeValue::Flags(fl) => {
-                            f.flags = fl
-                                .iter()
-                                .filter(|x| !x.eq_ignore_ascii_case("\\Recent"))
-                                .map(|x| x.to_string())
-                                .collect()
-                        }
-                        AttributeValue::InternalDate(d) => {
-                            f.date = chrono::DateTime::parse_from_str(d, "%d-%b-%Y %H:%M:%S %z")
-                                .ok()
-                                .map(|d| d.to_utc())
-                        }
-                        AttributeValue::BodySection { data: Some(d), .. }
-                        | AttributeValue::Rfc822(Some(d)) => {
-                            f.body = Some(Bytes::copy_from_slice(d))
-                        }
-                        _ => {}
-                    }
-                }
-                out.push(f);
-            }
-            Response::Done {
-                tag: t,
-                status,
-                information,
-                ..
-            } if *t == tag => {
-                let text = information
-                    .as_deref()
-                    .unwrap_or("no reason given")
-                    .to_string();
-                return match status {
-                    Status::Ok => Ok((out, None)),
-                    // A throttled server wants us gone for a while: the caller reconnects.
-                    _ if backoff_hint(&text).is_some() => Err(text),
-                    // NO is data: what came back is good, the rest was refused.
-                    Status::No => Ok((out, Some(text))),
-                    _ => Err(format!("UID FETCH failed: {text}")),
-                };
-            }
-            Response::Data {
-                status: Status::Bye,
-                information,
-                ..
-            } => {
-                return Err(format!(
-                    "the server said BYE: {}",
-                    information.as_deref().unwrap_or("")
-                ));
-            }
-            _ => {}
-        }
-    }
-}
-
-/// LIST "" "*", reading the replies itself so a NO is an error, not an empty mailbox.
+/// LIST "" "*" whose tagged reply is seen: a NO is an error, not an empty mailbox.
 async fn checked_list(
     s: &mut Session<ImapStream>,
 ) -> Result<Vec<(String, Option<char>, bool)>, Abort> {
-    use async_imap::imap_proto::{MailboxDatum, Response, Status};
-    let tag = s
-        .run_command("LIST \"\" \"*\"")
-        .await
-        .map_err(|e| Abort::Source(e.to_string()))?;
+    use async_imap::imap_proto::{MailboxDatum, Response};
     let mut out = Vec::new();
-    loop {
-        let Some(r) = s
-            .read_response()
-            .await
-            .map_err(|e| Abort::Source(e.to_string()))?
-        else {
-            return Err(Abort::Source(
-                "the server closed the connection during LIST".into(),
+    let refused = run_checked(s, "LIST \"\" \"*\"", |r| {
+        if let Response::MailboxData(MailboxDatum::List {
+            name_attributes,
+            delimiter,
+            name,
+        }) = r
+        {
+            let selectable = !name_attributes
+                .iter()
+                .any(|a| matches!(a, NameAttribute::NoSelect));
+            out.push((
+                name.to_string(),
+                delimiter.as_deref().and_then(|d| d.chars().next()),
+                selectable,
             ));
-        };
-        match r.parsed() {
-            Response::MailboxData(MailboxDatum::List {
-                name_attributes,
-                delimiter,
-                name,
-            }) => {
-                let selectable = !name_attributes
-                    .iter()
-                    .any(|a| matches!(a, NameAttribute::NoSelect));
-                out.push((
-                    name.to_string(),
-                    delimiter.as_deref().and_then(|d| d.chars().next()),
-                    selectable,
-                ));
-            }
-            Response::Done {
-                tag: t,
-                status,
-                information,
-                ..
-            } if *t == tag => {
-                return match status {
-                    Status::Ok => Ok(out),
-                    _ => Err(Abort::Source(format!(
-                        "LIST failed: {}",
-                        information.as_deref().unwrap_or("no reason given")
-                    ))),
-                };
-            }
-            Response::Data {
-                status: Status::Bye,
-                information,
-                ..
-            } => {
-                return Err(Abort::Source(format!(
-                    "the server said BYE: {}",
-                    information.as_deref().unwrap_or("")
-                )));
-            }
-            _ => {}
         }
+    })
+    .await
+    .map_err(Abort::Source)?;
+    match refused {
+        None => Ok(out),
+        Some(why) => Err(Abort::Source(format!("LIST failed: {why}"))),
     }
 }
 

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_imap::Client;
+use async_imap::{Client, Session};
+use bytes::Bytes;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -266,4 +267,106 @@ async fn connect_inner(endpoint: &Endpoint) -> Result<Connected, ConnectError> {
         client,
         untrusted_certificate: untrusted.load(Ordering::SeqCst),
     })
+}
+
+/// Runs a command and reads its replies itself, handing each untagged one to `on_data`, so
+/// the tagged reply is seen: `Ok(None)` for OK, `Ok(Some(text))` for NO (IMAP's NO is data),
+/// an error for BAD, BYE, or a connection that ends first. async-imap's FETCH, SEARCH and
+/// LIST streams end quietly on all of these, which reads as a short list.
+pub(crate) async fn run_checked(
+    s: &mut Session<ImapStream>,
+    command: &str,
+    mut on_data: impl FnMut(&async_imap::imap_proto::Response<'_>),
+) -> Result<Option<String>, String> {
+    use async_imap::imap_proto::{Response, Status};
+    let tag = s.run_command(command).await.map_err(|e| e.to_string())?;
+    loop {
+        let Some(r) = s.read_response().await.map_err(|e| e.to_string())? else {
+            return Err(format!("the server closed the connection during {command}"));
+        };
+        match r.parsed() {
+            Response::Done {
+                tag: t,
+                status,
+                information,
+                ..
+            } if *t == tag => {
+                let text = information
+                    .as_deref()
+                    .unwrap_or("no reason given")
+                    .to_string();
+                return match status {
+                    Status::Ok => Ok(None),
+                    Status::No => Ok(Some(text)),
+                    _ => Err(format!("{command} failed: {text}")),
+                };
+            }
+            Response::Data {
+                status: Status::Bye,
+                information,
+                ..
+            } => {
+                return Err(format!(
+                    "the server said BYE: {}",
+                    information.as_deref().unwrap_or("")
+                ));
+            }
+            other => on_data(other),
+        }
+    }
+}
+
+/// One FETCH response, owned.
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    pub uid: Option<u32>,
+    pub flags: Vec<String>,
+    pub size: Option<u32>,
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
+    pub body: Option<Bytes>,
+}
+
+/// A checked UID FETCH: what came back, and the NO text if some of the set was refused. A
+/// throttling NO is an error (the caller backs off and reconnects). Callers bound the bytes
+/// per call.
+pub(crate) async fn fetch_checked(
+    s: &mut Session<ImapStream>,
+    set: &str,
+    items: &str,
+) -> Result<(Vec<Fetched>, Option<String>), String> {
+    use async_imap::imap_proto::{AttributeValue, Response};
+    let mut out = Vec::new();
+    let refused = run_checked(s, &format!("UID FETCH {set} {items}"), |r| {
+        let Response::Fetch(_, attrs) = r else {
+            return;
+        };
+        let mut f = Fetched::default();
+        for a in attrs {
+            match a {
+                AttributeValue::Uid(u) => f.uid = Some(*u),
+                AttributeValue::Rfc822Size(n) => f.size = Some(*n),
+                AttributeValue::Flags(fl) => {
+                    f.flags = fl
+                        .iter()
+                        .filter(|x| !x.eq_ignore_ascii_case("\\Recent"))
+                        .map(|x| x.to_string())
+                        .collect()
+                }
+                AttributeValue::InternalDate(d) => {
+                    f.date = chrono::DateTime::parse_from_str(d, "%d-%b-%Y %H:%M:%S %z")
+                        .ok()
+                        .map(|d| d.to_utc())
+                }
+                AttributeValue::BodySection { data: Some(d), .. }
+                | AttributeValue::Rfc822(Some(d)) => f.body = Some(Bytes::copy_from_slice(d)),
+                _ => {}
+            }
+        }
+        out.push(f);
+    })
+    .await?;
+    match refused {
+        Some(text) if crate::copy::backoff_hint(&text).is_some() => Err(text),
+        refused => Ok((out, refused)),
+    }
 }

@@ -165,7 +165,7 @@ async fn keys<'a>(m: &'a mut Mailbox, wire: &str) -> Result<&'a mut HashMap<Stri
         let mut found = HashMap::new();
         // Checked: a refused or cut listing must not look like an empty folder (that would
         // append everything again).
-        let (fetched, refused) = crate::copy::fetch_checked(
+        let (fetched, refused) = crate::imap::fetch_checked(
             &mut m.session,
             "1:*",
             &format!("(UID BODY.PEEK[HEADER.FIELDS ({KEY_HEADER})])"),

@@ -456,16 +456,6 @@ impl Store {
             .map(|m| m.raw.len() as u64)
             .sum())
     }
-
-    /// Total number of messages of a user, over all folders.
-    pub fn message_count(&self, user: &str) -> Result<usize, Error> {
-        let inner = self.lock();
-        let account = inner
-            .users
-            .get(user)
-            .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
-        Ok(account.folders.values().map(|f| f.messages.len()).sum())
-    }
 }
 
 #[cfg(test)]
