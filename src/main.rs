@@ -20,7 +20,8 @@ use engine::state::BatchSettings;
     version,
     about = "Rehearse and verify mailbox migrations into Exchange Online",
     after_help = "Exit codes:\n  0  success (test-server: Success or Warning)\n  1  failure: refused, \
-                  rejected, unreachable (test-server: Failed; csv check: file rejected)\n  \
+                  rejected, unreachable (test-server: Failed; csv check: file rejected;\n     \
+                  scenario run: a scenario failed)\n  \
                   2  usage error\n  3  csv check: some rows have errors"
 )]
 struct Cli {

@@ -1,37 +1,22 @@
 //! The control plane through the `mailmig` binary, as an admin uses it: exit codes, JSON,
 //! concurrency seen from the source server, and a run killed with SIGKILL mid-batch.
 
+mod common;
+
 use std::path::Path;
-use std::process::Output;
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::{BIN, assert_exact, embedded_batch, mailmig, text};
+
 use fake_imap::{FakeImapServer, Fault, FaultAction, ServerHandle};
-use fake_target::inspect::{reconcile, source_from_fake_imap, target_messages};
 use serde_json::Value;
 use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailmig");
-
-async fn mailmig(state: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--state-dir")
-        .arg(state)
-        .args(args)
-        .output()
-        .await
-        .expect("mailmig runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 const USERS: usize = 8;
+
+fn user_names() -> Vec<String> {
+    (0..USERS).map(|i| format!("u{i}")).collect()
+}
 
 async fn source(delay_ms: u64) -> ServerHandle {
     let mut s = FakeImapServer::new().seed(9);
@@ -50,73 +35,6 @@ async fn source(delay_ms: u64) -> ServerHandle {
     .unwrap()
 }
 
-/// State dir with an embedded tenant, an endpoint and a started batch of USERS users.
-async fn setup(dir: &Path, server: &ServerHandle, max_migrations: u32) {
-    let tenant = dir.join("tenant.toml");
-    let mut cfg = String::from("[tenant]\naccepted_domains = [\"contoso.edu\"]\n");
-    let mut csv = String::from("EmailAddress,UserName,Password\n");
-    for i in 0..USERS {
-        cfg.push_str(&format!("[[mailboxes]]\naddress = \"u{i}@contoso.edu\"\n"));
-        csv.push_str(&format!("u{i}@contoso.edu,u{i},pw\n"));
-    }
-    std::fs::write(&tenant, cfg).unwrap();
-    std::fs::write(dir.join("users.csv"), csv).unwrap();
-    let state = dir.join("state");
-    let o = mailmig(
-        &state,
-        &[
-            "target",
-            "set",
-            "--embedded",
-            "--config",
-            tenant.to_str().unwrap(),
-        ],
-    )
-    .await;
-    assert!(o.status.success(), "{}", text(&o));
-    let port = server.imap_addr().port().to_string();
-    let mcm = max_migrations.to_string();
-    let o = mailmig(
-        &state,
-        &[
-            "endpoint",
-            "new",
-            "--imap",
-            "--name",
-            "src",
-            "--remote-server",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--security",
-            "none",
-            "--max-concurrent-migrations",
-            &mcm,
-            "--max-concurrent-incremental-syncs",
-            &mcm,
-        ],
-    )
-    .await;
-    assert!(o.status.success(), "{}", text(&o));
-    let csv = dir.join("users.csv");
-    let o = mailmig(
-        &state,
-        &[
-            "batch",
-            "new",
-            "--name",
-            "Batch1",
-            "--source-endpoint",
-            "src",
-            "--csv",
-            csv.to_str().unwrap(),
-            "--autostart",
-        ],
-    )
-    .await;
-    assert!(o.status.success(), "{}", text(&o));
-}
-
 async fn users_json(state: &Path) -> Vec<Value> {
     let o = mailmig(state, &["user", "get", "--json"]).await;
     assert!(o.status.success(), "{}", text(&o));
@@ -127,31 +45,11 @@ async fn users_json(state: &Path) -> Vec<Value> {
         .clone()
 }
 
-async fn assert_exact(dir: &Path, server: &ServerHandle) {
-    let tenant = fake_target::Tenant::open(
-        &dir.join("state/tenant.sqlite"),
-        Arc::new(fake_target::SystemClock),
-    )
-    .unwrap();
-    for i in 0..USERS {
-        let user = format!("u{i}");
-        let source = source_from_fake_imap(server.store(), &user, |f| {
-            (f == "INBOX").then(|| "Inbox".to_string())
-        })
-        .unwrap();
-        let target = target_messages(&tenant, &format!("{user}@contoso.edu"))
-            .await
-            .unwrap();
-        let r = reconcile(&source, &target);
-        assert!(r.is_exact(), "{user}: {r:#?}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_more_than_max_concurrent_migrations_at_the_source() {
     let server = source(30).await;
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path(), &server, 3).await;
+    embedded_batch(dir.path(), &server, &user_names(), "Batch1", 3).await;
     let before = server.stats().peak();
     let o = mailmig(&dir.path().join("state"), &["run", "--until-idle"]).await;
     assert!(o.status.success(), "{}", text(&o));
@@ -191,14 +89,14 @@ async fn never_more_than_max_concurrent_migrations_at_the_source() {
     assert!(b[0]["bytesSynced"].as_u64().unwrap() > 0);
     assert!(b[0]["itemsPerSecond"].as_f64().unwrap() > 0.0);
     assert_eq!(b[0]["estimatedSecondsRemaining"], 0, "nothing left to copy");
-    assert_exact(dir.path(), &server).await;
+    assert_exact(&dir.path().join("state"), &server, &user_names()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_with_sigkill_is_finished_by_the_next_run() {
     let server = source(40).await;
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path(), &server, 2).await;
+    embedded_batch(dir.path(), &server, &user_names(), "Batch1", 2).await;
     let state = dir.path().join("state");
     let mut child = Command::new(BIN)
         .arg("--state-dir")
@@ -227,7 +125,7 @@ async fn a_run_killed_with_sigkill_is_finished_by_the_next_run() {
     assert!(o.status.success(), "{}", text(&o));
     let users = users_json(&state).await;
     assert!(users.iter().all(|u| u["status"] == "Synced"), "{users:#?}");
-    assert_exact(dir.path(), &server).await;
+    assert_exact(&dir.path().join("state"), &server, &user_names()).await;
 }
 
 #[tokio::test]

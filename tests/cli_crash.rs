@@ -2,32 +2,14 @@
 //! target equals the source exactly — nothing lost, nothing twice. Also IMAP to IMAP through
 //! the CLI.
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
+use common::{BIN, assert_exact, embedded_batch, mailmig_ok as mailmig};
+
 use fake_imap::{AdminMode, FakeImapServer, Fault, FaultAction};
-use fake_target::inspect::{reconcile, source_from_fake_imap, target_messages};
 use tokio::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_mailmig");
-
-async fn mailmig(state: &Path, args: &[&str]) -> std::process::Output {
-    let o = Command::new(BIN)
-        .arg("--state-dir")
-        .arg(state)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "mailmig {args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
 
 /// A small deterministic PRNG for kill times (the test must replay).
 struct Lcg(u64);
@@ -57,63 +39,8 @@ async fn twenty_sigkills_then_target_equals_source() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let mut cfg = String::from("[tenant]\naccepted_domains = [\"contoso.edu\"]\n");
-    let mut csv = String::from("EmailAddress,UserName,Password\n");
-    for u in users {
-        cfg.push_str(&format!("[[mailboxes]]\naddress = \"{u}@contoso.edu\"\n"));
-        csv.push_str(&format!("{u}@contoso.edu,{u},pw\n"));
-    }
-    std::fs::write(dir.path().join("t.toml"), cfg).unwrap();
-    std::fs::write(dir.path().join("u.csv"), csv).unwrap();
-    mailmig(
-        &state,
-        &[
-            "target",
-            "set",
-            "--embedded",
-            "--config",
-            dir.path().join("t.toml").to_str().unwrap(),
-        ],
-    )
-    .await;
-    let port = server.imap_addr().port().to_string();
-    mailmig(
-        &state,
-        &[
-            "endpoint",
-            "new",
-            "--imap",
-            "--name",
-            "src",
-            "--remote-server",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--security",
-            "none",
-            "--max-concurrent-migrations",
-            "2",
-            "--max-concurrent-incremental-syncs",
-            "2",
-        ],
-    )
-    .await;
-    mailmig(
-        &state,
-        &[
-            "batch",
-            "new",
-            "--name",
-            "B",
-            "--source-endpoint",
-            "src",
-            "--csv",
-            dir.path().join("u.csv").to_str().unwrap(),
-            "--autostart",
-        ],
-    )
-    .await;
+    let names: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+    let state = embedded_batch(dir.path(), &server, &names, "B", 2).await;
 
     let mut rng = Lcg(2024);
     let mut kills = 0;
@@ -148,28 +75,10 @@ async fn twenty_sigkills_then_target_equals_source() {
     let users_json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for u in users_json.as_array().unwrap() {
         assert_eq!(u["status"], "Synced", "{u}");
+        assert_eq!(u["itemsSynced"], 220, "{u}");
     }
-    let tenant = fake_target::Tenant::open(
-        &state.join("tenant.sqlite"),
-        Arc::new(fake_target::SystemClock),
-    )
-    .unwrap();
-    for u in users {
-        let map = |f: &str| {
-            Some(if f == "INBOX" {
-                "Inbox".to_string()
-            } else {
-                "Sent Items".to_string()
-            })
-        };
-        let source = source_from_fake_imap(server.store(), u, map).unwrap();
-        let target = target_messages(&tenant, &format!("{u}@contoso.edu"))
-            .await
-            .unwrap();
-        let r = reconcile(&source, &target);
-        assert!(r.is_exact(), "{u} after {kills} kills: {r:#?}");
-        assert_eq!(target.len(), 220);
-    }
+    // After all the kills: target == source exactly, nothing lost, nothing twice.
+    assert_exact(&state, &server, &names).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

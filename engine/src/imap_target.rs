@@ -5,7 +5,7 @@
 //! `UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (X-Mailmig-Source-Key)])` tells which source keys
 //! the folder already holds (one round trip a folder, not one a message).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_imap::Session;
@@ -308,7 +308,6 @@ impl Target for ImapTarget {
             }
             select(m, &wire).await?;
             let list = flags.to_imap().join(" ");
-            let _: HashSet<u32> = HashSet::new();
             {
                 use futures::TryStreamExt;
                 let _: Vec<_> = m

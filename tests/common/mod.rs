@@ -1,0 +1,135 @@
+//! Helpers for the tests that drive the `mailmig` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use fake_imap::ServerHandle;
+use fake_target::inspect::{reconcile, source_from_fake_imap, target_messages};
+use tokio::process::Command;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mailmig");
+
+/// Runs `mailmig --state-dir STATE ARGS...`.
+pub async fn mailmig(state: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .output()
+        .await
+        .expect("mailmig runs")
+}
+
+/// Standard output and error together, for assertions and failure messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs mailmig and insists on success.
+pub async fn mailmig_ok(state: &Path, args: &[&str]) -> Output {
+    let o = mailmig(state, args).await;
+    assert!(o.status.success(), "mailmig {args:?}: {}", text(&o));
+    o
+}
+
+/// A state folder in `dir` with the embedded tenant (a mailbox per user), the endpoint `src`
+/// on `server` (both concurrency limits `max`), and a started batch `batch` of the users
+/// (`user@contoso.edu`, logging in as `user` with `pw`). Returns the state folder.
+pub async fn embedded_batch(
+    dir: &Path,
+    server: &ServerHandle,
+    users: &[String],
+    batch: &str,
+    max: u32,
+) -> PathBuf {
+    let mut cfg = String::from("[tenant]\naccepted_domains = [\"contoso.edu\"]\n");
+    let mut csv = String::from("EmailAddress,UserName,Password\n");
+    for u in users {
+        cfg.push_str(&format!("[[mailboxes]]\naddress = \"{u}@contoso.edu\"\n"));
+        csv.push_str(&format!("{u}@contoso.edu,{u},pw\n"));
+    }
+    let (tenant, users_csv) = (dir.join("tenant.toml"), dir.join("users.csv"));
+    std::fs::write(&tenant, cfg).unwrap();
+    std::fs::write(&users_csv, csv).unwrap();
+    let state = dir.join("state");
+    mailmig_ok(
+        &state,
+        &[
+            "target",
+            "set",
+            "--embedded",
+            "--config",
+            tenant.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let (port, max) = (server.imap_addr().port().to_string(), max.to_string());
+    mailmig_ok(
+        &state,
+        &[
+            "endpoint",
+            "new",
+            "--imap",
+            "--name",
+            "src",
+            "--remote-server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--security",
+            "none",
+            "--max-concurrent-migrations",
+            &max,
+            "--max-concurrent-incremental-syncs",
+            &max,
+        ],
+    )
+    .await;
+    mailmig_ok(
+        &state,
+        &[
+            "batch",
+            "new",
+            "--name",
+            batch,
+            "--source-endpoint",
+            "src",
+            "--csv",
+            users_csv.to_str().unwrap(),
+            "--autostart",
+        ],
+    )
+    .await;
+    state
+}
+
+/// Every user's embedded-tenant mailbox equals its source (INBOX -> Inbox, Sent -> Sent Items).
+pub async fn assert_exact(state: &Path, server: &ServerHandle, users: &[String]) {
+    let tenant = fake_target::Tenant::open(
+        &state.join("tenant.sqlite"),
+        Arc::new(fake_target::SystemClock),
+    )
+    .unwrap();
+    for u in users {
+        let map = |f: &str| {
+            Some(match f {
+                "INBOX" => "Inbox".to_string(),
+                "Sent" => "Sent Items".to_string(),
+                other => other.to_string(),
+            })
+        };
+        let source = source_from_fake_imap(server.store(), u, map).unwrap();
+        let target = target_messages(&tenant, &format!("{u}@contoso.edu"))
+            .await
+            .unwrap();
+        let r = reconcile(&source, &target);
+        assert!(r.is_exact(), "{u}: {r:#?}");
+    }
+}
