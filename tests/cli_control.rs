@@ -278,3 +278,69 @@ async fn test_server_exit_codes_and_refusals() {
         assert_eq!(mode, 0o600, "the state file holds passwords");
     }
 }
+
+#[tokio::test]
+async fn closed_sets_are_checked_by_the_parser_and_every_command_explains_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let o = mailmig(
+        &state,
+        &[
+            "endpoint",
+            "new",
+            "--imap",
+            "--name",
+            "src",
+            "--remote-server",
+            "127.0.0.1",
+            "--port",
+            "143",
+            "--security",
+            "bogus",
+            "--skip-verification",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "a usage error: {}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("invalid value 'bogus'") && t.contains("[possible values: none, ssl, tls]"),
+        "{t}"
+    );
+    assert!(!state.exists(), "a usage error touches no state");
+    let o = mailmig(&state, &["endpoint", "new", "--authentication", "kerberos"]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("[possible values: basic, plain]"),
+        "{}",
+        text(&o)
+    );
+    // Upper case is accepted, as Exchange's parameters are case-insensitive.
+    let o = mailmig(
+        &state,
+        &[
+            "test-server",
+            "--imap",
+            "--remote-server",
+            "127.0.0.1",
+            "--port",
+            "1",
+            "--security",
+            "SSL",
+            "--timeout",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "parsed, then failed to connect: {}",
+        text(&o)
+    );
+    let o = mailmig(&state, &["batch", "start", "--help"]).await;
+    assert_eq!(o.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(help.starts_with("Start-MigrationBatch: "), "{help}");
+    assert!(help.contains("The batch's name"), "{help}");
+}

@@ -11,13 +11,15 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use engine::Engine;
 use engine::clock::ManualClock;
 use engine::control::NewBatch;
-use engine::copy::{CopyOptions, ImapCopy};
-use engine::endpoint::{Endpoint, Security};
+use engine::control::endpoint::Endpoint;
+use engine::imap::Security;
+use engine::pipeline::{Copier, CopyOptions};
 use engine::service::{RunOptions, Service};
-use engine::target::{Target, TenantTarget};
+use engine::target::Target;
 use fake_imap::generate::GeneratorConfig;
 use fake_imap::{FakeImapServer, ServerHandle};
 use fake_target::{Recipient, Settings, Tenant};
+use harness::TenantTarget;
 
 struct Run {
     engine: Arc<Engine>,
@@ -43,7 +45,7 @@ async fn prepare(server: &ServerHandle) -> Run {
         .unwrap();
     let target = Arc::new(TenantTarget(Arc::new(tenant)));
     engine
-        .endpoint_new(Endpoint::new(
+        .endpoint_new(Endpoint::imap(
             "src",
             "127.0.0.1",
             server.imap_addr().port(),
@@ -73,7 +75,7 @@ async fn prepare(server: &ServerHandle) -> Run {
 }
 
 async fn sync(run: &Run) {
-    let copy = ImapCopy {
+    let copy = Copier {
         engine: run.engine.clone(),
         target: run.target.clone(),
         options: CopyOptions::default(),

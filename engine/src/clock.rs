@@ -1,4 +1,5 @@
 //! Time for the engine: the system clock, or a manual one so tests drive days in milliseconds.
-//! The same clock type as the fake tenant's, so a scenario moves both with one hand.
+//! The same clock type as a tenant's (from the neutral model crate), so a scenario moves both
+//! with one hand.
 
-pub use fake_target::clock::{Clock, ManualClock, SystemClock};
+pub use mailmig_model::clock::{Clock, ManualClock, SystemClock};

@@ -1,7 +1,10 @@
-//! The engine's error type. Refusals of an operation (Exchange's messages) are `Refused`;
-//! `is_transient` tells a passing failure (network, throttling) from a permanent one.
+//! The engine's control-plane error. Refusals of an operation (Exchange's messages) are
+//! `Refused`; `is_transient` tells a passing failure (network, throttling) from a permanent one.
+//! The copy has its own typed error, [`crate::pipeline::SyncError`].
 
 use std::path::PathBuf;
+
+use crate::target::TargetError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,8 +19,8 @@ pub enum Error {
     File { path: PathBuf, message: String },
     #[error("state database: {0}")]
     State(String),
-    #[error("target: {0}")]
-    Target(#[from] fake_target::Error),
+    #[error("the target: {0}")]
+    Target(#[from] TargetError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -11,11 +11,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::control::endpoint::Endpoint;
+use crate::control::state::{BatchRow, UserRow};
+use crate::control::status::{BatchStatus, UserEvent, UserStatus};
 use crate::control::{Engine, apply_user_event, refresh_batch};
 use crate::error::Error;
-use crate::state::{SyncKind, Tx};
-use crate::status::{BatchStatus, UserEvent, UserStatus};
-use crate::sync::{SyncJob, SyncOutcome, SyncReport, UserSync};
+use crate::source::Credential;
+use crate::sync::{FolderFilter, SyncJob, SyncKind, SyncOutcome, SyncReport, UserSync};
 use crate::target::Target;
 
 pub const INCREMENTAL_INTERVAL_HOURS: i64 = 24;
@@ -86,7 +88,7 @@ impl Service {
             self.signal_stops(&stops)?;
             for job in self.claim(now)? {
                 let (tx, rx) = watch::channel(false);
-                let email = job.0.user.email_address.clone();
+                let email = job.0.email_address.clone();
                 stops.insert(email.to_ascii_lowercase(), tx);
                 let (mut job, kind) = (job.0, job.1);
                 job.stop = rx;
@@ -168,9 +170,8 @@ impl Service {
                     .iter()
                     .filter(|b| b.endpoint.eq_ignore_ascii_case(&endpoint.name))
                     .collect();
-                let of_mine = |u: &&crate::state::UserRow| {
-                    mine.iter().any(|b| b.name.eq_ignore_ascii_case(&u.batch))
-                };
+                let of_mine =
+                    |u: &&UserRow| mine.iter().any(|b| b.name.eq_ignore_ascii_case(&u.batch));
                 let running: Vec<_> = users
                     .iter()
                     .filter(of_mine)
@@ -181,7 +182,7 @@ impl Service {
                     .iter()
                     .filter(|u| matches!(u.running, Some(SyncKind::Incremental | SyncKind::Final)))
                     .count() as u32;
-                let mut candidates: Vec<(&crate::state::UserRow, SyncKind)> = Vec::new();
+                let mut candidates: Vec<(&UserRow, SyncKind)> = Vec::new();
                 for u in users.iter().filter(of_mine).filter(|u| u.running.is_none()) {
                     let batch = mine
                         .iter()
@@ -246,17 +247,7 @@ impl Service {
                         .expect("filtered"))
                     .clone();
                     let user = tx.user(&u.email_address)?.expect("just updated");
-                    let (_, stop) = watch::channel(false);
-                    jobs.push((
-                        SyncJob {
-                            kind,
-                            user,
-                            batch,
-                            endpoint: endpoint.clone(),
-                            stop,
-                        },
-                        kind,
-                    ));
+                    jobs.push((job(kind, &user, &batch, &endpoint), kind));
                 }
             }
             for b in &batches {
@@ -274,7 +265,7 @@ impl Service {
                 return Ok(());
             };
             tx.set_user_running(email, None, now)?;
-            record_skipped(tx, email, &report, now)?;
+            tx.record_skipped(email, &report.skipped, now)?;
             tx.set_user_last_sync(email, &report.stats)?;
             let success_at = (report.outcome == SyncOutcome::Completed).then_some(now);
             tx.set_user_stats(
@@ -297,13 +288,13 @@ impl Service {
                     UserEvent::SyncFailed
                 }
             };
-            let event = if crate::status::user_event(u.status, event).is_some() {
+            let event = if crate::control::status::user_event(u.status, event).is_some() {
                 event
             } else {
                 // A stop that came after the sync ended on its own, or the like.
                 UserEvent::Interrupted
             };
-            if crate::status::user_event(u.status, event).is_some() {
+            if crate::control::status::user_event(u.status, event).is_some() {
                 apply_user_event(tx, &u, event, now)?;
             }
             refresh_batch(tx, &u.batch, now)?;
@@ -361,27 +352,24 @@ impl Service {
     }
 }
 
-fn record_skipped(
-    tx: &Tx<'_>,
-    email: &str,
-    report: &SyncReport,
-    now: DateTime<Utc>,
-) -> Result<(), Error> {
-    for s in &report.skipped {
-        tx.raw().execute(
-            "INSERT INTO skipped_items (email, folder, item, reason, detail, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(email, folder, item) DO UPDATE SET reason = excluded.reason,
-                 detail = excluded.detail, at = excluded.at",
-            rusqlite::params![
-                email,
-                s.folder,
-                s.item,
-                s.reason,
-                s.detail,
-                now.to_rfc3339()
-            ],
-        )?;
+/// What a sync needs of a claimed user, without the rows it came from.
+fn job(kind: SyncKind, user: &UserRow, batch: &BatchRow, endpoint: &Endpoint) -> SyncJob {
+    // The service replaces this receiver with one it can signal.
+    let (_, stop) = watch::channel(false);
+    SyncJob {
+        kind,
+        email_address: user.email_address.clone(),
+        batch: batch.name.clone(),
+        credential: Credential {
+            user_name: user.user_name.clone(),
+            password: user.password.clone(),
+            user_root: user.user_root.clone(),
+        },
+        source: endpoint.connection.clone(),
+        folders: FolderFilter {
+            exclude: batch.settings.exclude_folders.clone(),
+            include: batch.settings.include_folders.clone(),
+        },
+        stop,
     }
-    Ok(())
 }

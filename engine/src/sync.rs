@@ -1,34 +1,75 @@
-//! The copy behind a trait: the control plane runs per-user syncs (initial, incremental,
-//! final) through `UserSync`, so it can be tested with a scripted implementation while the
-//! data plane provides the real one.
+//! The seam between the control plane and the copy: the service hands a source-neutral
+//! [`SyncJob`] to a [`UserSync`] and records the [`SyncReport`] it gets back, so the loop can be
+//! tested with a scripted copy while the pipeline provides the real one.
+
+use std::fmt;
 
 use async_trait::async_trait;
+pub use mailmig_model::{SkipReason, SyncKind};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::endpoint::Endpoint;
-use crate::state::{BatchRow, SyncKind, UserRow};
+use crate::source::{Credential, SourceSettings};
 
-/// One sync of one user.
+/// Which folders a batch migrates (ExcludeFolders / IncludeFolders).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FolderFilter {
+    pub exclude: Vec<String>,
+    pub include: Vec<String>,
+}
+
+/// One sync of one mailbox: what it needs, and nothing of how the state stores it.
 pub struct SyncJob {
     pub kind: SyncKind,
-    pub user: UserRow,
-    pub batch: BatchRow,
-    pub endpoint: Endpoint,
+    /// The mailbox's address, at the target and in the checkpoint.
+    pub email_address: String,
+    pub batch: String,
+    pub credential: Credential,
+    /// The endpoint's connection settings.
+    pub source: SourceSettings,
+    pub folders: FolderFilter,
     /// Becomes true when the batch is stopped: end soon, keeping what was copied.
     pub stop: watch::Receiver<bool>,
 }
 
-/// An item the sync did not copy, and why.
+/// An item (or a whole folder) the sync did not copy, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SkippedItem {
     pub folder: String,
-    /// How a report names it (UID, subject, date).
+    /// How a report names it (`UID 42`), or `(folder)` for the folder itself.
     pub item: String,
-    /// `LargeItem`, `BadItem`, `ItemCap`, `FolderName`, ...
-    pub reason: String,
+    pub reason: SkipReason,
     pub detail: String,
+}
+
+/// The `item` of a skip that concerns a whole folder.
+pub const FOLDER_ITEM: &str = "(folder)";
+
+impl SkippedItem {
+    /// A message of `folder` (relative name), by UID.
+    pub fn message(folder: &str, uid: u32, reason: SkipReason, detail: impl Into<String>) -> Self {
+        Self {
+            folder: folder.to_string(),
+            item: format!("UID {uid}"),
+            reason,
+            detail: detail.into(),
+        }
+    }
+
+    /// A whole folder.
+    pub fn folder(folder: &str, reason: SkipReason, detail: impl Into<String>) -> Self {
+        Self {
+            folder: folder.to_string(),
+            item: FOLDER_ITEM.to_string(),
+            reason,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn is_folder(&self) -> bool {
+        self.item == FOLDER_ITEM
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +79,16 @@ pub enum SyncOutcome {
     Stopped,
     /// The user failed, with the error an admin sees.
     Failed(String),
+}
+
+impl fmt::Display for SyncOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncOutcome::Completed => f.write_str("synced"),
+            SyncOutcome::Stopped => f.write_str("stopped"),
+            SyncOutcome::Failed(m) => write!(f, "failed: {m}"),
+        }
+    }
 }
 
 /// What one sync moved, and what its closing reconciliation found.
@@ -63,14 +114,21 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
-    pub fn failed(message: impl Into<String>) -> Self {
+    pub fn completed() -> Self {
         Self {
-            outcome: SyncOutcome::Failed(message.into()),
+            outcome: SyncOutcome::Completed,
             items_synced: 0,
             items_skipped: 0,
             bytes_synced: 0,
             skipped: Vec::new(),
             stats: SyncStats::default(),
+        }
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            outcome: SyncOutcome::Failed(message.into()),
+            ..Self::completed()
         }
     }
 }

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::endpoint::{Endpoint, Security};
-use crate::imap::{ConnectError, connect};
+use crate::imap::{
+    ConnectError, ImapSettings, LoginError, SIGN_IN_FAILED, Security, connect, login,
+};
 
 /// Exchange waits 15 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -16,6 +17,16 @@ pub enum TestResult {
     Success,
     Failed,
     Warning,
+}
+
+impl std::fmt::Display for TestResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TestResult::Success => "Success",
+            TestResult::Failed => "Failed",
+            TestResult::Warning => "Warning",
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -35,8 +46,6 @@ fn hms(d: Duration) -> String {
     let s = d.as_secs();
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
-
-pub const SIGN_IN_FAILED: &str = "We had trouble signing in to this account. Confirm that you're using the correct user name and password.";
 
 /// CAPABILITY before login (async-imap offers it only on a session): the untagged reply
 /// arrives on the unsolicited channel.
@@ -64,9 +73,10 @@ async fn capabilities(
     Ok(caps)
 }
 
-/// Runs the test; `credentials` are (user name as in the CSV, password).
+/// Runs the test against an IMAP server; `credentials` are (user name as in the CSV,
+/// password), logged in with the settings' authentication.
 pub async fn test_server(
-    endpoint: &Endpoint,
+    endpoint: &ImapSettings,
     credentials: Option<(&str, &str)>,
     timeout: Duration,
 ) -> Availability {
@@ -127,14 +137,20 @@ pub async fn test_server(
         warnings.push("The server's certificate isn't trusted; it was accepted because AcceptUntrustedCertificates is set.");
     }
     if let Some((user, password)) = credentials {
-        let login = tokio::time::timeout(timeout, connected.client.login(user, password)).await;
-        match login {
+        let logged_in =
+            tokio::time::timeout(timeout, login(connected.client, endpoint, user, password)).await;
+        match logged_in {
             Ok(Ok(mut session)) => {
                 let _ = session.logout().await;
             }
-            Ok(Err((e, _))) => {
+            Ok(Err(e @ LoginError::Refused(_))) => {
                 out.message = SIGN_IN_FAILED.to_string();
                 out.error_detail = Some(e.to_string());
+                return out;
+            }
+            Ok(Err(LoginError::Throttled { text, .. })) => {
+                out.message = format!("The server '{host}' is throttling logins; try again later.");
+                out.error_detail = Some(text);
                 return out;
             }
             Err(_) => {

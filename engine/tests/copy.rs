@@ -3,7 +3,7 @@
 mod common;
 
 use common::{target_folder, world};
-use engine::status::{BatchStatus, UserStatus};
+use engine::control::status::{BatchStatus, UserStatus};
 use fake_imap::{AdminMode, FakeImapServer};
 
 #[tokio::test]

@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::{target_folder, world, world_with};
-use engine::endpoint::Security;
-use engine::state::BatchSettings;
-use engine::status::UserStatus;
+use engine::control::state::BatchSettings;
+use engine::control::status::UserStatus;
+use engine::imap::Security;
 use fake_imap::{AdminMode, FakeImapServer, Fault, FaultAction, Quirks};
 use fake_target::Settings;
 
@@ -184,8 +184,8 @@ async fn sasl_plain_with_an_authorization_identity() {
         .fault(Fault::new(FaultAction::Bye).command("LOGIN"));
     let w = world(s, &["terry"]).await;
     w.set_endpoint(|e| {
-        e.authentication = engine::endpoint::Authentication::Plain;
-        e.master_separator = '%';
+        e.imap_settings_mut().unwrap().authentication = engine::imap::Authentication::Plain;
+        e.imap_settings_mut().unwrap().master_separator = '%';
     });
     w.batch("EmailAddress,UserName,Password\nterry@contoso.edu,terry%mailadmin,P@ssw0rd\n")
         .await;
@@ -211,9 +211,9 @@ async fn every_security_mode() {
             _ => w.source.imap_addr().port(),
         };
         w.set_endpoint(|e| {
-            e.security = security;
-            e.port = port;
-            e.ca_file = Some(ca.clone());
+            e.imap_settings_mut().unwrap().security = security;
+            e.imap_settings_mut().unwrap().port = port;
+            e.imap_settings_mut().unwrap().ca_file = Some(ca.clone());
         });
         w.batch(TERRY).await;
         w.run().await;
@@ -233,8 +233,8 @@ async fn an_untrusted_source_certificate_fails_the_user() {
     let w = world(terry(1).implicit_tls(true), &["terry"]).await;
     let port = w.source.imaps_addr().unwrap().port();
     w.set_endpoint(|e| {
-        e.security = Security::Ssl;
-        e.port = port;
+        e.imap_settings_mut().unwrap().security = Security::Ssl;
+        e.imap_settings_mut().unwrap().port = port;
     });
     let mut w = w;
     w.options.error_budget = 1;
@@ -265,7 +265,7 @@ async fn wrong_password_fails_with_exchanges_message() {
     w.run().await;
     let u = w.engine.user("terry@contoso.edu").unwrap();
     assert_eq!(u.status, UserStatus::Failed);
-    assert_eq!(u.error.unwrap(), engine::test_server::SIGN_IN_FAILED);
+    assert_eq!(u.error.unwrap(), engine::imap::SIGN_IN_FAILED);
 }
 
 /// Runs one fault scenario to the end and checks the target against the source.

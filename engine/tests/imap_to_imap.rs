@@ -5,13 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use engine::clock::ManualClock;
+use engine::control::endpoint::Endpoint;
+use engine::control::status::UserStatus;
 use engine::control::{Engine, NewBatch};
-use engine::copy::{CopyOptions, ImapCopy};
-use engine::endpoint::{Endpoint, Security};
-use engine::imap_target::{ImapTarget, ImapTargetConfig, KEY_HEADER};
+use engine::imap::Security;
+use engine::pipeline::{Copier, CopyOptions};
 use engine::service::{RunOptions, Service};
-use engine::status::UserStatus;
 use engine::target::Target;
+use engine::target::imap::{ImapTarget, ImapTargetConfig, KEY_HEADER};
 use fake_imap::{AdminMode, FakeImapServer, ServerHandle};
 
 /// The target's copy of each source message, matched by bytes once the key header is removed.
@@ -83,7 +84,7 @@ async fn dovecot_to_dovecot_keeps_flags_and_dates_and_never_duplicates() {
     let engine =
         Arc::new(Engine::open(&dir.path().join("state"), Arc::new(clock.clone())).unwrap());
     engine
-        .endpoint_new(Endpoint::new(
+        .endpoint_new(Endpoint::imap(
             "src",
             "127.0.0.1",
             source.imap_addr().port(),
@@ -118,7 +119,7 @@ async fn dovecot_to_dovecot_keeps_flags_and_dates_and_never_duplicates() {
     let run = |t: Arc<dyn Target>| {
         let engine = engine.clone();
         async move {
-            let copy = ImapCopy {
+            let copy = Copier {
                 engine: engine.clone(),
                 target: t.clone(),
                 options: CopyOptions::default(),
@@ -150,13 +151,7 @@ async fn dovecot_to_dovecot_keeps_flags_and_dates_and_never_duplicates() {
 
     // A restart that has forgotten what it copied (the state lost its records): the target's
     // key headers stop every second copy.
-    engine
-        .db
-        .transaction(|tx| {
-            tx.raw().execute("DELETE FROM copied", [])?;
-            Ok(())
-        })
-        .unwrap();
+    engine.db.transaction(|tx| tx.forget_copied()).unwrap();
     source
         .store()
         .set_flags("terry", "INBOX", 2, &["\\Flagged", "$Work"])

@@ -9,14 +9,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use engine::clock::ManualClock;
+use engine::control::endpoint::Endpoint;
+use engine::control::state::BatchSettings;
+use engine::control::status::{BatchStatus, UserStatus};
 use engine::control::{Engine, NewBatch, SetBatch};
-use engine::endpoint::{Endpoint, Security};
+use engine::imap::Security;
 use engine::service::{RunOptions, Service};
-use engine::state::{BatchSettings, SyncKind};
-use engine::status::{BatchStatus, UserStatus};
+use engine::sync::SyncKind;
 use engine::sync::{SyncJob, SyncOutcome, SyncReport, UserSync};
-use engine::target::{Target, TenantTarget};
+use engine::target::Target;
 use fake_target::{Recipient, Settings, Tenant};
+use harness::TenantTarget;
 
 /// A copy that does what it is told per user, and remembers what it was asked.
 #[derive(Default)]
@@ -34,7 +37,7 @@ impl UserSync for Scripted {
     async fn sync(&self, mut job: SyncJob) -> SyncReport {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
-        let email = job.user.email_address.to_ascii_lowercase();
+        let email = job.email_address.to_ascii_lowercase();
         self.calls.lock().unwrap().push((email.clone(), job.kind));
         let stopped = tokio::select! {
             _ = tokio::time::sleep(self.delay) => false,
@@ -93,7 +96,7 @@ fn world(max_migrations: u32, max_incremental: u32, sync: Scripted) -> World {
             ))
             .unwrap();
     }
-    let mut endpoint = Endpoint::new("src", "127.0.0.1", 143, Security::None);
+    let mut endpoint = Endpoint::imap("src", "127.0.0.1", 143, Security::None);
     endpoint.max_concurrent_migrations = max_migrations;
     endpoint.max_concurrent_incremental_syncs = max_incremental;
     engine.endpoint_new(endpoint).unwrap();

@@ -6,16 +6,19 @@ use std::path::Path;
 use std::sync::Arc;
 
 use engine::clock::ManualClock;
+use engine::control::endpoint::Endpoint;
+use engine::control::status::UserStatus;
 use engine::control::{Engine, NewBatch};
-use engine::copy::{CopyOptions, ImapCopy};
-use engine::endpoint::{Endpoint, Security};
-use engine::imap_target::{ImapTarget, ImapTargetConfig, KEY_HEADER};
+use engine::imap::Security;
+use engine::pipeline::{Copier, CopyOptions};
 use engine::service::{RunOptions, Service};
-use engine::status::UserStatus;
-use engine::target::{Target, TenantTarget};
+use engine::target::Target;
+use engine::target::imap::{ImapTarget, ImapTargetConfig, KEY_HEADER};
 use fake_imap::{AdminMode, FakeImapServer};
-use fake_target::inspect::{fingerprint, reconcile, source_from_fake_imap, target_messages};
+use fake_target::inspect::{fingerprint, reconcile, target_messages};
 use fake_target::{Recipient, Settings, Tenant, TenantApi};
+use harness::TenantTarget;
+use harness::source_from_fake_imap;
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -57,8 +60,8 @@ async fn one(mode: AdminMode, security: Security, kind: Kind) {
         Security::Ssl => source.imaps_addr().unwrap().port(),
         _ => source.imap_addr().port(),
     };
-    let mut endpoint = Endpoint::new("src", "127.0.0.1", port, security);
-    endpoint.ca_file = Some(ca);
+    let mut endpoint = Endpoint::imap("src", "127.0.0.1", port, security);
+    endpoint.imap_settings_mut().unwrap().ca_file = Some(ca);
     engine.endpoint_new(endpoint).unwrap();
 
     let tenant = Tenant::with_clock(
@@ -122,7 +125,7 @@ async fn one(mode: AdminMode, security: Security, kind: Kind) {
         )
         .await
         .unwrap();
-    let copy = ImapCopy {
+    let copy = Copier {
         engine: engine.clone(),
         target: target.clone(),
         options: CopyOptions::default(),

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use engine::endpoint::{Endpoint, Security};
-use engine::test_server::{SIGN_IN_FAILED, TestResult, test_server};
+use engine::imap::{ImapSettings, SIGN_IN_FAILED, Security};
+use engine::test_server::{TestResult, test_server};
 use fake_imap::{AdminMode, FakeImapServer, ServerHandle};
 
 async fn server() -> ServerHandle {
@@ -18,8 +18,8 @@ async fn server() -> ServerHandle {
         .unwrap()
 }
 
-fn endpoint(port: u16, security: Security, ca: Option<&std::path::Path>) -> Endpoint {
-    let mut e = Endpoint::new("src", "127.0.0.1", port, security);
+fn endpoint(port: u16, security: Security, ca: Option<&std::path::Path>) -> ImapSettings {
+    let mut e = ImapSettings::new("127.0.0.1", port, security);
     e.ca_file = ca.map(|p| p.to_path_buf());
     e
 }

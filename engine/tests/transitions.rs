@@ -5,7 +5,9 @@
 //! Batch cells: `x` refused, `=` accepted without a status change, `Name` moves to that status,
 //! `Name*` queues failed users again and moves to that status.
 
-use engine::status::{BatchOp, BatchStatus, Effect, UserEvent, UserStatus, batch_op, user_event};
+use engine::control::status::{
+    BatchOp, BatchStatus, Effect, UserEvent, UserStatus, batch_op, user_event,
+};
 
 /// Columns: Start (no failed users), Start (failed users), Stop, Complete, Remove,
 /// Set (no failed users), Set (failed users), SyncNow.

@@ -173,35 +173,3 @@ pub async fn target_messages(
     }
     Ok(out)
 }
-
-/// A fake-imap user's mail as reconciliation input; `map_folder` gives each source folder's
-/// target path (None: the folder is not migrated).
-pub fn source_from_fake_imap(
-    store: &fake_imap::Store,
-    user: &str,
-    map_folder: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<SourceMessage>, Error> {
-    let folders = store
-        .folders(user)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    let mut out = Vec::new();
-    for f in folders {
-        let Some(target) = map_folder(&f.name) else {
-            continue;
-        };
-        for m in store
-            .messages(user, &f.name)
-            .map_err(|e| Error::Invalid(e.to_string()))?
-        {
-            let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
-            out.push(SourceMessage {
-                label: format!("{} UID {}", f.name, m.uid),
-                folder: target.clone(),
-                fingerprint: fingerprint(&m.raw),
-                flags: ItemFlags::from_imap(&flags),
-                received_time: Some(m.internal_date.to_utc()),
-            });
-        }
-    }
-    Ok(out)
-}

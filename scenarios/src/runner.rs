@@ -7,18 +7,20 @@ use std::time::{Duration, Instant};
 
 use engine::Engine;
 use engine::clock::ManualClock;
+use engine::control::csv::UserNameForm;
+use engine::control::endpoint::Endpoint;
+use engine::control::state::BatchSettings;
 use engine::control::{NewBatch, SetBatch};
-use engine::copy::{CopyOptions, ImapCopy};
-use engine::csv::UserNameForm;
-use engine::endpoint::{Authentication, Endpoint, Security};
-use engine::folders::{Plan, SourceFolder, plan};
+use engine::imap::{Authentication, Security};
+use engine::pipeline::plan::{Plan, SourceFolder, plan};
+use engine::pipeline::{Copier, CopyOptions};
 use engine::service::{RunOptions, Service};
-use engine::state::BatchSettings;
-use engine::target::{Target, TenantTarget};
-use engine::test_server::{TestResult, test_server};
+use engine::target::Target;
+use engine::test_server::test_server;
 use fake_imap::{FakeImapServer, ServerHandle};
 use fake_target::inspect::{SourceMessage, fingerprint, reconcile, target_messages};
 use fake_target::{ItemFlags, Tenant};
+use harness::TenantTarget;
 
 use crate::format::{Expect, Scenario, Step};
 
@@ -138,17 +140,20 @@ async fn setup(s: &Scenario, base: &Path, seed: Option<u64>) -> Result<World, St
             .port(),
         _ => source.imap_addr().port(),
     };
-    let mut endpoint = Endpoint::new("Source", "127.0.0.1", port, security);
+    let mut endpoint = Endpoint::imap("Source", "127.0.0.1", port, security);
     endpoint.max_concurrent_migrations = e.max_concurrent_migrations;
     endpoint.max_concurrent_incremental_syncs = e.max_concurrent_incremental_syncs;
-    endpoint.authentication = Authentication::parse(&e.authentication)
+    endpoint.imap_settings_mut().unwrap().authentication = Authentication::parse(&e.authentication)
         .ok_or_else(|| format!("[endpoint] authentication {:?}", e.authentication))?;
-    endpoint.master_separator = e.master_separator;
-    endpoint.accept_untrusted_certificates = e.accept_untrusted_certificates;
+    endpoint.imap_settings_mut().unwrap().master_separator = e.master_separator;
+    endpoint
+        .imap_settings_mut()
+        .unwrap()
+        .accept_untrusted_certificates = e.accept_untrusted_certificates;
     if !e.no_ca_file {
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, source.ca_pem()).map_err(|e| e.to_string())?;
-        endpoint.ca_file = Some(ca);
+        endpoint.imap_settings_mut().unwrap().ca_file = Some(ca);
     }
     engine
         .endpoint_new(endpoint)
@@ -191,7 +196,7 @@ async fn setup(s: &Scenario, base: &Path, seed: Option<u64>) -> Result<World, St
                 .await
                 .map_err(|e| format!("[imap_target]: {e}"))?;
             let target =
-                engine::imap_target::ImapTarget::new(engine::imap_target::ImapTargetConfig {
+                engine::target::imap::ImapTarget::new(engine::target::imap::ImapTargetConfig {
                     remote_server: "127.0.0.1".into(),
                     port: server.imap_addr().port(),
                     security: Security::None,
@@ -237,7 +242,7 @@ fn check_op<T>(
 
 impl World {
     fn service(&self) -> Service {
-        let copy = ImapCopy {
+        let copy = Copier {
             engine: self.engine.clone(),
             target: self.target.clone(),
             options: self.options.clone(),
@@ -268,14 +273,13 @@ pub async fn run(s: Scenario, base: &Path, seed: Option<u64>) -> Result<(), Stri
                 message_contains,
             } => {
                 let endpoint = w.engine.endpoint("Source").map_err(|e| e.to_string())?;
+                let settings = endpoint
+                    .imap_settings()
+                    .ok_or_else(|| format!("step {n}: test-server needs an IMAP endpoint"))?;
                 let creds = username.as_deref().zip(password.as_deref());
-                let r = test_server(&endpoint, creds, Duration::from_secs(5)).await;
-                let got = match r.result {
-                    TestResult::Success => "Success",
-                    TestResult::Failed => "Failed",
-                    TestResult::Warning => "Warning",
-                };
-                if got != result {
+                let r = test_server(settings, creds, Duration::from_secs(5)).await;
+                let got = r.result.to_string();
+                if got != *result {
                     return Err(format!(
                         "step {n} (test-server): {got} ({}), expected {result}",
                         r.message
@@ -548,7 +552,7 @@ async fn expect(w: &World, n: usize, x: &Expect) -> Result<(), String> {
     }
     if x.target_equals_source {
         for u in w.engine.users(None).map_err(|e| fail(e.to_string()))? {
-            if u.user_name.is_empty() || u.status == engine::status::UserStatus::Failed {
+            if u.user_name.is_empty() || u.status == engine::control::status::UserStatus::Failed {
                 continue;
             }
             let batch = w.engine.batch(&u.batch).map_err(|e| fail(e.to_string()))?;
@@ -560,7 +564,7 @@ async fn expect(w: &World, n: usize, x: &Expect) -> Result<(), String> {
             let user = source_user(
                 &u.user_name,
                 u.user_root.as_deref(),
-                endpoint.master_separator,
+                endpoint.imap_settings().map_or('*', |s| s.master_separator),
                 &users,
             );
             let source = source_messages(w, &user, &u.email_address, &batch.settings)?;
@@ -606,7 +610,7 @@ fn imap_target_messages(
         };
         for m in store.messages(local, &f.name).unwrap_or_default() {
             let raw: &[u8] = &m.raw;
-            let body = if raw.starts_with(engine::imap_target::KEY_HEADER.as_bytes()) {
+            let body = if raw.starts_with(engine::target::imap::KEY_HEADER.as_bytes()) {
                 let end = raw
                     .windows(2)
                     .position(|w| w == b"\r\n")
@@ -631,14 +635,11 @@ fn imap_target_messages(
 fn skipped_items(w: &World, email: &str) -> Vec<(String, String, String)> {
     w.engine
         .db
-        .read(|tx| {
-            let mut st = tx
-                .raw()
-                .prepare("SELECT folder, item, reason FROM skipped_items WHERE email = ?1")?;
-            let rows = st.query_map([email], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        .read(|tx| tx.skipped_items(email))
         .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.folder, s.item, s.reason.to_string()))
+        .collect()
 }
 
 /// The source side of a reconciliation, through the engine's own folder plan, without what

@@ -9,18 +9,21 @@ use std::time::Duration;
 
 use engine::Engine;
 use engine::clock::ManualClock;
+use engine::control::csv::{CsvOptions, parse};
+use engine::control::endpoint::Endpoint;
+use engine::control::status::{BatchStatus, UserStatus};
 use engine::control::{NewBatch, SetBatch};
-use engine::copy::{CopyOptions, ImapCopy};
-use engine::csv::{CsvOptions, parse};
-use engine::endpoint::{Endpoint, Security};
-use engine::folders::{Plan, SourceFolder, plan};
+use engine::imap::Security;
+use engine::pipeline::plan::{Plan, SourceFolder, plan};
+use engine::pipeline::{Copier, CopyOptions};
 use engine::service::{RunOptions, Service};
-use engine::status::{BatchStatus, UserStatus};
 use engine::sync::{SyncJob, SyncOutcome, SyncReport, UserSync};
-use engine::target::{Target, TenantTarget};
+use engine::target::Target;
 use fake_imap::FakeImapServer;
-use fake_target::inspect::{reconcile, source_from_fake_imap, target_messages};
+use fake_target::inspect::{reconcile, target_messages};
 use fake_target::{Recipient, Settings, Tenant};
+use harness::TenantTarget;
+use harness::source_from_fake_imap;
 use proptest::prelude::*;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -130,7 +133,7 @@ proptest! {
             );
             tenant.add_recipient(Recipient::mailbox("a@contoso.edu", true, tenant.now())).unwrap();
             let target = Arc::new(TenantTarget(Arc::new(tenant)));
-            engine.endpoint_new(Endpoint::new("src", "127.0.0.1", 143, Security::None)).unwrap();
+            engine.endpoint_new(Endpoint::imap("src", "127.0.0.1", 143, Security::None)).unwrap();
             engine
                 .batch_new(
                     NewBatch { name: "B".into(), source_endpoint: "src".into(), ..NewBatch::default() },
@@ -235,7 +238,7 @@ proptest! {
             );
             tenant.add_recipient(Recipient::mailbox("u@contoso.edu", true, tenant.now())).unwrap();
             let target = Arc::new(TenantTarget(Arc::new(tenant.clone())));
-            engine.endpoint_new(Endpoint::new("src", "127.0.0.1", server.imap_addr().port(), Security::None)).unwrap();
+            engine.endpoint_new(Endpoint::imap("src", "127.0.0.1", server.imap_addr().port(), Security::None)).unwrap();
             engine
                 .batch_new(
                     NewBatch { name: "B".into(), source_endpoint: "src".into(), autostart: true, ..NewBatch::default() },
@@ -246,7 +249,7 @@ proptest! {
                 .await
                 .unwrap();
             let run = || {
-                let copy = ImapCopy { engine: engine.clone(), target: target.clone(), options: CopyOptions { fetch_chunk: 3, ..CopyOptions::default() } };
+                let copy = Copier { engine: engine.clone(), target: target.clone(), options: CopyOptions { fetch_chunk: 3, ..CopyOptions::default() } };
                 let service = Service::new(engine.clone(), Arc::new(copy), target.clone());
                 async move {
                     service.run(RunOptions { poll: Duration::from_millis(1), ..RunOptions::default() }).await

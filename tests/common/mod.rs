@@ -7,7 +7,8 @@ use std::process::Output;
 use std::sync::Arc;
 
 use fake_imap::ServerHandle;
-use fake_target::inspect::{reconcile, source_from_fake_imap, target_messages};
+use fake_target::inspect::{reconcile, target_messages};
+use harness::source_from_fake_imap;
 use tokio::process::Command;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailmig");

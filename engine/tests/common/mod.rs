@@ -7,15 +7,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use engine::clock::ManualClock;
+use engine::control::endpoint::Endpoint;
+use engine::control::state::BatchSettings;
 use engine::control::{Engine, NewBatch};
-use engine::copy::{CopyOptions, ImapCopy};
-use engine::endpoint::{Endpoint, Security};
+use engine::imap::Security;
+use engine::pipeline::{Copier, CopyOptions};
 use engine::service::{RunOptions, Service};
-use engine::state::BatchSettings;
-use engine::target::{Target, TenantTarget};
+use engine::target::Target;
 use fake_imap::{FakeImapServer, ServerHandle};
-use fake_target::inspect::{Reconciliation, reconcile, source_from_fake_imap, target_messages};
+use fake_target::inspect::{Reconciliation, reconcile, target_messages};
 use fake_target::{Recipient, Settings, Tenant, TenantApi};
+use harness::TenantTarget;
+use harness::source_from_fake_imap;
 
 pub struct World {
     pub engine: Arc<Engine>,
@@ -82,7 +85,7 @@ pub async fn world_with(
         (Arc::new(tenant.clone()), None)
     };
     engine
-        .endpoint_new(Endpoint::new(
+        .endpoint_new(Endpoint::imap(
             "src",
             "127.0.0.1",
             source.imap_addr().port(),
@@ -137,12 +140,13 @@ impl World {
     }
 
     pub async fn run(&self) {
-        let copy = ImapCopy {
-            engine: self.engine.clone(),
-            target: self.target(),
-            options: self.options.clone(),
-        };
-        Service::new(self.engine.clone(), Arc::new(copy), self.target())
+        self.run_with(self.target()).await
+    }
+
+    /// Runs the service until idle, writing to `target`.
+    pub async fn run_with(&self, target: Arc<dyn Target>) {
+        let copy = Copier::new(self.engine.clone(), target.clone(), self.options.clone());
+        Service::new(self.engine.clone(), Arc::new(copy), target)
             .run(RunOptions {
                 poll: std::time::Duration::from_millis(5),
                 ..RunOptions::default()
@@ -172,17 +176,10 @@ impl World {
     pub fn skipped(&self, email: &str) -> Vec<(String, String, String)> {
         self.engine
             .db
-            .read(|tx| {
-                let mut st = tx
-                    .raw()
-                    .prepare("SELECT folder, item, reason FROM skipped_items WHERE email = ?1 ORDER BY folder, item")
-                    .unwrap();
-                Ok(st
-                    .query_map([email], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .unwrap()
-                    .map(|x| x.unwrap())
-                    .collect())
-            })
+            .read(|tx| tx.skipped_items(email))
             .unwrap()
+            .into_iter()
+            .map(|s| (s.folder, s.item, s.reason.to_string()))
+            .collect()
     }
 }

@@ -1,6 +1,9 @@
-//! Durable control state: endpoints, the target, batches and users, in SQLite in the state
-//! directory. Every change is one transaction; the file is readable by its owner only (it
-//! holds passwords). The schema is versioned.
+//! Durable state: endpoints, the target, batches and users, and the copy's checkpoint
+//! ([`checkpoint`]), in SQLite in the state directory. Every change is one transaction; the
+//! file is readable by its owner only (it holds passwords). The schema is versioned, and older
+//! state files are migrated when opened. No SQL lives outside this module.
+
+pub mod checkpoint;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -9,11 +12,13 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
-use crate::endpoint::Endpoint;
+use crate::control::endpoint::{Endpoint, EndpointType};
+use crate::control::status::{BatchStatus, UserStatus};
 use crate::error::Error;
-use crate::status::{BatchStatus, UserStatus};
+use crate::sync::SyncKind;
 
-pub const SCHEMA_VERSION: i64 = 1;
+/// 2: endpoints carry their type (`kind` column, `endpointType` in the JSON).
+pub const SCHEMA_VERSION: i64 = 2;
 pub const DB_FILE: &str = "mailmig.sqlite";
 
 /// Settings of a batch (New-/Set-MigrationBatch parameters).
@@ -43,32 +48,6 @@ pub struct BatchRow {
     /// The last Start/Stop/Complete/Set by an admin (for the 60-day rule).
     pub last_admin_action_at: DateTime<Utc>,
     pub status_since: DateTime<Utc>,
-}
-
-/// What kind of sync a user's running (or next) job is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SyncKind {
-    Initial,
-    Incremental,
-    Final,
-}
-
-impl SyncKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            SyncKind::Initial => "Initial",
-            SyncKind::Incremental => "Incremental",
-            SyncKind::Final => "Final",
-        }
-    }
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "Initial" => Some(SyncKind::Initial),
-            "Incremental" => Some(SyncKind::Incremental),
-            "Final" => Some(SyncKind::Final),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize)]
@@ -114,6 +93,48 @@ impl std::fmt::Debug for UserRow {
     }
 }
 
+/// Version 1 stored IMAP endpoints only, without a type: they become `IMAP` endpoints.
+fn migrate_from_v1(conn: &mut Connection) -> Result<(), Error> {
+    let tx = conn.transaction()?;
+    let has_kind = tx
+        .prepare("SELECT 1 FROM pragma_table_info('endpoints') WHERE name = 'kind'")?
+        .exists([])?;
+    if !has_kind {
+        tx.execute_batch("ALTER TABLE endpoints ADD COLUMN kind TEXT NOT NULL DEFAULT 'IMAP'")?;
+    }
+    let rows: Vec<(String, String)> = {
+        let mut stmt = tx.prepare("SELECT name, json FROM endpoints")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (name, json) in rows {
+        let mut value: serde_json::Value = serde_json::from_str(&json)
+            .map_err(|e| Error::State(format!("endpoint {name}: {e}")))?;
+        let Some(object) = value.as_object_mut() else {
+            return Err(Error::State(format!("endpoint {name}: not a JSON object")));
+        };
+        object
+            .entry("endpointType")
+            .or_insert_with(|| EndpointType::Imap.as_str().into());
+        let endpoint: Endpoint = serde_json::from_value(value)
+            .map_err(|e| Error::State(format!("endpoint {name}: {e}")))?;
+        tx.execute(
+            "UPDATE endpoints SET kind = ?2, json = ?3 WHERE name = ?1",
+            params![
+                name,
+                endpoint.endpoint_type().as_str(),
+                serde_json::to_string(&endpoint).map_err(|e| Error::State(e.to_string()))?
+            ],
+        )?;
+    }
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'schema'",
+        params![SCHEMA_VERSION.to_string()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
 pub struct StateDb {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -155,13 +176,14 @@ impl StateDb {
             std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
             open.open(&path)?;
         }
-        let conn = Connection::open(&path)?;
+        let mut conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY COLLATE NOCASE, json TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY COLLATE NOCASE,
+                 kind TEXT NOT NULL DEFAULT 'IMAP', json TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS batches (
                  name TEXT PRIMARY KEY COLLATE NOCASE, endpoint TEXT NOT NULL, status TEXT NOT NULL,
                  settings TEXT NOT NULL, created_at TEXT NOT NULL,
@@ -204,6 +226,12 @@ impl StateDb {
                 )?;
             }
             Some(Ok(SCHEMA_VERSION)) => {}
+            Some(Ok(1)) => migrate_from_v1(&mut conn).map_err(|e| {
+                Error::State(format!(
+                    "{}: migrating the state from schema version 1: {e}",
+                    path.display()
+                ))
+            })?,
             Some(other) => {
                 return Err(Error::State(format!(
                     "{}: schema version {other:?}; this mailmig reads version {SCHEMA_VERSION}",
@@ -312,9 +340,9 @@ impl Tx<'_> {
     pub fn put_endpoint(&self, e: &Endpoint) -> Result<(), Error> {
         let json = serde_json::to_string(e).map_err(|e| Error::State(e.to_string()))?;
         self.0.execute(
-            "INSERT INTO endpoints (name, json) VALUES (?1, ?2)
-             ON CONFLICT(name) DO UPDATE SET json = excluded.json",
-            params![e.name, json],
+            "INSERT INTO endpoints (name, kind, json) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, json = excluded.json",
+            params![e.name, e.endpoint_type().as_str(), json],
         )?;
         Ok(())
     }
@@ -604,10 +632,6 @@ impl Tx<'_> {
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
-
-    pub fn raw(&self) -> &rusqlite::Transaction<'_> {
-        self.0
-    }
 }
 
 #[cfg(test)]
@@ -636,15 +660,52 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_state_file_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // What mailmig 1 wrote: no endpoint type anywhere.
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.execute_batch(
+                r#"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                   INSERT INTO meta VALUES ('schema', '1');
+                   CREATE TABLE endpoints (name TEXT PRIMARY KEY COLLATE NOCASE, json TEXT NOT NULL);
+                   INSERT INTO endpoints VALUES ('src', '{"name":"src","remoteServer":"imap.contoso.edu",
+                     "port":993,"security":"Ssl","authentication":"Plain",
+                     "acceptUntrustedCertificates":false,"caFile":null,
+                     "maxConcurrentMigrations":30,"maxConcurrentIncrementalSyncs":5,
+                     "masterSeparator":"%"}');"#,
+            )
+            .unwrap();
+        }
+        let db = StateDb::open(dir.path()).unwrap();
+        let e = db.read(|tx| tx.endpoint("src")).unwrap().unwrap();
+        assert_eq!(e.endpoint_type(), EndpointType::Imap);
+        assert_eq!(e.max_concurrent_migrations, 30);
+        let imap = e.imap_settings().unwrap();
+        assert_eq!(
+            (imap.port, imap.master_separator, imap.authentication),
+            (993, '%', crate::imap::Authentication::Plain)
+        );
+        let (kind, version): (String, Option<String>) = db
+            .read(|tx| {
+                let kind =
+                    tx.0.query_row("SELECT kind FROM endpoints", [], |r| r.get(0))?;
+                Ok((kind, tx.meta("schema")?))
+            })
+            .unwrap();
+        assert_eq!(kind, "IMAP");
+        assert_eq!(version.as_deref(), Some("2"));
+        drop(db);
+        // Opening again changes nothing.
+        let db = StateDb::open(dir.path()).unwrap();
+        assert_eq!(db.read(|tx| tx.endpoints()).unwrap(), vec![e]);
+    }
+
+    #[test]
     fn a_failed_transaction_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let db = StateDb::open(dir.path()).unwrap();
-        let e = Endpoint::new(
-            "src",
-            "imap.contoso.edu",
-            993,
-            crate::endpoint::Security::Ssl,
-        );
+        let e = Endpoint::imap("src", "imap.contoso.edu", 993, crate::imap::Security::Ssl);
         let r: Result<(), Error> = db.transaction(|tx| {
             tx.put_endpoint(&e)?;
             Err(Error::Invalid("boom".into()))

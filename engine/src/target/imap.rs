@@ -14,11 +14,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::copy::backoff_hint;
-use crate::endpoint::{Endpoint, Security};
-use crate::error::Error;
-use crate::imap::{ImapStream, connect};
-use crate::target::{FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, Rejection, Target};
+use super::{FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, Rejection, Target, TargetError};
+use crate::imap::{ImapSettings, ImapStream, Security, backoff_hint, connect, server_text};
 
 pub const KEY_HEADER: &str = "X-Mailmig-Source-Key";
 
@@ -48,10 +45,10 @@ impl ImapTargetConfig {
             .replace("{domain}", domain)
     }
 
-    fn endpoint(&self) -> Endpoint {
-        let mut e = Endpoint::new("target", &self.remote_server, self.port, self.security);
-        e.ca_file = self.ca_file.clone();
-        e
+    fn settings(&self) -> ImapSettings {
+        let mut s = ImapSettings::new(&self.remote_server, self.port, self.security);
+        s.ca_file = self.ca_file.clone();
+        s
     }
 }
 
@@ -69,8 +66,10 @@ pub struct ImapTarget {
     sessions: Mutex<HashMap<String, Mailbox>>,
 }
 
-fn io(e: impl std::fmt::Display) -> Error {
-    Error::Io(std::io::Error::other(e.to_string()))
+/// A failure of the connection or of a command: the session is dropped and the call may be
+/// retried.
+fn io(e: impl std::fmt::Display) -> TargetError {
+    TargetError::Transient(e.to_string())
 }
 
 impl ImapTarget {
@@ -82,8 +81,8 @@ impl ImapTarget {
         }
     }
 
-    async fn open(&self, email: &str) -> Result<Mailbox, Error> {
-        let connected = connect(&self.config.endpoint(), self.timeout)
+    async fn open(&self, email: &str) -> Result<Mailbox, TargetError> {
+        let connected = connect(&self.config.settings(), self.timeout)
             .await
             .map_err(io)?;
         let login = self.config.login_for(email);
@@ -92,7 +91,10 @@ impl ImapTarget {
             .login(&login, &self.config.password)
             .await
             .map_err(|(e, _)| {
-                Error::Refused(format!("The target refused the login for {email}: {e}"))
+                TargetError::Refused(format!(
+                    "The target refused the login for {email}: {}",
+                    server_text(&e)
+                ))
             })?;
         let delimiter = {
             use futures::TryStreamExt;
@@ -130,8 +132,8 @@ impl ImapTarget {
     async fn with_mailbox<T>(
         &self,
         email: &str,
-        f: impl AsyncFnOnce(&mut Mailbox) -> Result<T, Error>,
-    ) -> Result<T, Error> {
+        f: impl AsyncFnOnce(&mut Mailbox) -> Result<T, TargetError>,
+    ) -> Result<T, TargetError> {
         let mut sessions = self.sessions.lock().await;
         let key = email.to_ascii_lowercase();
         if !sessions.contains_key(&key) {
@@ -150,7 +152,7 @@ impl ImapTarget {
     }
 }
 
-async fn select(m: &mut Mailbox, wire: &str) -> Result<(), Error> {
+async fn select(m: &mut Mailbox, wire: &str) -> Result<(), TargetError> {
     if m.selected.as_deref() != Some(wire) {
         m.session.select(wire).await.map_err(io)?;
         m.selected = Some(wire.to_string());
@@ -159,7 +161,10 @@ async fn select(m: &mut Mailbox, wire: &str) -> Result<(), Error> {
 }
 
 /// Which source keys a target folder already holds, read once per folder and connection.
-async fn keys<'a>(m: &'a mut Mailbox, wire: &str) -> Result<&'a mut HashMap<String, u32>, Error> {
+async fn keys<'a>(
+    m: &'a mut Mailbox,
+    wire: &str,
+) -> Result<&'a mut HashMap<String, u32>, TargetError> {
     if !m.keys.contains_key(wire) {
         select(m, wire).await?;
         let mut found = HashMap::new();
@@ -197,15 +202,15 @@ fn imap_date(t: chrono::DateTime<chrono::Utc>) -> String {
 
 #[async_trait]
 impl Target for ImapTarget {
-    async fn check_recipient(&self, address: &str) -> Result<Option<String>, Error> {
+    async fn check_recipient(&self, address: &str) -> Result<Option<String>, TargetError> {
         match self.with_mailbox(address, async |_| Ok(())).await {
             Ok(()) => Ok(None),
-            Err(Error::Refused(m)) => Ok(Some(m)),
+            Err(TargetError::Refused(m)) => Ok(Some(m)),
             Err(e) => Err(e),
         }
     }
 
-    async fn ensure_folder(&self, address: &str, path: &str) -> Result<String, Error> {
+    async fn ensure_folder(&self, address: &str, path: &str) -> Result<String, TargetError> {
         self.with_mailbox(address, async |m| {
             let wire = ImapTarget::wire_name(path, m.delimiter);
             if wire != "INBOX"
@@ -214,8 +219,9 @@ impl Target for ImapTarget {
                 // Already there is fine (EXAMINE tells); anything else is the target's refusal.
                 m.selected = None;
                 if m.session.examine(&wire).await.is_err() {
-                    return Err(Error::Refused(format!(
-                        "The target refused the folder {path}: {e}"
+                    return Err(TargetError::Refused(format!(
+                        "The target refused the folder {path}: {}",
+                        server_text(&e)
                     )));
                 }
             }
@@ -229,7 +235,7 @@ impl Target for ImapTarget {
         address: &str,
         request: &ImportRequest,
         mime: Bytes,
-    ) -> Result<ImportOutcome, Error> {
+    ) -> Result<ImportOutcome, TargetError> {
         let key = request.source_key.clone();
         self.with_mailbox(address, async |m| {
             let wire = ImapTarget::wire_name(&request.folder, m.delimiter);
@@ -253,8 +259,8 @@ impl Target for ImapTarget {
                     keys(m, &wire).await?.insert(key.clone(), 0);
                     Ok(ImportOutcome::Created(key.clone()))
                 }
-                Err(async_imap::error::Error::No(text))
-                | Err(async_imap::error::Error::Bad(text)) => {
+                Err(e @ (async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_))) => {
+                    let text = e.to_string();
                     Ok(if let Some(wait) = backoff_hint(&text) {
                         ImportOutcome::Throttled(wait)
                     } else if text.contains("OVERQUOTA") || text.contains("Server Unavailable. 15")
@@ -269,7 +275,9 @@ impl Target for ImapTarget {
                             max: 0,
                         })
                     } else {
-                        ImportOutcome::Rejected(Rejection::InvalidFolder { message: text })
+                        ImportOutcome::Rejected(Rejection::InvalidFolder {
+                            message: server_text(&e),
+                        })
                     })
                 }
                 // Refused before the literal was sent: the server's size limit.
@@ -291,7 +299,7 @@ impl Target for ImapTarget {
         target_folder: &str,
         source_key: &str,
         flags: &ItemFlags,
-    ) -> Result<FlagUpdate, Error> {
+    ) -> Result<FlagUpdate, TargetError> {
         self.with_mailbox(address, async |m| {
             let wire = ImapTarget::wire_name(target_folder, m.delimiter);
             let uid = keys(m, &wire).await?.get(source_key).copied();

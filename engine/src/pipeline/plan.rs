@@ -5,16 +5,8 @@
 
 use std::collections::HashMap;
 
-/// A source folder as LIST showed it (name already decoded from modified UTF-7).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SourceFolder {
-    /// The full name on the server (what EXAMINE takes, before encoding).
-    pub name: String,
-    /// The name relative to the user's root (Courier's UserRoot stripped).
-    pub relative: String,
-    pub delimiter: Option<char>,
-    pub selectable: bool,
-}
+pub use crate::source::SourceFolder;
+use crate::sync::SkipReason;
 
 /// What happens to a source folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,10 +18,7 @@ pub enum Plan {
         merged: Option<String>,
     },
     /// Not migrated, with the reason a report shows.
-    Skip {
-        reason: &'static str,
-        detail: String,
-    },
+    Skip { reason: SkipReason, detail: String },
 }
 
 /// Exchange's well-known folders by the names IMAP servers use.
@@ -121,26 +110,32 @@ pub fn plan(
     let mut sorted: Vec<&SourceFolder> = folders.iter().collect();
     sorted.sort_by(|a, b| a.relative.cmp(&b.relative));
     for f in sorted {
-        let skip = |reason: &'static str, detail: String| Plan::Skip { reason, detail };
+        let skip = |reason: SkipReason, detail: String| Plan::Skip { reason, detail };
         let delim = f.delimiter.unwrap_or('/');
         let parts: Vec<&str> = f.relative.split(delim).collect();
         let plan = if !f.selectable {
             skip(
-                "NoSelect",
+                SkipReason::NoSelect,
                 format!("{} holds no messages (\\Noselect)", f.relative),
             )
         } else if delim != '/' && f.relative.contains('/') {
             skip(
-                "FolderName",
+                SkipReason::FolderName,
                 format!("{}: folder names with '/' are not migrated", f.relative),
             )
         } else if parts
             .first()
             .is_some_and(|p| NOT_MAIL.contains(&p.to_lowercase().as_str()))
         {
-            skip("NotMail", format!("{} is not a mail folder", f.relative))
+            skip(
+                SkipReason::NotMail,
+                format!("{} is not a mail folder", f.relative),
+            )
         } else if parts.iter().any(|p| p.trim().is_empty()) {
-            skip("FolderName", format!("{:?} has an empty level", f.relative))
+            skip(
+                SkipReason::FolderName,
+                format!("{:?} has an empty level", f.relative),
+            )
         } else {
             let target = match well_known(&parts) {
                 Some((root, used)) => std::iter::once(root.to_string())
@@ -154,7 +149,7 @@ pub fn plan(
                 include.is_empty() || include.iter().any(|i| filter_matches(i, &parts, &target));
             if excluded || !included {
                 skip(
-                    "Excluded",
+                    SkipReason::Excluded,
                     format!("{} is excluded by the batch's folder filters", f.relative),
                 )
             } else {

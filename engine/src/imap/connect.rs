@@ -1,6 +1,6 @@
-//! Connecting to an IMAP server the way an endpoint says: plain, implicit TLS (Ssl) or
+//! Connecting to an IMAP server the way its settings say: plain, implicit TLS (Ssl) or
 //! STARTTLS (Tls), with the certificate verified against the system's CAs (plus an optional
-//! CA file) unless the endpoint accepts untrusted certificates.
+//! CA file) unless the settings accept untrusted certificates.
 
 use std::io;
 use std::path::Path;
@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_imap::{Client, Session};
-use bytes::Bytes;
+use async_imap::Client;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -20,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::endpoint::{Endpoint, Security};
+use super::settings::{ImapSettings, Security};
 
 /// A connection, plain or TLS.
 #[derive(Debug)]
@@ -142,7 +141,7 @@ impl ServerCertVerifier for Verifier {
 }
 
 fn tls_config(
-    endpoint: &Endpoint,
+    endpoint: &ImapSettings,
     untrusted: Arc<AtomicBool>,
 ) -> Result<Arc<rustls::ClientConfig>, ConnectError> {
     let mut roots = rustls::RootCertStore::empty();
@@ -192,7 +191,7 @@ fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<(), Con
 }
 
 async fn tls_handshake(
-    endpoint: &Endpoint,
+    endpoint: &ImapSettings,
     tcp: TcpStream,
     untrusted: Arc<AtomicBool>,
 ) -> Result<TlsStream<TcpStream>, ConnectError> {
@@ -206,16 +205,21 @@ async fn tls_handshake(
 }
 
 async fn greeting(client: &mut Client<ImapStream>) -> Result<(), ConnectError> {
+    use async_imap::imap_proto::{Response, Status};
     match client.read_response().await {
         Ok(Some(r)) => match r.parsed() {
-            imap_proto_response @ async_imap::imap_proto::Response::Data { status, .. } => {
-                if *status == async_imap::imap_proto::Status::Bye {
-                    Err(ConnectError::NotImap(format!("{imap_proto_response:?}")))
-                } else {
-                    Ok(())
-                }
-            }
-            other => Err(ConnectError::NotImap(format!("{other:?}"))),
+            Response::Data {
+                status: Status::Bye,
+                information,
+                ..
+            } => Err(ConnectError::NotImap(format!(
+                "the server said BYE: {}",
+                information.as_deref().unwrap_or("no reason given")
+            ))),
+            Response::Data { .. } => Ok(()),
+            _ => Err(ConnectError::NotImap(
+                "the first line was not an IMAP greeting".into(),
+            )),
         },
         Ok(None) => Err(ConnectError::NotImap(
             "the server closed the connection".into(),
@@ -226,13 +230,16 @@ async fn greeting(client: &mut Client<ImapStream>) -> Result<(), ConnectError> {
 
 /// Connects per the endpoint's security; the whole connection (TCP, TLS, greeting, STARTTLS)
 /// must finish within `timeout`.
-pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Connected, ConnectError> {
+pub async fn connect(
+    endpoint: &ImapSettings,
+    timeout: Duration,
+) -> Result<Connected, ConnectError> {
     tokio::time::timeout(timeout, connect_inner(endpoint))
         .await
         .unwrap_or(Err(ConnectError::Timeout(timeout)))
 }
 
-async fn connect_inner(endpoint: &Endpoint) -> Result<Connected, ConnectError> {
+async fn connect_inner(endpoint: &ImapSettings) -> Result<Connected, ConnectError> {
     let tcp = TcpStream::connect((endpoint.remote_server.as_str(), endpoint.port))
         .await
         .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
@@ -267,106 +274,4 @@ async fn connect_inner(endpoint: &Endpoint) -> Result<Connected, ConnectError> {
         client,
         untrusted_certificate: untrusted.load(Ordering::SeqCst),
     })
-}
-
-/// Runs a command and reads its replies itself, handing each untagged one to `on_data`, so
-/// the tagged reply is seen: `Ok(None)` for OK, `Ok(Some(text))` for NO (IMAP's NO is data),
-/// an error for BAD, BYE, or a connection that ends first. async-imap's FETCH, SEARCH and
-/// LIST streams end quietly on all of these, which reads as a short list.
-pub(crate) async fn run_checked(
-    s: &mut Session<ImapStream>,
-    command: &str,
-    mut on_data: impl FnMut(&async_imap::imap_proto::Response<'_>),
-) -> Result<Option<String>, String> {
-    use async_imap::imap_proto::{Response, Status};
-    let tag = s.run_command(command).await.map_err(|e| e.to_string())?;
-    loop {
-        let Some(r) = s.read_response().await.map_err(|e| e.to_string())? else {
-            return Err(format!("the server closed the connection during {command}"));
-        };
-        match r.parsed() {
-            Response::Done {
-                tag: t,
-                status,
-                information,
-                ..
-            } if *t == tag => {
-                let text = information
-                    .as_deref()
-                    .unwrap_or("no reason given")
-                    .to_string();
-                return match status {
-                    Status::Ok => Ok(None),
-                    Status::No => Ok(Some(text)),
-                    _ => Err(format!("{command} failed: {text}")),
-                };
-            }
-            Response::Data {
-                status: Status::Bye,
-                information,
-                ..
-            } => {
-                return Err(format!(
-                    "the server said BYE: {}",
-                    information.as_deref().unwrap_or("")
-                ));
-            }
-            other => on_data(other),
-        }
-    }
-}
-
-/// One FETCH response, owned.
-#[derive(Debug, Default)]
-pub(crate) struct Fetched {
-    pub uid: Option<u32>,
-    pub flags: Vec<String>,
-    pub size: Option<u32>,
-    pub date: Option<chrono::DateTime<chrono::Utc>>,
-    pub body: Option<Bytes>,
-}
-
-/// A checked UID FETCH: what came back, and the NO text if some of the set was refused. A
-/// throttling NO is an error (the caller backs off and reconnects). Callers bound the bytes
-/// per call.
-pub(crate) async fn fetch_checked(
-    s: &mut Session<ImapStream>,
-    set: &str,
-    items: &str,
-) -> Result<(Vec<Fetched>, Option<String>), String> {
-    use async_imap::imap_proto::{AttributeValue, Response};
-    let mut out = Vec::new();
-    let refused = run_checked(s, &format!("UID FETCH {set} {items}"), |r| {
-        let Response::Fetch(_, attrs) = r else {
-            return;
-        };
-        let mut f = Fetched::default();
-        for a in attrs {
-            match a {
-                AttributeValue::Uid(u) => f.uid = Some(*u),
-                AttributeValue::Rfc822Size(n) => f.size = Some(*n),
-                AttributeValue::Flags(fl) => {
-                    f.flags = fl
-                        .iter()
-                        .filter(|x| !x.eq_ignore_ascii_case("\\Recent"))
-                        .map(|x| x.to_string())
-                        .collect()
-                }
-                AttributeValue::InternalDate(d) => {
-                    f.date = chrono::DateTime::parse_from_str(d, "%d-%b-%Y %H:%M:%S %z")
-                        .ok()
-                        .map(|d| d.to_utc())
-                }
-                AttributeValue::BodySection { data: Some(d), .. }
-                | AttributeValue::Rfc822(Some(d)) => f.body = Some(Bytes::copy_from_slice(d)),
-                _ => {}
-            }
-        }
-        out.push(f);
-    })
-    .await?;
-    match refused {
-        Some(text) if crate::copy::backoff_hint(&text).is_some() => Err(text),
-        refused => Ok((out, refused)),
-    }
 }

@@ -1,5 +1,12 @@
-//! What an admin does (the cmdlets): endpoints, batches, users. Every operation checks the
-//! transition table in `status.rs` and changes the state in one transaction.
+//! The control plane: what an admin does (the cmdlets: endpoints, batches, users), with its
+//! inputs ([`csv`], [`endpoint`]), its transition tables ([`status`]) and its durable state
+//! ([`state`]). Every operation checks the transition table and changes the state in one
+//! transaction.
+
+pub mod csv;
+pub mod endpoint;
+pub mod state;
+pub mod status;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -7,12 +14,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use self::csv::{CsvOptions, ParsedCsv, RowError};
+use self::endpoint::Endpoint;
+use self::state::{BatchRow, BatchSettings, StateDb, Tx, UserRow};
+use self::status::{BatchOp, BatchStatus, Effect, UserEvent, UserStatus, batch_op, user_event};
 use crate::clock::Clock;
-use crate::csv::{self, CsvOptions, ParsedCsv, RowError};
-use crate::endpoint::Endpoint;
 use crate::error::Error;
-use crate::state::{BatchRow, BatchSettings, StateDb, Tx, UserRow};
-use crate::status::{BatchOp, BatchStatus, Effect, UserEvent, UserStatus, batch_op, user_event};
 use crate::target::Target;
 
 pub const MAX_BATCH_NAME: usize = 64;

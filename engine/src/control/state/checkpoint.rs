@@ -1,0 +1,264 @@
+//! The copy's checkpoint: what the target acknowledged, per source message, and what was
+//! skipped. A row enters `copied` only after the target said Created or AlreadyPresent, so a
+//! crash at any point is followed by a re-run that neither loses nor duplicates anything.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::Tx;
+use crate::error::Error;
+use crate::sync::{SkipReason, SkippedItem};
+
+/// Where a folder's records live: the mailbox, the source folder, and the UID validity its
+/// UIDs belong to.
+#[derive(Clone, Copy, Debug)]
+pub struct FolderKey<'a> {
+    pub email: &'a str,
+    pub folder: &'a str,
+    pub uid_validity: u32,
+}
+
+/// One acknowledged message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopiedRecord {
+    pub uid: u32,
+    /// The source flags last written to the target, space-separated.
+    pub flags: String,
+    /// Message-ID, Date and size: the identity that survives a UIDVALIDITY change.
+    pub fingerprint: String,
+    /// The key the target knows the message by.
+    pub source_key: String,
+    pub size: u64,
+}
+
+/// What the checkpoint holds of a mailbox as a whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Distinct target items.
+    pub items: u64,
+    pub bytes: u64,
+}
+
+impl Tx<'_> {
+    /// The records of one folder under one UID validity, by UID.
+    pub fn copied(&self, key: FolderKey<'_>) -> Result<HashMap<u32, CopiedRecord>, Error> {
+        let mut stmt = self.0.prepare(
+            "SELECT uid, flags, fingerprint, source_key, size FROM copied
+             WHERE email = ?1 AND folder = ?2 AND uidvalidity = ?3",
+        )?;
+        let rows = stmt.query_map(params![key.email, key.folder, key.uid_validity], |r| {
+            let uid = r.get::<_, i64>(0)? as u32;
+            Ok((
+                uid,
+                CopiedRecord {
+                    uid,
+                    flags: r.get(1)?,
+                    fingerprint: r.get(2)?,
+                    source_key: r.get(3)?,
+                    size: r.get::<_, i64>(4)? as u64,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// (fingerprint, source key) of a folder's messages recorded under any other UID
+    /// validity, oldest first.
+    pub fn copied_under_other_validity(
+        &self,
+        key: FolderKey<'_>,
+    ) -> Result<Vec<(String, String)>, Error> {
+        let mut stmt = self.0.prepare(
+            "SELECT fingerprint, source_key FROM copied
+             WHERE email = ?1 AND folder = ?2 AND uidvalidity <> ?3 ORDER BY uidvalidity, uid",
+        )?;
+        let rows = stmt.query_map(params![key.email, key.folder, key.uid_validity], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records acknowledged messages of one folder (many per transaction: no fsync per
+    /// message); a record that exists already gets the new flags.
+    pub fn record_copied(
+        &self,
+        key: FolderKey<'_>,
+        target_folder: &str,
+        done: &[CopiedRecord],
+    ) -> Result<(), Error> {
+        let mut stmt = self.0.prepare(
+            "INSERT INTO copied (email, folder, uidvalidity, uid, flags, fingerprint,
+                                 target_folder, source_key, size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(email, folder, uidvalidity, uid) DO UPDATE SET flags = excluded.flags",
+        )?;
+        for r in done {
+            stmt.execute(params![
+                key.email,
+                key.folder,
+                key.uid_validity,
+                r.uid,
+                r.flags,
+                r.fingerprint,
+                target_folder,
+                r.source_key,
+                r.size as i64
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Distinct target items recorded for a mailbox, and their bytes.
+    pub fn copied_totals(&self, email: &str) -> Result<Totals, Error> {
+        Ok(self.0.query_row(
+            "SELECT count(*), coalesce(sum(size), 0) FROM (
+                 SELECT source_key, max(size) AS size FROM copied WHERE email = ?1
+                 GROUP BY source_key)",
+            params![email],
+            |r| {
+                Ok(Totals {
+                    items: r.get::<_, i64>(0)? as u64,
+                    bytes: r.get::<_, i64>(1)? as u64,
+                })
+            },
+        )?)
+    }
+
+    /// Forgets every record of the copy (all mailboxes): what a lost state file looks like to
+    /// the next run. For tests of the target-side idempotence.
+    pub fn forget_copied(&self) -> Result<(), Error> {
+        self.0.execute("DELETE FROM copied", [])?;
+        Ok(())
+    }
+
+    /// Records a sync's skipped items (a later skip of the same item replaces the earlier).
+    pub fn record_skipped(
+        &self,
+        email: &str,
+        skipped: &[SkippedItem],
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let mut stmt = self.0.prepare(
+            "INSERT INTO skipped_items (email, folder, item, reason, detail, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(email, folder, item) DO UPDATE SET reason = excluded.reason,
+                 detail = excluded.detail, at = excluded.at",
+        )?;
+        for s in skipped {
+            stmt.execute(params![
+                email,
+                s.folder,
+                s.item,
+                s.reason.as_str(),
+                s.detail,
+                now.to_rfc3339()
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Every skip recorded for a user, in folder and item order.
+    pub fn skipped_items(&self, email: &str) -> Result<Vec<SkippedItem>, Error> {
+        let mut stmt = self.0.prepare(
+            "SELECT folder, item, reason, detail FROM skipped_items WHERE email = ?1
+             ORDER BY folder, item",
+        )?;
+        let rows = stmt.query_map(params![email], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (folder, item, reason, detail) = row?;
+            let reason = SkipReason::parse(&reason).ok_or_else(|| {
+                Error::State(format!(
+                    "skipped item {folder} {item}: unknown reason {reason:?}"
+                ))
+            })?;
+            out.push(SkippedItem {
+                folder,
+                item,
+                reason,
+                detail,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::state::StateDb;
+
+    #[test]
+    fn records_round_trip_and_totals_count_distinct_target_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let key = FolderKey {
+            email: "a@contoso.edu",
+            folder: "INBOX",
+            uid_validity: 7,
+        };
+        let rec = |uid: u32, source_key: &str| CopiedRecord {
+            uid,
+            flags: "\\Seen".into(),
+            fingerprint: format!("fp{uid}"),
+            source_key: source_key.into(),
+            size: 100,
+        };
+        db.transaction(|tx| {
+            tx.record_copied(key, "Inbox", &[rec(1, "k1"), rec(2, "k2")])?;
+            // The same target item under a new UIDVALIDITY is one item, not two.
+            tx.record_copied(
+                FolderKey {
+                    uid_validity: 8,
+                    ..key
+                },
+                "Inbox",
+                &[rec(5, "k1")],
+            )
+        })
+        .unwrap();
+        let copied = db.read(|tx| tx.copied(key)).unwrap();
+        assert_eq!(copied.len(), 2);
+        assert_eq!(copied[&2], rec(2, "k2"));
+        let other = db
+            .read(|tx| {
+                tx.copied_under_other_validity(FolderKey {
+                    uid_validity: 8,
+                    ..key
+                })
+            })
+            .unwrap();
+        assert_eq!(
+            other,
+            vec![("fp1".into(), "k1".into()), ("fp2".into(), "k2".into())]
+        );
+        let totals = db.read(|tx| tx.copied_totals("A@contoso.edu")).unwrap();
+        assert_eq!(
+            totals,
+            Totals {
+                items: 2,
+                bytes: 200
+            }
+        );
+    }
+
+    #[test]
+    fn skipped_items_keep_their_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let skips = vec![
+            SkippedItem::message("INBOX", 3, SkipReason::LargeItem, "too big"),
+            SkippedItem::folder("a/b", SkipReason::FolderName, "slash"),
+        ];
+        db.transaction(|tx| tx.record_skipped("a@contoso.edu", &skips, now))
+            .unwrap();
+        let back = db.read(|tx| tx.skipped_items("a@contoso.edu")).unwrap();
+        assert_eq!(back.len(), 2);
+        assert!(back.contains(&skips[0]) && back.contains(&skips[1]));
+    }
+}

@@ -1,0 +1,69 @@
+//! One attempt at a whole mailbox: log in, list and plan the folders, list their items, apply
+//! the item cap, copy folder by folder, log out, reconcile.
+
+use super::folder::FolderWork;
+use super::plan::{Plan, plan};
+use super::reconcile::Listed;
+use super::{Attempts, Copier, SyncError, cap, folder, reconcile};
+use crate::source::{self, MailSource, SourceFolder};
+use crate::sync::{SkipReason, SkippedItem, SyncJob, SyncReport, SyncStats};
+
+/// `attempts` (fetch attempts per message) outlives the attempt, so a message that breaks the
+/// connection every time is still skipped in the end.
+pub(super) async fn run(
+    copier: &Copier,
+    job: &SyncJob,
+    report: &mut SyncReport,
+    attempts: &mut Attempts,
+) -> Result<(), SyncError> {
+    let mut source = source::open(&job.source, &job.credential, copier.options.timeout).await?;
+    let folders = source.folders().await?;
+    report.stats = SyncStats::default();
+    let work = list_folders(job, source.as_mut(), &folders, report).await?;
+    let work = cap::apply(work, copier.options.item_cap, report);
+    let listed: Vec<Listed> = work.iter().map(Listed::of).collect();
+    for w in work {
+        folder::copy(copier, job, source.as_mut(), w, report, attempts).await?;
+    }
+    source.close().await;
+    report.stats.missing_in_target = reconcile::missing(copier, job, &listed, report).await?;
+    Ok(())
+}
+
+/// Plans every folder and lists the ones to copy; skipped and merged folders are reported.
+async fn list_folders(
+    job: &SyncJob,
+    source: &mut dyn MailSource,
+    folders: &[SourceFolder],
+    report: &mut SyncReport,
+) -> Result<Vec<FolderWork>, SyncError> {
+    let mut work = Vec::new();
+    for (folder, p) in plan(folders, &job.folders.exclude, &job.folders.include) {
+        match p {
+            Plan::Skip { reason, detail } => {
+                report
+                    .skipped
+                    .push(SkippedItem::folder(&folder.relative, reason, detail))
+            }
+            Plan::Copy { target, merged } => {
+                if let Some(first) = merged {
+                    report.skipped.push(SkippedItem::folder(
+                        &folder.relative,
+                        SkipReason::Merged,
+                        format!("{} is merged into {target} with {first}", folder.relative),
+                    ));
+                }
+                if *job.stop.borrow() {
+                    return Err(SyncError::Stopped);
+                }
+                let listing = source.list(&folder).await?;
+                work.push(FolderWork {
+                    folder,
+                    target,
+                    listing,
+                });
+            }
+        }
+    }
+    Ok(work)
+}

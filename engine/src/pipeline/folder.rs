@@ -1,0 +1,378 @@
+//! Copying one folder: flags re-applied to what was copied before, new messages newest first
+//! (too large ones skipped before downloading), fetched in chunks bounded in count and bytes,
+//! imported, and recorded once the target acknowledged them.
+
+use std::collections::HashMap;
+
+use super::import::{Imported, import};
+use super::{Attempts, CHUNK_BYTES, Copier, SyncError, fingerprint, source_key};
+use crate::control::state::checkpoint::{CopiedRecord, FolderKey};
+use crate::source::{FetchOutcome, FolderListing, ItemMeta, MailSource, SourceFolder, SourceItem};
+use crate::sync::{SkipReason, SkippedItem, SyncJob, SyncReport};
+use crate::target::{ImportRequest, ItemFlags, TargetError};
+
+/// A folder to copy: where it lands and what its listing showed (after the item cap).
+pub(super) struct FolderWork {
+    pub folder: SourceFolder,
+    pub target: String,
+    pub listing: FolderListing,
+}
+
+/// One folder's copy in progress.
+struct FolderCopy<'a> {
+    copier: &'a Copier,
+    job: &'a SyncJob,
+    folder: &'a SourceFolder,
+    target: &'a str,
+    uid_validity: u32,
+    /// Fingerprint -> source keys the target holds from before a UIDVALIDITY change, not yet
+    /// taken over by a message of the current numbering.
+    renumbered: HashMap<String, Vec<String>>,
+}
+
+pub(super) async fn copy(
+    copier: &Copier,
+    job: &SyncJob,
+    source: &mut dyn MailSource,
+    work: FolderWork,
+    report: &mut SyncReport,
+    attempts: &mut Attempts,
+) -> Result<(), SyncError> {
+    let FolderWork {
+        folder,
+        target,
+        listing,
+    } = work;
+    let mut c = FolderCopy {
+        copier,
+        job,
+        folder: &folder,
+        target: &target,
+        uid_validity: listing.uid_validity,
+        renumbered: HashMap::new(),
+    };
+    let copied = copier.engine.db.read(|tx| tx.copied(c.key()))?;
+    c.renumbered = c.renumbered(&copied)?;
+    c.reapply_flags(&listing.items, &copied).await?;
+    let mut pending = c.new_items(listing.items, &copied, report);
+    if pending.is_empty() || !c.ensure_target_folder(&pending, report).await? {
+        return Ok(());
+    }
+    // The listing pass left another folder open: open this one again, and make sure its UIDs
+    // still mean what they meant when it was listed.
+    let now_validity = source.open(&folder).await?;
+    if now_validity != c.uid_validity {
+        return Err(SyncError::Source {
+            transient: true,
+            message: format!(
+                "{}: UIDVALIDITY changed from {} to {now_validity} during the sync",
+                folder.relative, c.uid_validity
+            ),
+        });
+    }
+    while !pending.is_empty() {
+        if *job.stop.borrow() {
+            return Err(SyncError::Stopped);
+        }
+        let chunk = next_chunk(&mut pending, copier.options.fetch_chunk);
+        let uids: Vec<u32> = chunk.iter().map(|m| m.uid).collect();
+        let mut outcomes: HashMap<u32, FetchOutcome> = source
+            .fetch(&uids)
+            .await?
+            .into_iter()
+            .map(|o| (outcome_uid(&o), o))
+            .collect();
+        let mut done = Vec::new();
+        for meta in chunk {
+            let outcome = outcomes.remove(&meta.uid);
+            if let Some(record) = c
+                .take(meta, outcome, &mut pending, report, attempts)
+                .await?
+            {
+                done.push(record);
+            }
+        }
+        // Acknowledged by the target: now, and only now, recorded.
+        c.record(&done)?;
+    }
+    Ok(())
+}
+
+fn outcome_uid(o: &FetchOutcome) -> u32 {
+    match o {
+        FetchOutcome::Item(item) => item.uid,
+        FetchOutcome::Vanished(uid) | FetchOutcome::Refused(uid) => *uid,
+    }
+}
+
+/// The next chunk: up to `max_items` messages and [`CHUNK_BYTES`] (at least one message), so
+/// memory is bounded by the chunk, not the folder.
+fn next_chunk(pending: &mut Vec<ItemMeta>, max_items: usize) -> Vec<ItemMeta> {
+    let mut take = 0;
+    let mut bytes = 0u64;
+    while take < pending.len() && take < max_items.max(1) {
+        bytes += pending[take].size;
+        if take > 0 && bytes > CHUNK_BYTES {
+            break;
+        }
+        take += 1;
+    }
+    pending.drain(..take).collect()
+}
+
+impl FolderCopy<'_> {
+    fn email(&self) -> &str {
+        &self.job.email_address
+    }
+
+    fn key(&self) -> FolderKey<'_> {
+        FolderKey {
+            email: &self.job.email_address,
+            folder: &self.folder.name,
+            uid_validity: self.uid_validity,
+        }
+    }
+
+    fn skip(&self, uid: u32, reason: SkipReason, detail: impl Into<String>) -> SkippedItem {
+        SkippedItem::message(&self.folder.relative, uid, reason, detail)
+    }
+
+    fn record(&self, done: &[CopiedRecord]) -> Result<(), SyncError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        Ok(self
+            .copier
+            .engine
+            .db
+            .transaction(|tx| tx.record_copied(self.key(), self.target, done))?)
+    }
+
+    /// Messages of this folder copied under an earlier UIDVALIDITY, by fingerprint, with the
+    /// source keys the target knows them by; those also seen under the current UIDVALIDITY are
+    /// taken out, so duplicates in the source still count one by one.
+    fn renumbered(
+        &self,
+        copied: &HashMap<u32, CopiedRecord>,
+    ) -> Result<HashMap<String, Vec<String>>, SyncError> {
+        let rows = self
+            .copier
+            .engine
+            .db
+            .read(|tx| tx.copied_under_other_validity(self.key()))?;
+        let mut old: HashMap<String, Vec<String>> = HashMap::new();
+        for (fp, key) in rows {
+            old.entry(fp).or_default().push(key);
+        }
+        for r in copied.values() {
+            // A row of this UIDVALIDITY that took over an old key has consumed it.
+            if let Some(keys) = old.get_mut(&r.fingerprint) {
+                keys.retain(|k| *k != r.source_key);
+            }
+        }
+        Ok(old)
+    }
+
+    /// Flags changed at the source on messages copied before: re-applied.
+    async fn reapply_flags(
+        &self,
+        items: &[ItemMeta],
+        copied: &HashMap<u32, CopiedRecord>,
+    ) -> Result<(), SyncError> {
+        let mut updated = Vec::new();
+        for m in items {
+            let Some(r) = copied.get(&m.uid) else {
+                continue;
+            };
+            let now = m.flags.join(" ");
+            if r.flags == now {
+                continue;
+            }
+            self.copier
+                .target
+                .update_flags(
+                    self.email(),
+                    self.target,
+                    &r.source_key,
+                    &ItemFlags::from_imap(&m.flags),
+                )
+                .await?;
+            updated.push(CopiedRecord {
+                uid: m.uid,
+                flags: now,
+                fingerprint: String::new(), // only the flags of an existing row change
+                source_key: r.source_key.clone(),
+                size: m.size,
+            });
+        }
+        self.record(&updated)
+    }
+
+    /// Messages not copied yet, newest first; too large ones are skipped without downloading.
+    fn new_items(
+        &self,
+        items: Vec<ItemMeta>,
+        copied: &HashMap<u32, CopiedRecord>,
+        report: &mut SyncReport,
+    ) -> Vec<ItemMeta> {
+        let max = self.copier.options.max_message_size;
+        let mut todo: Vec<ItemMeta> = items
+            .into_iter()
+            .filter(|m| !copied.contains_key(&m.uid))
+            .collect();
+        todo.sort_by(|a, b| b.date.cmp(&a.date).then(b.uid.cmp(&a.uid)));
+        todo.retain(|m| {
+            if m.size <= max {
+                return true;
+            }
+            report.skipped.push(self.skip(
+                m.uid,
+                SkipReason::LargeItem,
+                format!("{} bytes, over the limit of {max}", m.size),
+            ));
+            false
+        });
+        todo
+    }
+
+    /// Creates the target folder; `false` when the target refuses it (its messages are then
+    /// reported, not copied).
+    async fn ensure_target_folder(
+        &self,
+        pending: &[ItemMeta],
+        report: &mut SyncReport,
+    ) -> Result<bool, SyncError> {
+        match self
+            .copier
+            .target
+            .ensure_folder(self.email(), self.target)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(TargetError::Refused(why)) => {
+                for m in pending {
+                    report
+                        .skipped
+                        .push(self.skip(m.uid, SkipReason::FolderName, why.clone()));
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One message of a chunk: imported and returned for the record, retried later, or
+    /// reported as skipped.
+    async fn take(
+        &mut self,
+        meta: ItemMeta,
+        outcome: Option<FetchOutcome>,
+        pending: &mut Vec<ItemMeta>,
+        report: &mut SyncReport,
+        attempts: &mut Attempts,
+    ) -> Result<Option<CopiedRecord>, SyncError> {
+        let item = match outcome {
+            Some(FetchOutcome::Item(item)) => item,
+            Some(FetchOutcome::Vanished(uid)) => {
+                report.skipped.push(self.skip(
+                    uid,
+                    SkipReason::Vanished,
+                    "expunged at the source during the sync",
+                ));
+                return Ok(None);
+            }
+            // Refused, or not answered at all: retried, then skipped as a bad item.
+            Some(FetchOutcome::Refused(_)) | None => {
+                let tries = self.copier.options.fetch_attempts;
+                let n = attempts
+                    .entry((self.folder.name.clone(), meta.uid))
+                    .or_default();
+                *n += 1;
+                if *n < tries {
+                    pending.push(meta);
+                } else {
+                    report.skipped.push(self.skip(
+                        meta.uid,
+                        SkipReason::BadItem,
+                        format!("the server refused to return the message {tries} times"),
+                    ));
+                }
+                return Ok(None);
+            }
+        };
+        self.import_item(&meta, item, report).await
+    }
+
+    async fn import_item(
+        &mut self,
+        meta: &ItemMeta,
+        item: SourceItem,
+        report: &mut SyncReport,
+    ) -> Result<Option<CopiedRecord>, SyncError> {
+        let fp = fingerprint(&item.raw);
+        let flags = ItemFlags::from_imap(&item.flags);
+        let record = |source_key: String| CopiedRecord {
+            uid: meta.uid,
+            flags: item.flags.join(" "),
+            fingerprint: fp.clone(),
+            source_key,
+            size: item.raw.len() as u64,
+        };
+        if let Some(old_key) = self.renumbered.get_mut(&fp).and_then(|keys| keys.pop()) {
+            // In the target already, from before a UIDVALIDITY change: not copied again; its
+            // flags follow under the key the target knows.
+            self.copier
+                .target
+                .update_flags(self.email(), self.target, &old_key, &flags)
+                .await?;
+            return Ok(Some(record(old_key)));
+        }
+        let key = source_key(self.email(), &self.folder.name, self.uid_validity, meta.uid);
+        let request = ImportRequest {
+            folder: self.target.to_string(),
+            source_key: key.clone(),
+            received_time: item.date.or(meta.date),
+            flags,
+        };
+        match import(self.copier, self.job, &request, item.raw.clone()).await? {
+            Imported::Yes => Ok(Some(record(key))),
+            Imported::Skipped(reason, detail) => {
+                report.skipped.push(self.skip(meta.uid, reason, detail));
+                Ok(None)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(uid: u32, size: u64) -> ItemMeta {
+        ItemMeta {
+            uid,
+            size,
+            flags: Vec::new(),
+            date: None,
+        }
+    }
+
+    #[test]
+    fn chunks_are_bounded_by_count_and_bytes_but_take_at_least_one() {
+        let mut pending: Vec<_> = (1..=5).map(|u| meta(u, 10)).collect();
+        assert_eq!(next_chunk(&mut pending, 2).len(), 2);
+        assert_eq!(
+            next_chunk(&mut pending, 0).len(),
+            1,
+            "a zero limit counts as one"
+        );
+        let mut big = vec![meta(1, CHUNK_BYTES), meta(2, 1), meta(3, 1)];
+        assert_eq!(next_chunk(&mut big, 10).len(), 1, "over the byte bound");
+        let mut huge = vec![meta(1, CHUNK_BYTES * 2)];
+        assert_eq!(
+            next_chunk(&mut huge, 10).len(),
+            1,
+            "a single big message goes alone"
+        );
+    }
+}

@@ -1,0 +1,69 @@
+//! How a message is known: the source key the target's import is idempotent by, and the
+//! content fingerprint that survives a renumbering of the source folder.
+
+/// The key a message is imported under: `email|folder|UIDVALIDITY|UID`.
+pub fn source_key(email: &str, folder: &str, uid_validity: u32, uid: u32) -> String {
+    format!(
+        "{}|{folder}|{uid_validity}|{uid}",
+        email.to_ascii_lowercase()
+    )
+}
+
+/// Message-ID, Date and size: the identity that survives a UIDVALIDITY change.
+pub fn fingerprint(raw: &[u8]) -> String {
+    let header_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let header = String::from_utf8_lossy(&raw[..header_end]);
+    let field = |name: &str| {
+        header
+            .lines()
+            .find(|l| {
+                l.get(..name.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(name))
+                    && l.as_bytes().get(name.len()) == Some(&b':')
+            })
+            .map(|l| l[name.len() + 1..].trim().to_string())
+            .unwrap_or_default()
+    };
+    format!(
+        "{}|{}|{}|{}",
+        field("Message-ID"),
+        field("Date"),
+        if field("Message-ID").is_empty() {
+            field("Subject")
+        } else {
+            String::new()
+        },
+        raw.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_never_panic_on_non_ascii() {
+        let raw = "From: \"Zoë\" <z@x>\r\nSubjéct: é\r\nMessage-ID: <1@x>\r\n\r\nbody".as_bytes();
+        assert!(fingerprint(raw).starts_with("<1@x>|"));
+    }
+
+    #[test]
+    fn fingerprints_ignore_other_headers() {
+        let a = b"Received: x\r\nMessage-ID: <1@x>\r\nDate: Mon\r\n\r\nbody";
+        let b = b"Received: y\r\nMessage-ID: <1@x>\r\nDate: Mon\r\n\r\nbody";
+        assert_eq!(fingerprint(a), fingerprint(b));
+        let c = b"Message-ID: <2@x>\r\nDate: Mon\r\n\r\nbody";
+        assert_ne!(fingerprint(a), fingerprint(c));
+    }
+
+    #[test]
+    fn source_keys_lower_case_the_address_only() {
+        assert_eq!(
+            source_key("Terry@Contoso.edu", "INBOX", 7, 42),
+            "terry@contoso.edu|INBOX|7|42"
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! Where mail comes from. The pipeline reads every source through [`MailSource`]; [`open`]
+//! dispatches on the endpoint's type to an implementation ([`imap::ImapSource`] for IMAP).
+
+pub mod imap;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::imap::ImapSettings;
+
+/// How to reach a source, by endpoint type. In JSON the type is `endpointType` beside the
+/// settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "endpointType")]
+pub enum SourceSettings {
+    #[serde(rename = "IMAP")]
+    Imap(ImapSettings),
+}
+
+/// Who a sync reads the mailbox as: the CSV row's login (any admin form), its password, and
+/// the folder it starts at (Courier's UserRoot). `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub user_name: String,
+    pub password: String,
+    pub user_root: Option<String>,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("user_name", &self.user_name)
+            .field("password", &"<hidden>")
+            .field("user_root", &self.user_root)
+            .finish()
+    }
+}
+
+/// A source folder as the server lists it (name already decoded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFolder {
+    /// The full name on the server (what selecting it takes, before encoding).
+    pub name: String,
+    /// The name relative to the user's root (Courier's UserRoot stripped).
+    pub relative: String,
+    pub delimiter: Option<char>,
+    pub selectable: bool,
+}
+
+/// One message as a folder listing shows it, before its bytes are read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemMeta {
+    pub uid: u32,
+    pub size: u64,
+    pub flags: Vec<String>,
+    pub date: Option<DateTime<Utc>>,
+}
+
+/// What a folder holds, and the validity its UIDs belong to (a change renumbers them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FolderListing {
+    pub uid_validity: u32,
+    pub items: Vec<ItemMeta>,
+}
+
+/// One message with its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceItem {
+    pub uid: u32,
+    pub flags: Vec<String>,
+    pub date: Option<DateTime<Utc>>,
+    pub raw: Bytes,
+}
+
+/// What became of one requested message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchOutcome {
+    Item(SourceItem),
+    /// Gone from the source since it was listed.
+    Vanished(u32),
+    /// Still there, but the server would not return it this time.
+    Refused(u32),
+}
+
+/// Why the source could not go on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// The credentials were refused: the user fails with this message.
+    #[error("{0}")]
+    Authentication(String),
+    /// The server asked to wait this long before trying again.
+    #[error("{message}")]
+    Throttled { wait: Duration, message: String },
+    /// A passing fault (a dropped connection, a refused command): reconnect and go on.
+    #[error("{0}")]
+    Transient(String),
+    /// A fault a retry will not fix.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// A mailbox at the source, read-only: the pipeline lists folders, lists each folder's items,
+/// and fetches them in chunks it bounds.
+#[async_trait]
+pub trait MailSource: Send {
+    /// Every folder of the mailbox under the user's root. A refused or cut listing is an
+    /// error, never a shorter list.
+    async fn folders(&mut self) -> Result<Vec<SourceFolder>, SourceError>;
+    /// Opens a folder and lists its items (metadata only).
+    async fn list(&mut self, folder: &SourceFolder) -> Result<FolderListing, SourceError>;
+    /// Opens a folder for fetching; returns its UID validity now.
+    async fn open(&mut self, folder: &SourceFolder) -> Result<u32, SourceError>;
+    /// Fetches messages of the open folder, one outcome per requested UID.
+    async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<FetchOutcome>, SourceError>;
+    /// Ends the session politely.
+    async fn close(&mut self);
+}
+
+/// Logs in to the source an endpoint names, as `credential`.
+pub async fn open(
+    settings: &SourceSettings,
+    credential: &Credential,
+    timeout: Duration,
+) -> Result<Box<dyn MailSource>, SourceError> {
+    match settings {
+        SourceSettings::Imap(s) => Ok(Box::new(
+            imap::ImapSource::login(s, credential, timeout).await?,
+        )),
+    }
+}

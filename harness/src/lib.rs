@@ -1,0 +1,120 @@
+//! Where the engine meets the fakes.
+//!
+//! - [`TenantTarget`]: the fake tenant (in-process or over HTTP) as an engine [`Target`];
+//! - [`source_from_fake_imap`]: a fake-imap user's mail as input to the tenant's reconciliation.
+//!
+//! Invariant: nothing here is needed by the engine or by a fake; this crate only adapts one to
+//! the other, so the engine's vocabulary never comes from a test double.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use engine::target::{Target, TargetError};
+use fake_target::TenantApi;
+use fake_target::inspect::{SourceMessage, fingerprint};
+use mailmig_model::{
+    FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, RecipientKind, Rejection,
+};
+
+/// A fake tenant, whichever face, as a migration target.
+#[derive(Clone)]
+pub struct TenantTarget(pub Arc<dyn TenantApi>);
+
+impl TenantTarget {
+    pub fn new(tenant: impl TenantApi + 'static) -> Self {
+        Self(Arc::new(tenant))
+    }
+}
+
+/// The tenant's own failures, sorted into what a retry may fix and what it cannot.
+fn target_error(e: fake_target::Error) -> TargetError {
+    if e.is_transient() {
+        TargetError::Transient(e.to_string())
+    } else {
+        TargetError::Failed(e.to_string())
+    }
+}
+
+#[async_trait]
+impl Target for TenantTarget {
+    async fn check_recipient(&self, address: &str) -> Result<Option<String>, TargetError> {
+        let users = self.0.users().await.map_err(target_error)?;
+        let found = users.iter().find(|u| {
+            u.address.eq_ignore_ascii_case(address)
+                || u.aliases.iter().any(|a| a.eq_ignore_ascii_case(address))
+        });
+        Ok(match found {
+            Some(u) if u.kind == RecipientKind::UserMailbox.name() && u.enabled => None,
+            Some(u) if u.kind == RecipientKind::UserMailbox.name() => {
+                Some(Rejection::MailboxDisabled.message(address))
+            }
+            _ => Some(Rejection::NoSuchRecipient.message(address)),
+        })
+    }
+
+    async fn ensure_folder(&self, address: &str, path: &str) -> Result<String, TargetError> {
+        self.0
+            .create_folder(address, path)
+            .await
+            .map_err(target_error)
+    }
+
+    async fn source_keys(&self, address: &str) -> Result<Option<HashSet<String>>, TargetError> {
+        let items = self.0.items(address, None).await.map_err(target_error)?;
+        Ok(Some(items.into_iter().map(|i| i.source_key).collect()))
+    }
+
+    async fn import(
+        &self,
+        address: &str,
+        request: &ImportRequest,
+        mime: Bytes,
+    ) -> Result<ImportOutcome, TargetError> {
+        self.0
+            .import(address, request, mime)
+            .await
+            .map_err(target_error)
+    }
+
+    async fn update_flags(
+        &self,
+        address: &str,
+        _target_folder: &str,
+        source_key: &str,
+        flags: &ItemFlags,
+    ) -> Result<FlagUpdate, TargetError> {
+        self.0
+            .update_flags(address, source_key, flags)
+            .await
+            .map_err(target_error)
+    }
+}
+
+/// A fake-imap user's mail as reconciliation input; `map_folder` gives each source folder's
+/// target path (None: the folder is not migrated).
+pub fn source_from_fake_imap(
+    store: &fake_imap::Store,
+    user: &str,
+    map_folder: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<SourceMessage>, fake_target::Error> {
+    let invalid = |e: fake_imap::Error| fake_target::Error::Invalid(e.to_string());
+    let mut out = Vec::new();
+    for f in store.folders(user).map_err(invalid)? {
+        let Some(target) = map_folder(&f.name) else {
+            continue;
+        };
+        for m in store.messages(user, &f.name).map_err(invalid)? {
+            let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
+            out.push(SourceMessage {
+                label: format!("{} UID {}", f.name, m.uid),
+                folder: target.clone(),
+                fingerprint: fingerprint(&m.raw),
+                flags: ItemFlags::from_imap(&flags),
+                received_time: Some(m.internal_date.to_utc()),
+            });
+        }
+    }
+    Ok(out)
+}

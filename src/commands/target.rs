@@ -1,0 +1,185 @@
+//! `mailmig target`: where batches write (the embedded tenant, a fake tenant over HTTP, or
+//! any IMAP server), saved in the state.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use engine::Engine;
+use engine::clock::SystemClock;
+use engine::target::Target;
+use engine::target::imap::{ImapTarget, ImapTargetConfig};
+use harness::TenantTarget;
+use serde::{Deserialize, Serialize};
+
+use super::{EXIT_OK, SecurityArg, engine};
+
+#[derive(Subcommand, Debug)]
+pub enum TargetCommand {
+    /// Sets the target: the embedded on-disk tenant (optionally seeded from a tenant TOML), a
+    /// fake tenant over HTTP, or any IMAP server (IMAP to IMAP).
+    Set(SetArgs),
+    /// Shows the target (never its token or password).
+    Get {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    /// The embedded tenant, in the state directory (tenant.sqlite).
+    #[arg(long, conflicts_with_all = ["fake_target", "token", "imap"])]
+    pub embedded: bool,
+    /// An IMAP server as the target.
+    #[arg(long, requires_all = ["remote_server", "port", "security", "username_format", "password"])]
+    pub imap: bool,
+    /// The IMAP target's host name.
+    #[arg(long)]
+    pub remote_server: Option<String>,
+    /// The IMAP target's port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// How the connection to the IMAP target is protected.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub security: Option<SecurityArg>,
+    /// A PEM file of CA certificates to trust for the IMAP target.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// The target login from the CSV's EmailAddress: {email}, {local}, {domain}.
+    #[arg(long)]
+    pub username_format: Option<String>,
+    /// The IMAP target's password (visible to other local users on the command line).
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Tenant TOML (accepted domains, mailboxes) for the embedded tenant.
+    #[arg(long, requires = "embedded", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The URL of a fake tenant's HTTP API.
+    #[arg(long, requires = "token", value_name = "URL")]
+    pub fake_target: Option<String>,
+    /// The fake tenant's bearer token.
+    #[arg(long, requires = "fake_target")]
+    pub token: Option<String>,
+}
+
+/// Where batches write, as saved in the state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum TargetSetting {
+    Embedded,
+    FakeTarget { url: String, token: String },
+    Imap(ImapTargetConfig),
+}
+
+pub fn embedded_db(state_dir: &Path) -> PathBuf {
+    state_dir.join("tenant.sqlite")
+}
+
+pub fn setting(engine: &Engine) -> anyhow::Result<TargetSetting> {
+    Ok(match engine.db.read(|tx| tx.meta("target"))? {
+        Some(json) => serde_json::from_str(&json).context("the saved target setting")?,
+        None => TargetSetting::Embedded,
+    })
+}
+
+/// The saved target, ready to write to.
+pub fn open(engine: &Engine, state_dir: &Path) -> anyhow::Result<Arc<dyn Target>> {
+    Ok(match setting(engine)? {
+        TargetSetting::Embedded => {
+            let tenant = fake_target::Tenant::open(&embedded_db(state_dir), Arc::new(SystemClock))
+                .context("opening the embedded tenant")?;
+            Arc::new(TenantTarget::new(tenant))
+        }
+        TargetSetting::FakeTarget { url, token } => Arc::new(TenantTarget::new(
+            fake_target::http::HttpTenant::new(&url, &token),
+        )),
+        TargetSetting::Imap(config) => Arc::new(ImapTarget::new(config)),
+    })
+}
+
+pub fn run(state_dir: &Path, command: TargetCommand) -> anyhow::Result<u8> {
+    match command {
+        TargetCommand::Set(args) => set(state_dir, args),
+        TargetCommand::Get { json } => get(state_dir, json),
+    }
+}
+
+fn set(state_dir: &Path, args: SetArgs) -> anyhow::Result<u8> {
+    let engine = engine(state_dir)?;
+    let setting = match (args.embedded, args.fake_target, args.token) {
+        (false, None, None) if args.imap => {
+            let imap = ImapTargetConfig {
+                remote_server: args.remote_server.unwrap_or_default(),
+                port: args.port.unwrap_or(143),
+                security: args.security.unwrap_or(SecurityArg::None).into(),
+                ca_file: args.ca_file,
+                username_format: args.username_format.unwrap_or_default(),
+                password: args.password.unwrap_or_default(),
+            };
+            println!(
+                "Target: the IMAP server {}:{} (login {}).",
+                imap.remote_server, imap.port, imap.username_format
+            );
+            TargetSetting::Imap(imap)
+        }
+        (true, None, None) => {
+            let mut cfg = match &args.config {
+                Some(path) => fake_target::TenantConfig::from_file(path)?,
+                None => fake_target::TenantConfig::default(),
+            };
+            cfg.tenant.database = Some(embedded_db(state_dir));
+            let tenant = fake_target::Tenant::from_config(&cfg, Arc::new(SystemClock))?;
+            println!(
+                "Target: the embedded tenant in {} ({} recipients).",
+                embedded_db(state_dir).display(),
+                tenant.recipients().len()
+            );
+            TargetSetting::Embedded
+        }
+        (false, Some(url), Some(token)) => {
+            println!("Target: the fake tenant at {url}.");
+            TargetSetting::FakeTarget { url, token }
+        }
+        _ => bail!(
+            "use one of --embedded [--config FILE], --fake-target URL --token TOKEN, or --imap \
+             --remote-server H --port P --security S --username-format T --password P"
+        ),
+    };
+    let json = serde_json::to_string(&setting)?;
+    engine.db.transaction(|tx| tx.set_meta("target", &json))?;
+    Ok(EXIT_OK)
+}
+
+fn get(state_dir: &Path, json: bool) -> anyhow::Result<u8> {
+    let engine = engine(state_dir)?;
+    let setting = setting(&engine)?;
+    if json {
+        // Tokens and passwords are secrets: never printed.
+        let shown = match &setting {
+            TargetSetting::Embedded => serde_json::json!({"kind": "embedded"}),
+            TargetSetting::FakeTarget { url, .. } => {
+                serde_json::json!({"kind": "fakeTarget", "url": url})
+            }
+            TargetSetting::Imap(c) => serde_json::json!({
+                "kind": "imap", "remoteServer": c.remote_server, "port": c.port,
+                "security": c.security, "usernameFormat": c.username_format,
+            }),
+        };
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+    } else {
+        match setting {
+            TargetSetting::Embedded => {
+                println!("Embedded tenant: {}", embedded_db(state_dir).display())
+            }
+            TargetSetting::FakeTarget { url, .. } => println!("Fake tenant over HTTP: {url}"),
+            TargetSetting::Imap(c) => println!(
+                "IMAP server {}:{} ({}), login {}",
+                c.remote_server, c.port, c.security, c.username_format
+            ),
+        }
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,84 @@
+//! `mailmig user get`: migration users (Get-MigrationUser), with their last sync's numbers.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use clap::Subcommand;
+use engine::control::state::UserRow;
+use serde::Serialize;
+
+use super::{EXIT_OK, engine};
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Get-MigrationUser: status, counts, the last sync's rate and what it could not find in
+    /// the target.
+    Get {
+        /// Only the users of this batch.
+        #[arg(long)]
+        batch: Option<String>,
+        /// One user, by email address.
+        email: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserView {
+    #[serde(flatten)]
+    user: UserRow,
+    skipped_by_reason: BTreeMap<String, u64>,
+    last_sync_items_per_second: f64,
+    last_sync_mib_per_second: f64,
+}
+
+pub fn run(state_dir: &Path, command: UserCommand) -> anyhow::Result<u8> {
+    let UserCommand::Get { batch, email, json } = command;
+    let engine = engine(state_dir)?;
+    let users = match email {
+        Some(e) => vec![engine.user(&e)?],
+        None => engine.users(batch.as_deref())?,
+    };
+    let mut views = Vec::new();
+    for u in users {
+        let skipped = engine
+            .db
+            .read(|tx| tx.skipped_by_reason(&u.email_address))?;
+        let secs = (u.last_sync_ms as f64 / 1000.0).max(0.001);
+        views.push(UserView {
+            skipped_by_reason: skipped.into_iter().collect(),
+            last_sync_items_per_second: (u.last_sync_items as f64 / secs * 10.0).round() / 10.0,
+            last_sync_mib_per_second: (u.last_sync_bytes as f64 / 1_048_576.0 / secs * 100.0)
+                .round()
+                / 100.0,
+            user: u,
+        });
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&views)?);
+        return Ok(EXIT_OK);
+    }
+    println!(
+        "{:<32} {:<14} {:<22} {:>8} {:>8} {:>9} {:>8}  Error",
+        "EmailAddress", "Batch", "Status", "Synced", "Skipped", "Msgs/s", "Missing"
+    );
+    for v in views {
+        let u = &v.user;
+        println!(
+            "{:<32} {:<14} {:<22} {:>8} {:>8} {:>9} {:>8}  {}",
+            u.email_address,
+            u.batch,
+            u.status.as_str(),
+            u.items_synced,
+            u.items_skipped,
+            v.last_sync_items_per_second,
+            u.missing_in_target
+                .map_or("-".to_string(), |m| m.to_string()),
+            u.error.clone().unwrap_or_default()
+        );
+    }
+    Ok(EXIT_OK)
+}
