@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::imap::{
-    ConnectError, ImapSettings, LoginError, SIGN_IN_FAILED, Security, connect, login,
+    ConnectError, ImapSettings, LoginError, SIGN_IN_FAILED, Security, authzid_ignored, connect,
+    login,
 };
 
 /// Exchange waits 15 seconds.
@@ -137,6 +138,10 @@ pub async fn test_server(
         warnings.push("The server's certificate isn't trusted; it was accepted because AcceptUntrustedCertificates is set.");
     }
     if let Some((user, password)) = credentials {
+        if let Some(why) = authzid_ignored(&connected.greeting, endpoint, user) {
+            out.message = why;
+            return out;
+        }
         let logged_in =
             tokio::time::timeout(timeout, login(connected.client, endpoint, user, password)).await;
         match logged_in {

@@ -120,11 +120,21 @@ pub(crate) struct Listed {
     pub selectable: bool,
 }
 
-/// `LIST "" "*"` whose tagged reply is seen: a NO is an error, not an empty mailbox.
-pub(crate) async fn list_checked(s: &mut Session<ImapStream>) -> Result<Vec<Listed>, String> {
+/// An IMAP quoted string.
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// `LIST "" <pattern>` whose tagged reply is seen: a NO is an error, not an empty mailbox.
+/// `pattern` is sent as given (already in modified UTF-7).
+pub(crate) async fn list_checked(
+    s: &mut Session<ImapStream>,
+    pattern: &str,
+) -> Result<Vec<Listed>, String> {
     use async_imap::imap_proto::{MailboxDatum, Response};
     let mut out = Vec::new();
-    let refused = run_checked(s, "LIST \"\" \"*\"", |r| {
+    let command = format!("LIST \"\" {}", quoted(pattern));
+    let refused = run_checked(s, &command, |r| {
         if let Response::MailboxData(MailboxDatum::List {
             name_attributes,
             delimiter,
@@ -143,6 +153,15 @@ pub(crate) async fn list_checked(s: &mut Session<ImapStream>) -> Result<Vec<List
     .await?;
     match refused {
         None => Ok(out),
-        Some(why) => Err(format!("LIST failed: {why}")),
+        Some(why) => Err(format!("{command} failed: {why}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn patterns_are_quoted() {
+        assert_eq!(super::quoted("*"), "\"*\"");
+        assert_eq!(super::quoted("#shared.a\"b\\*"), "\"#shared.a\\\"b\\\\*\"");
     }
 }

@@ -87,6 +87,8 @@ pub enum ConnectError {
 pub struct Connected {
     pub client: Client<ImapStream>,
     pub untrusted_certificate: bool,
+    /// The greeting's text (`Courier-IMAP ready. ...`), which names some servers.
+    pub greeting: String,
 }
 
 /// Verifies normally, but when the endpoint accepts untrusted certificates, lets a failing
@@ -94,8 +96,46 @@ pub struct Connected {
 #[derive(Debug)]
 struct Verifier {
     inner: Arc<rustls::client::WebPkiServerVerifier>,
+    /// The CA file's certificates: one of them may be the server's own self-signed certificate.
+    pinned: Vec<CertificateDer<'static>>,
     accept_untrusted: bool,
     untrusted: Arc<AtomicBool>,
+}
+
+impl Verifier {
+    /// A self-signed certificate made with `openssl req -x509` is marked CA:TRUE, which webpki
+    /// refuses as a server's certificate. When it is byte for byte a certificate the admin gave
+    /// as the CA file, it is trusted as pinned, but only for the names it was issued for. Its
+    /// validity period was checked before webpki got to the CA flag.
+    fn pinned_self_signed(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        server_name: &ServerName<'_>,
+        error: &rustls::Error,
+    ) -> Option<Result<ServerCertVerified, rustls::Error>> {
+        let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = error
+        else {
+            return None;
+        };
+        let ca_as_server = matches!(
+            other.0.downcast_ref::<webpki::Error>(),
+            Some(webpki::Error::CaUsedAsEndEntity)
+        );
+        if !ca_as_server
+            || !self
+                .pinned
+                .iter()
+                .any(|p| p.as_ref() == end_entity.as_ref())
+        {
+            return None;
+        }
+        let parsed = rustls::server::ParsedCertificate::try_from(end_entity);
+        Some(
+            parsed
+                .and_then(|c| rustls::client::verify_server_name(&c, server_name))
+                .map(|()| ServerCertVerified::assertion()),
+        )
+    }
 }
 
 impl ServerCertVerifier for Verifier {
@@ -112,12 +152,19 @@ impl ServerCertVerifier for Verifier {
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
         {
             Ok(v) => Ok(v),
-            Err(_) if self.accept_untrusted => {
+            Err(e) => match self.pinned_self_signed(end_entity, server_name, &e) {
+                Some(pinned) => pinned,
+                None => Err(e),
+            },
+        }
+        .or_else(|e| {
+            if self.accept_untrusted {
                 self.untrusted.store(true, Ordering::SeqCst);
                 Ok(ServerCertVerified::assertion())
+            } else {
+                Err(e)
             }
-            Err(e) => Err(e),
-        }
+        })
     }
     fn verify_tls12_signature(
         &self,
@@ -148,9 +195,10 @@ fn tls_config(
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
     }
-    if let Some(path) = &endpoint.ca_file {
-        add_ca_file(&mut roots, path)?;
-    }
+    let pinned = match &endpoint.ca_file {
+        Some(path) => add_ca_file(&mut roots, path)?,
+        None => Vec::new(),
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
         Arc::new(roots),
@@ -160,6 +208,7 @@ fn tls_config(
     .map_err(|e| ConnectError::Tls(format!("no usable CA certificates: {e}")))?;
     let verifier = Verifier {
         inner,
+        pinned,
         accept_untrusted: endpoint.accept_untrusted_certificates,
         untrusted,
     };
@@ -172,7 +221,11 @@ fn tls_config(
     Ok(Arc::new(config))
 }
 
-fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<(), ConnectError> {
+/// Adds a PEM file's certificates to the roots; returns them.
+fn add_ca_file(
+    roots: &mut rustls::RootCertStore,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
     let err = |message: String| ConnectError::CaFile {
         path: path.display().to_string(),
         message,
@@ -184,10 +237,10 @@ fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<(), Con
     if certs.is_empty() {
         return Err(err("no certificate in the file".into()));
     }
-    for c in certs {
-        roots.add(c).map_err(|e| err(e.to_string()))?;
+    for c in &certs {
+        roots.add(c.clone()).map_err(|e| err(e.to_string()))?;
     }
-    Ok(())
+    Ok(certs)
 }
 
 async fn tls_handshake(
@@ -201,10 +254,36 @@ async fn tls_handshake(
     tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| ConnectError::Tls(e.to_string()))
+        .map_err(|e| ConnectError::Tls(tls_advice(&e, &endpoint.remote_server)))
 }
 
-async fn greeting(client: &mut Client<ImapStream>) -> Result<(), ConnectError> {
+/// A TLS failure in words that say what to try next, with rustls's own words after them.
+fn tls_advice(e: &io::Error, host: &str) -> String {
+    use rustls::CertificateError as C;
+    let raw = e.to_string();
+    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return raw;
+    };
+    let advice = match tls {
+        rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            format!(
+                "the server's certificate is not valid for the name {host}: use a name it was                  issued for as the remote server"
+            )
+        }
+        rustls::Error::InvalidCertificate(
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+        ) => "the server's certificate is outside its validity period".to_string(),
+        rustls::Error::InvalidCertificate(_) => "the server's certificate is not trusted: give              the CA that issued it (or the server's own certificate) with --ca-file FILE, or              accept it with --accept-untrusted-certificates"
+            .to_string(),
+        rustls::Error::InvalidMessage(_) => "the server did not answer in TLS: with --security              ssl the port must speak TLS from the first byte (usually 993); a plain port (143)              takes --security tls (STARTTLS) or none"
+            .to_string(),
+        _ => return raw,
+    };
+    format!("{advice} ({raw})")
+}
+
+/// Reads the greeting; returns its text.
+async fn greeting(client: &mut Client<ImapStream>) -> Result<String, ConnectError> {
     use async_imap::imap_proto::{Response, Status};
     match client.read_response().await {
         Ok(Some(r)) => match r.parsed() {
@@ -216,7 +295,9 @@ async fn greeting(client: &mut Client<ImapStream>) -> Result<(), ConnectError> {
                 "the server said BYE: {}",
                 information.as_deref().unwrap_or("no reason given")
             ))),
-            Response::Data { .. } => Ok(()),
+            Response::Data { information, .. } => {
+                Ok(information.as_deref().unwrap_or("").to_string())
+            }
             _ => Err(ConnectError::NotImap(
                 "the first line was not an IMAP greeting".into(),
             )),
@@ -245,21 +326,21 @@ async fn connect_inner(endpoint: &ImapSettings) -> Result<Connected, ConnectErro
         .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let untrusted = Arc::new(AtomicBool::new(false));
-    let client = match endpoint.security {
+    let (client, greeted) = match endpoint.security {
         Security::None => {
             let mut c = Client::new(ImapStream::Plain(tcp));
-            greeting(&mut c).await?;
-            c
+            let g = greeting(&mut c).await?;
+            (c, g)
         }
         Security::Ssl => {
             let tls = tls_handshake(endpoint, tcp, untrusted.clone()).await?;
             let mut c = Client::new(ImapStream::Tls(Box::new(tls)));
-            greeting(&mut c).await?;
-            c
+            let g = greeting(&mut c).await?;
+            (c, g)
         }
         Security::Tls => {
             let mut c = Client::new(ImapStream::Plain(tcp));
-            greeting(&mut c).await?;
+            let g = greeting(&mut c).await?;
             c.run_command_and_check_ok("STARTTLS", None)
                 .await
                 .map_err(|_| ConnectError::NoStartTls)?;
@@ -267,11 +348,12 @@ async fn connect_inner(endpoint: &ImapSettings) -> Result<Connected, ConnectErro
                 unreachable!("plain before STARTTLS")
             };
             let tls = tls_handshake(endpoint, tcp, untrusted.clone()).await?;
-            Client::new(ImapStream::Tls(Box::new(tls)))
+            (Client::new(ImapStream::Tls(Box::new(tls))), g)
         }
     };
     Ok(Connected {
         client,
         untrusted_certificate: untrusted.load(Ordering::SeqCst),
+        greeting: greeted,
     })
 }

@@ -44,10 +44,8 @@ pub async fn login(
     let result = match settings.authentication {
         Authentication::Basic => client.login(user_name, password).await,
         Authentication::Plain => {
-            let (authzid, authcid) = match user_name.rsplit_once(settings.master_separator) {
-                Some((u, admin)) if !u.is_empty() && !admin.is_empty() => (u, admin),
-                _ => ("", user_name),
-            };
+            let (authzid, authcid) =
+                master_form(user_name, settings.master_separator).unwrap_or(("", user_name));
             let sasl = SaslPlain(format!("{authzid}\0{authcid}\0{password}"));
             client.authenticate("PLAIN", sasl).await
         }
@@ -60,6 +58,30 @@ pub async fn login(
             None => LoginError::Refused(text),
         }
     })
+}
+
+/// `user<SEP>admin` as (user, admin).
+fn master_form(user_name: &str, separator: char) -> Option<(&str, &str)> {
+    match user_name.rsplit_once(separator) {
+        Some((u, admin)) if !u.is_empty() && !admin.is_empty() => Some((u, admin)),
+        _ => None,
+    }
+}
+
+/// Courier-IMAP drops SASL PLAIN's authorization identity and logs the admin in as itself
+/// (it announces itself in its greeting): a migration that way would read the admin's own
+/// mailbox. The refusal, when `user_name` would be sent with an authzid to such a server.
+pub fn authzid_ignored(greeting: &str, settings: &ImapSettings, user_name: &str) -> Option<String> {
+    if settings.authentication != Authentication::Plain || !greeting.contains("Courier-IMAP") {
+        return None;
+    }
+    let (user, _) = master_form(user_name, settings.master_separator)?;
+    Some(format!(
+        "The server is Courier-IMAP, which ignores the authorization identity \"{user}\" of \
+         SASL PLAIN and would log in as the admin, reading the admin's own mailbox. Use \
+         Courier's admin form instead: the admin's UserName and the user's folders as UserRoot \
+         (e.g. #shared.{user})."
+    ))
 }
 
 /// Milliseconds a throttled server asks us to wait (Exchange's text or Gmail's code).
@@ -126,6 +148,22 @@ mod tests {
             Some(Duration::from_secs(1))
         );
         assert_eq!(backoff_hint("NO nope"), None);
+    }
+
+    #[test]
+    fn courier_with_an_authzid_is_refused_before_logging_in() {
+        let mut s = ImapSettings::new("x", 143, crate::imap::Security::None);
+        let courier = "Courier-IMAP ready. Copyright 1998-2018 Double Precision, Inc.";
+        assert_eq!(
+            authzid_ignored(courier, &s, "alice*admin"),
+            None,
+            "LOGIN form"
+        );
+        s.authentication = Authentication::Plain;
+        let refusal = authzid_ignored(courier, &s, "alice*admin").unwrap();
+        assert!(refusal.contains("#shared.alice"), "{refusal}");
+        assert_eq!(authzid_ignored(courier, &s, "alice"), None, "no authzid");
+        assert_eq!(authzid_ignored("Dovecot ready.", &s, "alice*admin"), None);
     }
 
     #[test]

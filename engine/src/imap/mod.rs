@@ -9,5 +9,5 @@ mod settings;
 
 pub(crate) use checked::{Fetched, fetch_checked, list_checked};
 pub use connect::{ConnectError, Connected, ImapStream, connect};
-pub use login::{LoginError, SIGN_IN_FAILED, backoff_hint, login, server_text};
+pub use login::{LoginError, SIGN_IN_FAILED, authzid_ignored, backoff_hint, login, server_text};
 pub use settings::{Authentication, ImapSettings, Security};

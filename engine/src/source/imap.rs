@@ -12,8 +12,8 @@ use super::{
     SourceItem,
 };
 use crate::imap::{
-    Fetched, ImapSettings, ImapStream, LoginError, SIGN_IN_FAILED, backoff_hint, connect,
-    fetch_checked, list_checked, login, server_text,
+    Fetched, ImapSettings, ImapStream, LoginError, SIGN_IN_FAILED, authzid_ignored, backoff_hint,
+    connect, fetch_checked, list_checked, login, server_text,
 };
 
 /// A logged-in IMAP session of one user.
@@ -43,6 +43,50 @@ fn uid_set(uids: &[u32]) -> String {
 }
 
 impl ImapSource {
+    /// The folders under a UserRoot, listed by pattern (a server such as Courier shows shared
+    /// folders only to a pattern that names them, never under `*`). When the root itself is a
+    /// selectable mailbox it is the user's INBOX (Courier's `#shared.<user>`), and what is
+    /// below it stays below the INBOX, as the user sees it; a root that is only a container
+    /// (`/users/<name>`) holds the user's top-level folders.
+    async fn folders_under(&mut self, root: &str) -> Result<Vec<SourceFolder>, SourceError> {
+        let pattern = format!("{}*", mutf7::encode(root));
+        let listed = list_checked(&mut self.session, &pattern)
+            .await
+            .map_err(failed)?;
+        let decoded: Vec<_> = listed
+            .into_iter()
+            .filter_map(|l| Some((mutf7::decode(&l.wire_name).ok()?, l)))
+            .collect();
+        let root_is_inbox = decoded.iter().any(|(name, l)| {
+            l.selectable && name == root.trim_end_matches(l.delimiter.unwrap_or('/'))
+        });
+        let mut out = Vec::new();
+        for (name, l) in decoded {
+            let d = l.delimiter.unwrap_or('/');
+            let base = root.trim_end_matches(d);
+            let relative = if name == base {
+                if !root_is_inbox {
+                    continue;
+                }
+                "INBOX".to_string()
+            } else {
+                match name.strip_prefix(&format!("{base}{d}")) {
+                    Some(rest) if root_is_inbox => format!("INBOX{d}{rest}"),
+                    Some(rest) => rest.to_string(),
+                    // A sibling that only starts like the root (`#shared.alicea`).
+                    None => continue,
+                }
+            };
+            out.push(SourceFolder {
+                selectable: l.selectable,
+                name,
+                relative,
+                delimiter: l.delimiter,
+            });
+        }
+        Ok(out)
+    }
+
     /// Connects per the settings and logs in with the CSV row's credential.
     pub async fn login(
         settings: &ImapSettings,
@@ -52,6 +96,9 @@ impl ImapSource {
         let connected = connect(settings, timeout)
             .await
             .map_err(|e| SourceError::Transient(e.to_string()))?;
+        if let Some(why) = authzid_ignored(&connected.greeting, settings, &credential.user_name) {
+            return Err(SourceError::Permanent(why));
+        }
         let session = match login(
             connected.client,
             settings,
@@ -114,33 +161,41 @@ impl ImapSource {
 #[async_trait]
 impl MailSource for ImapSource {
     async fn folders(&mut self) -> Result<Vec<SourceFolder>, SourceError> {
-        let root = self.user_root.clone().unwrap_or_default();
-        let names = list_checked(&mut self.session).await.map_err(failed)?;
-        let mut out = Vec::new();
-        for listed in names {
-            let Ok(name) = mutf7::decode(&listed.wire_name) else {
-                continue;
-            };
-            let relative = if root.is_empty() {
-                name.clone()
-            } else {
-                let d = listed.delimiter.unwrap_or('/');
-                let prefix = format!("{}{d}", root.trim_end_matches(d));
-                match name.strip_prefix(&prefix) {
-                    Some(r) => r.to_string(),
-                    None => continue, // outside the user's root (another user's, the admin's)
+        let out = match self.user_root.clone().filter(|r| !r.is_empty()) {
+            Some(root) => self.folders_under(&root).await?,
+            None => {
+                let mut out = Vec::new();
+                for listed in list_checked(&mut self.session, "*").await.map_err(failed)? {
+                    let Ok(name) = mutf7::decode(&listed.wire_name) else {
+                        continue;
+                    };
+                    out.push(SourceFolder {
+                        selectable: listed.selectable,
+                        relative: name.clone(),
+                        name,
+                        delimiter: listed.delimiter,
+                    });
                 }
-            };
-            out.push(SourceFolder {
-                selectable: listed.selectable,
-                name,
-                relative,
-                delimiter: listed.delimiter,
-            });
+                out
+            }
+        };
+        // Every mailbox has an INBOX; a listing without one is the wrong mailbox (an admin
+        // form the server read differently), not an empty one.
+        if !out.iter().any(|f| f.relative.eq_ignore_ascii_case("INBOX")) {
+            return Err(SourceError::Permanent(match &self.user_root {
+                Some(root) if !root.is_empty() => format!(
+                    "The UserRoot \"{root}\" matches no mailbox with an INBOX on the server \
+                     ({} folders found under it). Check the CSV's UserRoot (on Courier, a user's \
+                     folders are #shared.<user>).",
+                    out.len()
+                ),
+                _ => "The server listed no INBOX for this user: the login does not reach the \
+                      user's mailbox. Check the UserName's admin form."
+                    .to_string(),
+            }));
         }
         Ok(out)
     }
-
     async fn list(&mut self, folder: &SourceFolder) -> Result<FolderListing, SourceError> {
         let (uid_validity, exists) = self.examine(folder).await?;
         if exists == 0 {

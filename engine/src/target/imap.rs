@@ -96,21 +96,14 @@ impl ImapTarget {
                     server_text(&e)
                 ))
             })?;
-        let delimiter = {
-            use futures::TryStreamExt;
-            let names: Vec<_> = session
-                .list(Some(""), Some(""))
-                .await
-                .map_err(io)?
-                .try_collect()
-                .await
-                .map_err(io)?;
-            names
-                .first()
-                .and_then(|n| n.delimiter())
-                .and_then(|d| d.chars().next())
-                .unwrap_or('/')
-        };
+        // `LIST "" ""` names the hierarchy delimiter (RFC 3501 6.3.8). Read checked: a reply
+        // lost or refused here would make every nested folder's name wrong.
+        let delimiter = crate::imap::list_checked(&mut session, "")
+            .await
+            .map_err(io)?
+            .first()
+            .and_then(|l| l.delimiter)
+            .unwrap_or('/');
         Ok(Mailbox {
             session,
             delimiter,
