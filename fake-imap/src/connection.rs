@@ -177,7 +177,10 @@ impl Connection {
                     Ok(command) => Incoming::Command(command.into_static()),
                     Err(DecodeMessageError::MessageTooLong { .. })
                     | Err(DecodeMessageError::MessagePoisoned { .. }) => Incoming::TooBig { tag },
-                    Err(_) => Incoming::Malformed { tag },
+                    Err(_) => match lenient_login(self.fragmentizer.message_bytes()) {
+                        Some(command) => Incoming::Command(command),
+                        None => Incoming::Malformed { tag },
+                    },
                 },
             );
         }
@@ -302,6 +305,32 @@ fn command_name(line: &[u8]) -> String {
     } else {
         first
     }
+}
+
+/// `LOGIN user*admin pw` with bare atoms that hold list wildcards (`*`, `%`) or other
+/// characters RFC 3501 keeps out of atoms: Dovecot and Courier accept them, and so do clients
+/// such as Python's imaplib, which sends a master-user login unquoted. Such a line is read as
+/// if its two arguments were quoted.
+fn lenient_login(line: &[u8]) -> Option<Command<'static>> {
+    let text = std::str::from_utf8(line).ok()?.strip_suffix("\r\n")?;
+    let mut parts = text.split(' ');
+    let (tag, verb, user, password) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let bare = |a: &str| {
+        !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'(' | b')' | b'{'))
+    };
+    if parts.next().is_some()
+        || !verb.eq_ignore_ascii_case("LOGIN")
+        || !bare(user)
+        || !bare(password)
+    {
+        return None;
+    }
+    let quoted = format!("{tag} LOGIN \"{user}\" \"{password}\"\r\n");
+    use imap_codec::decode::Decoder;
+    let (rest, command) = CommandCodec::default().decode(quoted.as_bytes()).ok()?;
+    rest.is_empty().then(|| command.into_static())
 }
 
 #[cfg(test)]

@@ -470,22 +470,36 @@ impl Session {
                 let Some(rest) = name.strip_prefix(&prefix) else {
                     return Some((owner.clone(), canonical(name, delim)));
                 };
-                // User names may contain the delimiter (terry.adams under `.`): longest match.
+                // Account names may contain the delimiter once munged: longest match.
+                let store = &self.shared.store;
                 let mut best: Option<(String, String)> = None;
-                for user in self.shared.store.users() {
-                    let folder = if rest == user {
-                        Some(String::new())
+                for user in store.users() {
+                    let shown = crate::cmd::mailbox::shared_account_name(&user);
+                    let folder = if rest == shown {
+                        Some("INBOX".to_string())
                     } else {
-                        rest.strip_prefix(&format!("{user}{delim}"))
+                        rest.strip_prefix(&format!("{shown}{delim}"))
                             .map(|f| f.to_string())
                     };
                     if let Some(folder) = folder
-                        && best.as_ref().is_none_or(|(u, _)| u.len() < user.len())
+                        && best.as_ref().is_none_or(|(u, _)| {
+                            crate::cmd::mailbox::shared_account_name(u).len() < shown.len()
+                        })
                     {
                         best = Some((user, folder));
                     }
                 }
-                best.map(|(u, f)| (u, canonical(&f, delim)))
+                // Below the root: INBOX's child if the account has it, else a top-level folder.
+                best.map(|(u, f)| {
+                    let f = canonical(&f, delim);
+                    let under_inbox = format!("INBOX{delim}{f}");
+                    let folder = if f != "INBOX" && store.folder_info(&u, &under_inbox).is_ok() {
+                        under_inbox
+                    } else {
+                        f
+                    };
+                    (u, folder)
+                })
             }
         }
     }

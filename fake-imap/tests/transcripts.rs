@@ -238,6 +238,7 @@ transcripts!(
     admin_courier,
     admin_dovecot,
     admin_dovecot_login,
+    login_bare_master_user,
     admin_exchange,
     admin_mirapoint,
     admin_plain,

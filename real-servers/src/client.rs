@@ -85,7 +85,8 @@ fn imap_date(t: DateTime<FixedOffset>) -> String {
     format!("\"{}\"", t.format("%d-%b-%Y %H:%M:%S %z"))
 }
 
-pub(crate) async fn seed(
+/// Appends `messages` as `user` on 127.0.0.1:`port`, creating their folders.
+pub async fn seed(
     kind: Kind,
     port: u16,
     user: &str,
@@ -119,7 +120,8 @@ pub(crate) async fn seed(
     Ok(())
 }
 
-pub(crate) async fn set_flags(
+/// Replaces the flags of the `index`th message (oldest first) of a folder.
+pub async fn set_flags(
     kind: Kind,
     port: u16,
     user: &str,
@@ -157,7 +159,8 @@ pub(crate) async fn set_flags(
     Ok(())
 }
 
-pub(crate) async fn mailbox(
+/// Every message of the folders `user` sees.
+pub async fn mailbox(
     kind: Kind,
     port: u16,
     user: &str,

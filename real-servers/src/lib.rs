@@ -24,6 +24,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use client::{Message, Stored};
+
+/// The fixtures' IMAP client, for any server on 127.0.0.1 (a fake one too): seeding by APPEND
+/// and reading a mailbox back, with `kind`'s folder naming.
+pub mod over_imap {
+    pub use crate::client::{mailbox, seed, set_flags};
+}
 use process::Group;
 
 /// Where `scripts/install-real-servers.sh` extracts the packages that conflict with Dovecot.

@@ -457,7 +457,11 @@ fn source_user(
         // The user whose name ends the root (user names may contain the delimiter).
         UserNameForm::Courier { user_root, .. } => users
             .iter()
-            .filter(|u| user_root.trim_end_matches(['/', '.']).ends_with(u.as_str()))
+            .filter(|u| {
+                user_root
+                    .trim_end_matches(['/', '.'])
+                    .ends_with(&fake_imap::cmd::mailbox::shared_account_name(u))
+            })
             .max_by_key(|u| u.len())
             .cloned()
             .unwrap_or_default(),
@@ -567,7 +571,13 @@ async fn expect(w: &World, n: usize, x: &Expect) -> Result<(), String> {
                 endpoint.imap_settings().map_or('*', |s| s.master_separator),
                 &users,
             );
-            let source = source_messages(w, &user, &u.email_address, &batch.settings)?;
+            let source = source_messages(
+                w,
+                &user,
+                &u.email_address,
+                &batch.settings,
+                u.user_root.is_some(),
+            )?;
             let target = match &w.imap_target {
                 None => target_messages(&w.tenant, &u.email_address)
                     .await
@@ -649,15 +659,25 @@ fn source_messages(
     user: &str,
     email: &str,
     settings: &BatchSettings,
+    via_user_root: bool,
 ) -> Result<Vec<SourceMessage>, String> {
     let store = w.source.store();
     let delimiter = store.delimiter();
+    // Through a UserRoot (Courier's shared tree) every folder is below the user's INBOX.
+    let relative = |name: &str| {
+        let under = format!("INBOX{delimiter}");
+        if !via_user_root || name.eq_ignore_ascii_case("INBOX") || name.starts_with(&under) {
+            name.to_string()
+        } else {
+            format!("{under}{name}")
+        }
+    };
     let folders: Vec<SourceFolder> = store
         .folders(user)
         .map_err(|e| e.to_string())?
         .into_iter()
         .map(|f| SourceFolder {
-            relative: f.name.clone(),
+            relative: relative(&f.name),
             name: f.name,
             delimiter: Some(delimiter),
             selectable: f.selectable,

@@ -50,8 +50,22 @@ fn delimiter_char(s: &Session) -> QuotedChar {
     QuotedChar::try_from(s.delimiter()).expect("/ and . are valid quoted chars")
 }
 
+/// A name a session can see.
+struct Visible {
+    name: String,
+    selectable: bool,
+    /// In the shared namespace: listed only to a pattern that names it, as Courier does.
+    shared: bool,
+}
+
+/// How Courier shows an account in its shared namespace: `.` and `/` (which its folder names
+/// cannot hold) become spaces, so `terry.adams` is `#shared.terry adams`.
+pub fn shared_account_name(user: &str) -> String {
+    user.replace(['.', '/'], " ")
+}
+
 /// Every name the session can see, with whether it can hold messages.
-fn visible_folders(s: &Session) -> Vec<(String, bool)> {
+fn visible_folders(s: &Session) -> Vec<Visible> {
     let Some(login) = &s.login else {
         return Vec::new();
     };
@@ -60,26 +74,64 @@ fn visible_folders(s: &Session) -> Vec<(String, bool)> {
         store
             .folders(user)
             .map(|fs| fs.into_iter().map(|f| (f.name, f.selectable)).collect())
-            .unwrap_or_else(|_| Vec::new())
+            .unwrap_or_else(|_| Vec::<(String, bool)>::new())
+    };
+    let mine = |user: &str| {
+        own(user).into_iter().map(|(name, selectable)| Visible {
+            name,
+            selectable,
+            shared: false,
+        })
     };
     match &login.view {
-        View::Own { owner } => own(owner),
+        View::Own { owner } => mine(owner).collect(),
         View::Shared { owner, root } => {
             let delim = s.delimiter();
-            let mut out: Vec<(String, bool)> = own(owner);
-            out.push((root.clone(), false));
+            let inbox_child = format!("INBOX{delim}");
+            let mut out: Vec<Visible> = mine(owner).collect();
             for user in store.users() {
                 if &user == owner {
                     continue;
                 }
-                out.push((format!("{root}{delim}{user}"), false));
-                for (name, selectable) in own(&user) {
-                    out.push((format!("{root}{delim}{user}{delim}{name}"), selectable));
+                // The account's root is its INBOX; INBOX's children are the root's children
+                // (a store folder outside INBOX is shown there too).
+                let base = format!("{root}{delim}{}", shared_account_name(&user));
+                let folders = own(&user);
+                let inbox = folders
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("INBOX"))
+                    .is_some_and(|(_, sel)| *sel);
+                out.push(Visible {
+                    name: base.clone(),
+                    selectable: inbox,
+                    shared: true,
+                });
+                for (name, selectable) in folders {
+                    if name.eq_ignore_ascii_case("INBOX") {
+                        continue;
+                    }
+                    let rest = name.strip_prefix(&inbox_child).unwrap_or(&name);
+                    out.push(Visible {
+                        name: format!("{base}{delim}{rest}"),
+                        selectable,
+                        shared: true,
+                    });
                 }
             }
             out
         }
     }
+}
+
+/// Whether a LIST pattern reaches into the shared namespace: its literal start (before any
+/// wildcard) begins with the shared root. Courier answers `LIST "" "*"` with the login's own
+/// folders only.
+fn names_shared(pattern: &str, view: Option<&View>) -> bool {
+    let Some(View::Shared { root, .. }) = view else {
+        return false;
+    };
+    let literal = pattern.split(['*', '%']).next().unwrap_or("");
+    literal.starts_with(root.as_str())
 }
 
 /// RFC 3501 LIST wildcards: `*` matches anything, `%` anything but the delimiter.
@@ -161,7 +213,17 @@ pub async fn list(
     } else {
         None
     };
-    for (name, selectable) in visible_folders(s) {
+    let full_pattern: String = pattern.iter().collect();
+    let shared_too = names_shared(&full_pattern, s.login.as_ref().map(|l| &l.view));
+    for Visible {
+        name,
+        selectable,
+        shared,
+    } in visible_folders(s)
+    {
+        if shared && !shared_too {
+            continue;
+        }
         let chars: Vec<char> = name.chars().collect();
         if !wildcard_match(&pattern, &chars, delim) {
             continue;
