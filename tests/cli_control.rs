@@ -344,3 +344,30 @@ async fn closed_sets_are_checked_by_the_parser_and_every_command_explains_itself
     assert!(help.starts_with("Start-MigrationBatch: "), "{help}");
     assert!(help.contains("The batch's name"), "{help}");
 }
+
+#[tokio::test]
+async fn a_truncated_or_missing_state_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let db = state.join("mailmig.sqlite");
+    std::fs::write(&db, b"").unwrap();
+    let o = mailmig(&state, &["batch", "get"]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains(&db.display().to_string()) && t.contains("empty (0 bytes)"),
+        "{t}"
+    );
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().len(),
+        0,
+        "nothing re-created"
+    );
+    // A mistyped state directory is not an empty migration.
+    let typo = dir.path().join("stat");
+    let o = mailmig(&typo, &["user", "get"]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no mailmig state here"), "{}", text(&o));
+    assert!(!typo.exists(), "a read creates no state");
+}

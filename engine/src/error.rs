@@ -37,6 +37,12 @@ impl Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error::State(e.to_string())
+        match e {
+            // A value the state holds that cannot be read: its own words.
+            rusqlite::Error::FromSqlConversionFailure(_, _, inner) => {
+                Error::State(inner.to_string())
+            }
+            e => Error::State(e.to_string()),
+        }
     }
 }

@@ -10,7 +10,7 @@ use engine::source::SourceSettings;
 use engine::test_server::{DEFAULT_TIMEOUT, TestResult, test_server};
 
 use super::test_server::ImapServerArgs;
-use super::{AuthenticationArg, EXIT_FAILED, EXIT_OK, SecurityArg, engine};
+use super::{AuthenticationArg, EXIT_FAILED, EXIT_OK, SecurityArg, engine, engine_creating};
 
 #[derive(Subcommand, Debug)]
 pub enum EndpointCommand {
@@ -99,7 +99,6 @@ pub async fn run(state_dir: &Path, command: EndpointCommand) -> anyhow::Result<u
 }
 
 async fn new(state_dir: &Path, args: NewArgs) -> anyhow::Result<u8> {
-    let engine = engine(state_dir)?;
     let mut settings = args.server.settings();
     settings.authentication = args.authentication.into();
     settings.master_separator = args.master_separator;
@@ -117,7 +116,8 @@ async fn new(state_dir: &Path, args: NewArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_FAILED);
         }
     }
-    engine.endpoint_new(e)?;
+    // The state is created only once there is something to keep.
+    engine_creating(state_dir)?.endpoint_new(e)?;
     println!("Created the migration endpoint \"{}\".", args.name);
     Ok(EXIT_OK)
 }

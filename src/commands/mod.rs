@@ -27,8 +27,17 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_ROW_ERRORS: u8 = 3;
 
-/// Opens the engine's state in a state directory.
+/// Opens the state a state directory holds (commands that read or change what exists).
 pub fn engine(state_dir: &Path) -> anyhow::Result<Arc<Engine>> {
+    Ok(Arc::new(Engine::open_existing(
+        state_dir,
+        Arc::new(SystemClock),
+    )?))
+}
+
+/// Opens the state of a state directory, creating it when there is none yet: the commands that
+/// set something up (`target set`, `endpoint new`, `batch new`).
+pub fn engine_creating(state_dir: &Path) -> anyhow::Result<Arc<Engine>> {
     Ok(Arc::new(
         Engine::open(state_dir, Arc::new(SystemClock))
             .with_context(|| format!("opening the state directory {}", state_dir.display()))?,

@@ -13,7 +13,7 @@ use engine::target::imap::{ImapTarget, ImapTargetConfig};
 use harness::TenantTarget;
 use serde::{Deserialize, Serialize};
 
-use super::{EXIT_OK, SecurityArg, engine};
+use super::{EXIT_OK, SecurityArg, engine, engine_creating};
 
 #[derive(Subcommand, Debug)]
 pub enum TargetCommand {
@@ -108,7 +108,7 @@ pub fn run(state_dir: &Path, command: TargetCommand) -> anyhow::Result<u8> {
 }
 
 fn set(state_dir: &Path, args: SetArgs) -> anyhow::Result<u8> {
-    let engine = engine(state_dir)?;
+    let engine = engine_creating(state_dir)?;
     let setting = match (args.embedded, args.fake_target, args.token) {
         (false, None, None) if args.imap => {
             let imap = ImapTargetConfig {

@@ -153,9 +153,18 @@ pub fn refresh_batch(
 }
 
 impl Engine {
+    /// Opens the state in `state_dir`, creating it when there is none yet.
     pub fn open(state_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         Ok(Self {
             db: StateDb::open(state_dir)?,
+            clock,
+        })
+    }
+
+    /// Opens the state `state_dir` holds; an error when there is none.
+    pub fn open_existing(state_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Ok(Self {
+            db: StateDb::open_existing(state_dir)?,
             clock,
         })
     }

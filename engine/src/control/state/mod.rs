@@ -144,9 +144,44 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339()
 }
 
-fn parse_ts(s: Option<String>) -> Option<DateTime<Utc>> {
-    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|d| d.to_utc())
+/// A value the state database holds that this mailmig cannot read: the row is refused, never
+/// replaced by a default.
+#[derive(Debug)]
+struct Unreadable(String);
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreadable {}
+
+fn unreadable(column: usize, what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        Box::new(Unreadable(what)),
+    )
+}
+
+/// An optional timestamp column: NULL is None, anything else must be RFC 3339.
+fn opt_ts(r: &Row<'_>, column: usize, row: &str) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let Some(s) = r.get::<_, Option<String>>(column)? else {
+        return Ok(None);
+    };
+    DateTime::parse_from_rfc3339(&s)
+        .map(|d| Some(d.to_utc()))
+        .map_err(|e| {
+            unreadable(
+                column,
+                format!("{row}: the time {s:?} is not RFC 3339 ({e})"),
+            )
+        })
+}
+
+fn req_ts(r: &Row<'_>, column: usize, row: &str) -> rusqlite::Result<DateTime<Utc>> {
+    opt_ts(r, column, row)?.ok_or_else(|| unreadable(column, format!("{row}: a time is missing")))
 }
 
 /// Makes a file or folder private to its owner.
@@ -160,7 +195,8 @@ fn private(path: &Path, mode: u32) -> Result<(), Error> {
 }
 
 impl StateDb {
-    /// Opens (or creates) the state database in `dir`.
+    /// Opens the state database in `dir`, creating it (and `dir`) when there is none yet: what
+    /// the commands that set something up do.
     pub fn open(dir: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::File {
             path: dir.to_path_buf(),
@@ -168,6 +204,47 @@ impl StateDb {
         })?;
         private(dir, 0o700)?;
         let path = dir.join(DB_FILE);
+        Self::open_file(dir, path)
+    }
+
+    /// Opens the state database that `dir` holds; refuses a directory without one, so a
+    /// mistyped state directory is an error, not an empty migration.
+    pub fn open_existing(dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(Error::File {
+                path: dir.to_path_buf(),
+                message: "no mailmig state here: nothing has been set up in this state \
+                          directory (check --state-dir or MAILMIG_STATE_DIR)"
+                    .into(),
+            });
+        }
+        Self::open_file(dir, path)
+    }
+
+    fn open_file(dir: &Path, path: PathBuf) -> Result<Self, Error> {
+        let refuse = |message: String| Error::File {
+            path: path.clone(),
+            message,
+        };
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            // SQLite would take an empty file for a new database: every batch would be gone.
+            return Err(refuse(
+                "the state database is empty (0 bytes): it was truncated or replaced. Restore \
+                 it from a backup; to start a new state, remove it first"
+                    .into(),
+            ));
+        }
+        Self::init(dir, &path).map_err(|e| match e {
+            Error::State(m) if m.contains("not a database") => refuse(format!(
+                "this is not a mailmig state database ({m}); restore it from a backup"
+            )),
+            other => other,
+        })
+    }
+
+    fn init(dir: &Path, path: &Path) -> Result<Self, Error> {
+        let path = path.to_path_buf();
         if !path.exists() {
             // Create it private before SQLite writes a single password into it.
             let mut open = std::fs::OpenOptions::new();
@@ -278,43 +355,60 @@ const USER_COLUMNS: &str = "email, batch, line, user_name, password, user_root, 
     running, sync_now, last_sync_items, last_sync_bytes, last_sync_ms, missing_in_target";
 
 fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    let email: String = r.get(0)?;
+    let row = format!("user {email}");
     let status: String = r.get(6)?;
+    let status = UserStatus::parse(&status)
+        .ok_or_else(|| unreadable(6, format!("{row}: unknown status {status:?}")))?;
     let running: Option<String> = r.get(14)?;
+    let running = match running {
+        None => None,
+        Some(k) => Some(
+            SyncKind::parse(&k)
+                .ok_or_else(|| unreadable(14, format!("{row}: unknown sync kind {k:?}")))?,
+        ),
+    };
     Ok(UserRow {
-        email_address: r.get(0)?,
         batch: r.get(1)?,
         line: r.get::<_, i64>(2)? as u64,
         user_name: r.get(3)?,
         password: r.get(4)?,
         user_root: r.get(5)?,
-        status: UserStatus::parse(&status).unwrap_or(UserStatus::Failed),
+        status,
         error: r.get(7)?,
         items_synced: r.get::<_, i64>(8)? as u64,
         items_skipped: r.get::<_, i64>(9)? as u64,
         bytes_synced: r.get::<_, i64>(10)? as u64,
-        last_successful_sync_time: parse_ts(r.get(11)?),
-        queued_at: parse_ts(r.get(12)?),
-        sync_started_at: parse_ts(r.get(13)?),
-        running: running.as_deref().and_then(SyncKind::parse),
+        last_successful_sync_time: opt_ts(r, 11, &row)?,
+        queued_at: opt_ts(r, 12, &row)?,
+        sync_started_at: opt_ts(r, 13, &row)?,
+        running,
         sync_now: r.get::<_, i64>(15)? != 0,
         last_sync_items: r.get::<_, i64>(16)? as u64,
         last_sync_bytes: r.get::<_, i64>(17)? as u64,
         last_sync_ms: r.get::<_, i64>(18)? as u64,
         missing_in_target: r.get::<_, Option<i64>>(19)?.map(|v| v as u64),
+        email_address: email,
     })
 }
 
 fn batch_from_row(r: &Row<'_>) -> rusqlite::Result<BatchRow> {
+    let name: String = r.get(0)?;
+    let row = format!("batch {name}");
     let status: String = r.get(2)?;
+    let status = BatchStatus::parse(&status)
+        .ok_or_else(|| unreadable(2, format!("{row}: unknown status {status:?}")))?;
     let settings: String = r.get(3)?;
+    let settings = serde_json::from_str(&settings)
+        .map_err(|e| unreadable(3, format!("{row}: unreadable settings ({e})")))?;
     Ok(BatchRow {
-        name: r.get(0)?,
         endpoint: r.get(1)?,
-        status: BatchStatus::parse(&status).unwrap_or(BatchStatus::Corrupted),
-        settings: serde_json::from_str(&settings).unwrap_or_default(),
-        created_at: parse_ts(r.get(4)?).unwrap_or_default(),
-        last_admin_action_at: parse_ts(r.get(5)?).unwrap_or_default(),
-        status_since: parse_ts(r.get(6)?).unwrap_or_default(),
+        status,
+        settings,
+        created_at: req_ts(r, 4, &row)?,
+        last_admin_action_at: req_ts(r, 5, &row)?,
+        status_since: req_ts(r, 6, &row)?,
+        name,
     })
 }
 
@@ -699,6 +793,67 @@ mod tests {
         // Opening again changes nothing.
         let db = StateDb::open(dir.path()).unwrap();
         assert_eq!(db.read(|tx| tx.endpoints()).unwrap(), vec![e]);
+    }
+
+    #[test]
+    fn an_empty_or_foreign_state_file_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        std::fs::write(&path, b"").unwrap();
+        let e = StateDb::open(dir.path()).err().unwrap().to_string();
+        assert!(e.starts_with(&path.display().to_string()), "{e}");
+        assert!(e.contains("empty (0 bytes)"), "{e}");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left as it was");
+        std::fs::write(
+            &path,
+            b"these are not the droids you are looking for, not SQLite",
+        )
+        .unwrap();
+        let e = StateDb::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("not a mailmig state database"), "{e}");
+        let empty = tempfile::tempdir().unwrap();
+        let e = StateDb::open_existing(empty.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("no mailmig state here"), "{e}");
+        assert!(
+            !empty.path().join(DB_FILE).exists(),
+            "reading creates nothing"
+        );
+    }
+
+    #[test]
+    fn unknown_values_are_errors_not_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let now = Utc::now();
+        db.transaction(|tx| {
+            tx.insert_batch(&BatchRow {
+                name: "B".into(),
+                endpoint: "src".into(),
+                status: BatchStatus::Created,
+                settings: BatchSettings::default(),
+                created_at: now,
+                last_admin_action_at: now,
+                status_since: now,
+            })?;
+            tx.0.execute("UPDATE batches SET status = 'Frobnicated'", [])?;
+            Ok(())
+        })
+        .unwrap();
+        let e = db.read(|tx| tx.batches()).unwrap_err().to_string();
+        assert!(e.contains("batch B: unknown status \"Frobnicated\""), "{e}");
+        db.transaction(|tx| {
+            tx.0.execute(
+                "UPDATE batches SET status = 'Created', settings = '{nope'",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        let e = db.read(|tx| tx.batch("B")).unwrap_err().to_string();
+        assert!(e.contains("batch B: unreadable settings"), "{e}");
     }
 
     #[test]
