@@ -48,30 +48,23 @@ fn hms(d: Duration) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
-/// CAPABILITY before login (async-imap offers it only on a session): the untagged reply
-/// arrives on the unsolicited channel.
-async fn capabilities(
-    client: &mut async_imap::Client<crate::imap::ImapStream>,
-) -> Result<Vec<String>, String> {
-    use async_imap::imap_proto::{Capability, Response};
-    let (tx, rx) = async_channel::unbounded();
-    client
-        .run_command_and_check_ok("CAPABILITY", Some(tx))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut caps = Vec::new();
-    while let Ok(r) = rx.try_recv() {
-        if let async_imap::types::UnsolicitedResponse::Other(data) = r
-            && let Response::Capabilities(list) = data.parsed()
-        {
-            caps.extend(list.iter().map(|c| match c {
-                Capability::Imap4rev1 => "IMAP4rev1".to_string(),
-                Capability::Auth(a) => format!("AUTH={a}"),
-                Capability::Atom(a) => a.to_string(),
-            }));
-        }
+/// CAPABILITY before login.
+async fn capabilities(client: &mut crate::imap::Client) -> Result<Vec<String>, String> {
+    match crate::imap::commands::capability(client).await {
+        Ok((caps, done)) if done.is_ok() => Ok(caps
+            .into_iter()
+            .map(|c| {
+                // imap-codec spells it in capitals; RFC 3501 and people write IMAP4rev1.
+                if c.eq_ignore_ascii_case("IMAP4rev1") {
+                    "IMAP4rev1".to_string()
+                } else {
+                    c
+                }
+            })
+            .collect()),
+        Ok((_, done)) => Err(format!("CAPABILITY was refused: {done:?}")),
+        Err(e) => Err(e.to_string()),
     }
-    Ok(caps)
 }
 
 /// Runs the test against an IMAP server; `credentials` are (user name as in the CSV,
@@ -142,11 +135,16 @@ pub async fn test_server(
             out.message = why;
             return out;
         }
+        let mut client = connected.client;
         let logged_in =
-            tokio::time::timeout(timeout, login(connected.client, endpoint, user, password)).await;
+            tokio::time::timeout(timeout, login(&mut client, endpoint, user, password)).await;
         match logged_in {
-            Ok(Ok(mut session)) => {
-                let _ = session.logout().await;
+            Ok(Ok(())) => crate::imap::commands::logout(&mut client).await,
+            Ok(Err(LoginError::Connection(e))) => {
+                out.message =
+                    format!("The connection to the server '{host}' failed during the login.");
+                out.error_detail = Some(e.to_string());
+                return out;
             }
             Ok(Err(e @ LoginError::Refused(_))) => {
                 out.message = SIGN_IN_FAILED.to_string();

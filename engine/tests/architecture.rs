@@ -136,6 +136,10 @@ fn references(
     let is_ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     let mut i = 0;
     while i < code.len() {
+        if !code.is_char_boundary(i) {
+            i += 1;
+            continue;
+        }
         let rest = &code[i..];
         let Some(kw) = ["crate::", "super::", "self::"]
             .into_iter()

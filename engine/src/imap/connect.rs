@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_imap::Client;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -19,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use super::client::{Client, ClientError, Limits, Part};
 use super::settings::{ImapSettings, Security};
 
 /// A connection, plain or TLS.
@@ -85,7 +85,7 @@ pub enum ConnectError {
 
 /// A connected client, and whether its certificate was untrusted but accepted.
 pub struct Connected {
-    pub client: Client<ImapStream>,
+    pub client: Client,
     pub untrusted_certificate: bool,
     /// The greeting's text (`Courier-IMAP ready. ...`), which names some servers.
     pub greeting: String,
@@ -283,30 +283,18 @@ fn tls_advice(e: &io::Error, host: &str) -> String {
 }
 
 /// Reads the greeting; returns its text.
-async fn greeting(client: &mut Client<ImapStream>) -> Result<String, ConnectError> {
-    use async_imap::imap_proto::{Response, Status};
-    match client.read_response().await {
-        Ok(Some(r)) => match r.parsed() {
-            Response::Data {
-                status: Status::Bye,
-                information,
-                ..
-            } => Err(ConnectError::NotImap(format!(
-                "the server said BYE: {}",
-                information.as_deref().unwrap_or("no reason given")
-            ))),
-            Response::Data { information, .. } => {
-                Ok(information.as_deref().unwrap_or("").to_string())
-            }
-            _ => Err(ConnectError::NotImap(
-                "the first line was not an IMAP greeting".into(),
-            )),
-        },
-        Ok(None) => Err(ConnectError::NotImap(
-            "the server closed the connection".into(),
-        )),
-        Err(e) => Err(ConnectError::NotImap(e.to_string())),
-    }
+async fn greeting(client: &mut Client) -> Result<String, ConnectError> {
+    client.greeting().await.map_err(|e| match e {
+        ClientError::Bye(text) => ConnectError::NotImap(format!("the server said BYE: {text}")),
+        ClientError::Closed => ConnectError::NotImap("the server closed the connection".into()),
+        ClientError::Idle(after) | ClientError::Deadline { after, .. } => {
+            ConnectError::Timeout(after)
+        }
+        ClientError::Garbled(line) => {
+            ConnectError::NotImap(format!("the first line was not an IMAP greeting: {line}"))
+        }
+        other => ConnectError::NotImap(other.to_string()),
+    })
 }
 
 /// Connects per the endpoint's security; the whole connection (TCP, TLS, greeting, STARTTLS)
@@ -315,12 +303,26 @@ pub async fn connect(
     endpoint: &ImapSettings,
     timeout: Duration,
 ) -> Result<Connected, ConnectError> {
-    tokio::time::timeout(timeout, connect_inner(endpoint))
+    let limits = Limits {
+        idle: timeout,
+        command: timeout,
+        ..Limits::default()
+    };
+    connect_with(endpoint, timeout, limits).await
+}
+
+/// [`connect`] with the client's own limits for what follows.
+pub async fn connect_with(
+    endpoint: &ImapSettings,
+    timeout: Duration,
+    limits: Limits,
+) -> Result<Connected, ConnectError> {
+    tokio::time::timeout(timeout, connect_inner(endpoint, limits))
         .await
         .unwrap_or(Err(ConnectError::Timeout(timeout)))
 }
 
-async fn connect_inner(endpoint: &ImapSettings) -> Result<Connected, ConnectError> {
+async fn connect_inner(endpoint: &ImapSettings, limits: Limits) -> Result<Connected, ConnectError> {
     let tcp = TcpStream::connect((endpoint.remote_server.as_str(), endpoint.port))
         .await
         .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
@@ -328,27 +330,28 @@ async fn connect_inner(endpoint: &ImapSettings) -> Result<Connected, ConnectErro
     let untrusted = Arc::new(AtomicBool::new(false));
     let (client, greeted) = match endpoint.security {
         Security::None => {
-            let mut c = Client::new(ImapStream::Plain(tcp));
+            let mut c = Client::new(ImapStream::Plain(tcp), limits);
             let g = greeting(&mut c).await?;
             (c, g)
         }
         Security::Ssl => {
             let tls = tls_handshake(endpoint, tcp, untrusted.clone()).await?;
-            let mut c = Client::new(ImapStream::Tls(Box::new(tls)));
+            let mut c = Client::new(ImapStream::Tls(Box::new(tls)), limits);
             let g = greeting(&mut c).await?;
             (c, g)
         }
         Security::Tls => {
-            let mut c = Client::new(ImapStream::Plain(tcp));
+            let mut c = Client::new(ImapStream::Plain(tcp), limits);
             let g = greeting(&mut c).await?;
-            c.run_command_and_check_ok("STARTTLS", None)
-                .await
-                .map_err(|_| ConnectError::NoStartTls)?;
-            let ImapStream::Plain(tcp) = c.into_inner() else {
-                unreachable!("plain before STARTTLS")
+            match c.run(&[Part::Text("STARTTLS")], |_| {}).await {
+                Ok(done) if done.is_ok() => {}
+                _ => return Err(ConnectError::NoStartTls),
+            }
+            let Some(ImapStream::Plain(tcp)) = c.into_stream() else {
+                return Err(ConnectError::NoStartTls);
             };
             let tls = tls_handshake(endpoint, tcp, untrusted.clone()).await?;
-            (Client::new(ImapStream::Tls(Box::new(tls))), g)
+            (Client::new(ImapStream::Tls(Box::new(tls)), limits), g)
         }
     };
     Ok(Connected {

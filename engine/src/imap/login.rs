@@ -1,12 +1,12 @@
 //! Logging in the way the settings say (LOGIN with any admin form, or SASL PLAIN with an
-//! authorization identity), throttling hints, and the server's own words out of async-imap's
-//! errors.
+//! authorization identity), throttling hints, and servers known to mishandle an admin form.
 
 use std::time::Duration;
 
-use async_imap::{Client, Session};
+use base64::Engine as _;
 
-use super::ImapStream;
+use super::client::{Client, ClientError, Done, Part};
+use super::commands::astring;
 use super::settings::{Authentication, ImapSettings};
 
 /// Exchange's message for a refused login.
@@ -21,43 +21,9 @@ pub enum LoginError {
     /// The server asked us to come back later.
     #[error("{text}")]
     Throttled { wait: Duration, text: String },
-}
-
-/// SASL PLAIN's single message: authzid NUL authcid NUL password (RFC 4616).
-struct SaslPlain(String);
-
-impl async_imap::Authenticator for SaslPlain {
-    type Response = String;
-    fn process(&mut self, _challenge: &[u8]) -> String {
-        self.0.clone()
-    }
-}
-
-/// Logs in with a UserName as the CSV gives it: as is for LOGIN; for SASL PLAIN, a master-user
-/// form `user<SEP>admin` becomes authzid = user, authcid = admin.
-pub async fn login(
-    client: Client<ImapStream>,
-    settings: &ImapSettings,
-    user_name: &str,
-    password: &str,
-) -> Result<Session<ImapStream>, LoginError> {
-    let result = match settings.authentication {
-        Authentication::Basic => client.login(user_name, password).await,
-        Authentication::Plain => {
-            let (authzid, authcid) =
-                master_form(user_name, settings.master_separator).unwrap_or(("", user_name));
-            let sasl = SaslPlain(format!("{authzid}\0{authcid}\0{password}"));
-            client.authenticate("PLAIN", sasl).await
-        }
-    };
-    result.map_err(|(e, _)| {
-        let raw = e.to_string();
-        let text = server_text(&e);
-        match backoff_hint(&raw) {
-            Some(wait) => LoginError::Throttled { wait, text },
-            None => LoginError::Refused(text),
-        }
-    })
+    /// The connection failed during the login.
+    #[error("{0}")]
+    Connection(ClientError),
 }
 
 /// `user<SEP>admin` as (user, admin).
@@ -65,6 +31,53 @@ fn master_form(user_name: &str, separator: char) -> Option<(&str, &str)> {
     match user_name.rsplit_once(separator) {
         Some((u, admin)) if !u.is_empty() && !admin.is_empty() => Some((u, admin)),
         _ => None,
+    }
+}
+
+/// Logs in with a UserName as the CSV gives it: as is for LOGIN; for SASL PLAIN, a master-user
+/// form `user<SEP>admin` becomes authzid = user, authcid = admin. The trace log shows neither
+/// the password nor the SASL message.
+pub async fn login(
+    client: &mut Client,
+    settings: &ImapSettings,
+    user_name: &str,
+    password: &str,
+) -> Result<(), LoginError> {
+    let done = match settings.authentication {
+        Authentication::Basic => {
+            let (user, pass) = (astring(user_name), astring(password));
+            client
+                .run(
+                    &[
+                        Part::Text("LOGIN "),
+                        user.part(),
+                        Part::Text(" "),
+                        pass.part(),
+                    ],
+                    |_| {},
+                )
+                .await
+        }
+        Authentication::Plain => {
+            let (authzid, authcid) =
+                master_form(user_name, settings.master_separator).unwrap_or(("", user_name));
+            let sasl = base64::engine::general_purpose::STANDARD
+                .encode(format!("{authzid}\0{authcid}\0{password}"));
+            client
+                .run(
+                    &[Part::Text("AUTHENTICATE PLAIN"), Part::Continued(&sasl)],
+                    |_| {},
+                )
+                .await
+        }
+    };
+    match done {
+        Ok(Done::Ok(_)) => Ok(()),
+        Ok(Done::No(text)) | Err(ClientError::Bad { text, .. }) => Err(match backoff_hint(&text) {
+            Some(wait) => LoginError::Throttled { wait, text },
+            None => LoginError::Refused(text),
+        }),
+        Err(e) => Err(LoginError::Connection(e)),
     }
 }
 
@@ -99,40 +112,6 @@ pub fn backoff_hint(message: &str) -> Option<Duration> {
         .then(|| Duration::from_secs(1))
 }
 
-/// The server's words from one of async-imap's errors, which spell a NO or BAD reply as Rust
-/// `Debug` text (`code: None, info: Some("...")`); people read the reply, not that.
-pub fn server_text(e: &async_imap::error::Error) -> String {
-    use async_imap::error::Error as E;
-    match e {
-        E::No(s) | E::Bad(s) => debug_info(s).unwrap_or_else(|| s.clone()),
-        E::ConnectionLost => "the server closed the connection".to_string(),
-        other => other.to_string(),
-    }
-}
-
-fn debug_info(s: &str) -> Option<String> {
-    const OPEN: &str = "info: Some(\"";
-    let start = s.find(OPEN)? + OPEN.len();
-    let end = s.rfind("\")")?;
-    let quoted = s.get(start..end)?;
-    let mut out = String::with_capacity(quoted.len());
-    let mut chars = quoted.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('r') => out.push('\r'),
-                Some('t') => out.push('\t'),
-                Some(other) => out.push(other),
-                None => {}
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,19 +143,5 @@ mod tests {
         assert!(refusal.contains("#shared.alice"), "{refusal}");
         assert_eq!(authzid_ignored(courier, &s, "alice"), None, "no authzid");
         assert_eq!(authzid_ignored("Dovecot ready.", &s, "alice*admin"), None);
-    }
-
-    #[test]
-    fn server_text_reads_the_reply_not_the_debug_form() {
-        let e = async_imap::error::Error::No(
-            "code: None, info: Some(\"[AUTHENTICATIONFAILED] Authentication \\\"failed\\\".\")"
-                .into(),
-        );
-        assert_eq!(
-            server_text(&e),
-            "[AUTHENTICATIONFAILED] Authentication \"failed\"."
-        );
-        let plain = async_imap::error::Error::Bad("no info here".into());
-        assert_eq!(server_text(&plain), "no info here");
     }
 }

@@ -1,13 +1,15 @@
 //! The IMAP client layer that the source and the IMAP target share: settings, connections (TLS
-//! verified unless untrusted certificates are accepted), logins in every admin form, and
-//! commands whose tagged reply is always seen.
+//! verified unless untrusted certificates are accepted), mailmig's own client (replies read
+//! with imap-codec, timeouts, stop, a trace without secrets), logins in every admin form, and
+//! the commands, each read to its tagged reply.
 
-mod checked;
+pub mod client;
+pub mod commands;
 mod connect;
 mod login;
 mod settings;
 
-pub(crate) use checked::{Fetched, fetch_checked, list_checked};
-pub use connect::{ConnectError, Connected, ImapStream, connect};
-pub use login::{LoginError, SIGN_IN_FAILED, authzid_ignored, backoff_hint, login, server_text};
+pub use client::{Client, ClientError, Done, Limits};
+pub use connect::{ConnectError, Connected, ImapStream, connect, connect_with};
+pub use login::{LoginError, SIGN_IN_FAILED, authzid_ignored, backoff_hint, login};
 pub use settings::{Authentication, ImapSettings, Security};

@@ -16,7 +16,9 @@ pub(super) async fn run(
     report: &mut SyncReport,
     attempts: &mut Attempts,
 ) -> Result<(), SyncError> {
-    let mut source = source::open(&job.source, &job.credential, copier.options.timeout).await?;
+    let stop = Some(job.stop.clone());
+    let mut source =
+        source::open(&job.source, &job.credential, copier.options.timeout, stop).await?;
     let folders = source.folders().await?;
     report.stats = SyncStats::default();
     let work = list_folders(job, source.as_mut(), &folders, report).await?;

@@ -102,6 +102,7 @@ fn outcome_uid(o: &FetchOutcome) -> u32 {
     match o {
         FetchOutcome::Item(item) => item.uid,
         FetchOutcome::Vanished(uid) | FetchOutcome::Refused(uid) => *uid,
+        FetchOutcome::Damaged(uid, _) => *uid,
     }
 }
 
@@ -281,8 +282,8 @@ impl FolderCopy<'_> {
                 ));
                 return Ok(None);
             }
-            // Refused, or not answered at all: retried, then skipped as a bad item.
-            Some(FetchOutcome::Refused(_)) | None => {
+            // Refused, unreadable, or not answered at all: retried, then skipped as a bad item.
+            other => {
                 let tries = self.copier.options.fetch_attempts;
                 let n = attempts
                     .entry((self.folder.name.clone(), meta.uid))
@@ -291,11 +292,15 @@ impl FolderCopy<'_> {
                 if *n < tries {
                     pending.push(meta);
                 } else {
-                    report.skipped.push(self.skip(
-                        meta.uid,
-                        SkipReason::BadItem,
-                        format!("the server refused to return the message {tries} times"),
-                    ));
+                    let detail = match other {
+                        Some(FetchOutcome::Damaged(_, why)) => {
+                            format!("{why} ({tries} attempts)")
+                        }
+                        _ => format!("the server refused to return the message {tries} times"),
+                    };
+                    report
+                        .skipped
+                        .push(self.skip(meta.uid, SkipReason::BadItem, detail));
                 }
                 return Ok(None);
             }

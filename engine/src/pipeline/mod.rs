@@ -119,6 +119,7 @@ impl From<SourceError> for SyncError {
                 transient: false,
                 message,
             },
+            SourceError::Stopped => SyncError::Stopped,
         }
     }
 }

@@ -1,36 +1,55 @@
 //! An IMAP server as a [`MailSource`]: read-only (EXAMINE, BODY.PEEK), every listing and
-//! fetch checked to its tagged reply, Courier's UserRoot honoured.
+//! fetch read to its tagged reply, Courier's UserRoot honoured. A reply that cannot be read
+//! costs the message it was about; a connection that breaks on it is made again, and the folder
+//! opened again, past it.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use async_imap::Session;
 use async_trait::async_trait;
+use tokio::sync::watch;
 
 use super::{
     Credential, FetchOutcome, FolderListing, ItemMeta, MailSource, SourceError, SourceFolder,
     SourceItem,
 };
+use crate::imap::commands::{self, Listed};
 use crate::imap::{
-    Fetched, ImapSettings, ImapStream, LoginError, SIGN_IN_FAILED, authzid_ignored, backoff_hint,
-    connect, fetch_checked, list_checked, login, server_text,
+    Client, ClientError, Done, ImapSettings, Limits, LoginError, SIGN_IN_FAILED, authzid_ignored,
+    backoff_hint, connect_with, login,
 };
 
 /// A logged-in IMAP session of one user.
 pub struct ImapSource {
-    session: Session<ImapStream>,
+    settings: ImapSettings,
+    credential: Credential,
+    limits: Limits,
+    stop: Option<watch::Receiver<bool>>,
+    /// None once the connection broke; the next command connects again.
+    client: Option<Client>,
     /// Courier's UserRoot: only folders below it are the user's.
     user_root: Option<String>,
+    /// Decoded name -> the name as the server sent it (what EXAMINE takes).
+    wire: HashMap<String, String>,
+    /// The folder open for fetching, and its UID validity then.
+    open: Option<(SourceFolder, u32)>,
 }
 
-/// A command's failure: a throttling reply is a wait, anything else a reconnect.
-fn failed(text: String) -> SourceError {
+/// A reply that means "wait": a throttling NO; else a passing fault.
+fn no_reply(what: &str, text: String) -> SourceError {
     match backoff_hint(&text) {
         Some(wait) => SourceError::Throttled {
             wait,
             message: text,
         },
-        None => SourceError::Transient(text),
+        None => SourceError::Transient(format!("{what}: {text}")),
+    }
+}
+
+fn lost(e: ClientError) -> SourceError {
+    match e {
+        ClientError::Stopped => SourceError::Stopped,
+        e => SourceError::Transient(e.to_string()),
     }
 }
 
@@ -42,7 +61,146 @@ fn uid_set(uids: &[u32]) -> String {
         .join(",")
 }
 
+/// A folder name as people read it: modified UTF-7 decoded; a name that is not valid modified
+/// UTF-7 (an unencoded `&`, as in `AT&T`) is taken as it was sent.
+fn display_name(wire: &str) -> (String, bool) {
+    match mutf7::decode(wire) {
+        Ok(name) => (name, true),
+        Err(_) => (wire.to_string(), false),
+    }
+}
+
 impl ImapSource {
+    /// Connects per the settings and logs in with the CSV row's credential.
+    pub async fn login(
+        settings: &ImapSettings,
+        credential: &Credential,
+        timeout: Duration,
+        stop: Option<watch::Receiver<bool>>,
+    ) -> Result<Self, SourceError> {
+        let limits = Limits {
+            idle: timeout,
+            command: timeout,
+            ..Limits::default()
+        };
+        let mut source = Self {
+            settings: settings.clone(),
+            credential: credential.clone(),
+            limits,
+            stop,
+            client: None,
+            user_root: credential.user_root.clone(),
+            wire: HashMap::new(),
+            open: None,
+        };
+        source.client = Some(source.connect().await?);
+        Ok(source)
+    }
+
+    async fn connect(&self) -> Result<Client, SourceError> {
+        let timeout = self.limits.command;
+        let connected = connect_with(&self.settings, timeout, self.limits)
+            .await
+            .map_err(|e| SourceError::Transient(e.to_string()))?;
+        let user_name = &self.credential.user_name;
+        if let Some(why) = authzid_ignored(&connected.greeting, &self.settings, user_name) {
+            return Err(SourceError::Permanent(why));
+        }
+        let mut client = connected.client;
+        if let Some(stop) = &self.stop {
+            client.set_stop(stop.clone());
+        }
+        match login(
+            &mut client,
+            &self.settings,
+            user_name,
+            &self.credential.password,
+        )
+        .await
+        {
+            Ok(()) => Ok(client),
+            Err(LoginError::Throttled { wait, text }) => Err(SourceError::Throttled {
+                wait,
+                message: text,
+            }),
+            Err(LoginError::Refused(_)) => {
+                Err(SourceError::Authentication(SIGN_IN_FAILED.to_string()))
+            }
+            Err(LoginError::Connection(e)) => Err(lost(e)),
+        }
+    }
+
+    /// The live client, connecting again (and opening the fetch folder again) after a break.
+    async fn client(&mut self) -> Result<&mut Client, SourceError> {
+        if self.client.is_none() {
+            let mut client = self.connect().await?;
+            if let Some((folder, validity)) = self.open.clone() {
+                let wire = self.wire_name(&folder);
+                let (now, _) = examine_on(&mut client, &wire, &folder.relative)
+                    .await
+                    .map_err(|e| e.unwrap_or_else(lost))?;
+                if now != validity {
+                    return Err(SourceError::Transient(format!(
+                        "{}: UIDVALIDITY changed from {validity} to {now} during the sync",
+                        folder.relative
+                    )));
+                }
+            }
+            self.client = Some(client);
+        }
+        Ok(self.client.as_mut().expect("connected"))
+    }
+
+    /// Runs a step, dropping the connection when it broke.
+    fn settle<T>(&mut self, r: Result<T, ClientError>) -> Result<T, SourceError> {
+        r.map_err(|e| {
+            self.client = None;
+            lost(e)
+        })
+    }
+
+    fn wire_name(&self, folder: &SourceFolder) -> String {
+        self.wire
+            .get(&folder.name)
+            .cloned()
+            .unwrap_or_else(|| mutf7::encode(&folder.name))
+    }
+
+    async fn list(&mut self, pattern: &str) -> Result<Vec<Listed>, SourceError> {
+        let r = commands::list(self.client().await?, pattern).await;
+        let reply = self.settle(r)?;
+        if let Done::No(text) = reply.done {
+            return Err(no_reply(&format!("LIST {pattern}"), text));
+        }
+        for line in &reply.unreadable {
+            tracing::warn!(reply = %line, "a LIST reply could not be read");
+        }
+        if let Some(line) = reply.unreadable.first() {
+            // A folder the client cannot name would be lost without a word.
+            return Err(SourceError::Permanent(format!(
+                "The server listed {} folder(s) whose names cannot be read (the first: {line}).",
+                reply.unreadable.len()
+            )));
+        }
+        Ok(reply.listed)
+    }
+
+    /// Names as the user sees them; a name that is not valid modified UTF-7 is kept as sent
+    /// and reported.
+    fn named(&mut self, listed: Vec<Listed>) -> Vec<(String, Listed)> {
+        listed
+            .into_iter()
+            .map(|l| {
+                let (name, valid) = display_name(&l.wire);
+                if !valid {
+                    tracing::warn!(folder = %l.wire, "a folder name is not valid modified UTF-7; it is read as sent");
+                }
+                self.wire.insert(name.clone(), l.wire.clone());
+                (name, l)
+            })
+            .collect()
+    }
+
     /// The folders under a UserRoot, listed by pattern (a server such as Courier shows shared
     /// folders only to a pattern that names them, never under `*`). When the root itself is a
     /// selectable mailbox it is the user's INBOX (Courier's `#shared.<user>`), and what is
@@ -50,13 +208,8 @@ impl ImapSource {
     /// (`/users/<name>`) holds the user's top-level folders.
     async fn folders_under(&mut self, root: &str) -> Result<Vec<SourceFolder>, SourceError> {
         let pattern = format!("{}*", mutf7::encode(root));
-        let listed = list_checked(&mut self.session, &pattern)
-            .await
-            .map_err(failed)?;
-        let decoded: Vec<_> = listed
-            .into_iter()
-            .filter_map(|l| Some((mutf7::decode(&l.wire_name).ok()?, l)))
-            .collect();
+        let listed = self.list(&pattern).await?;
+        let decoded = self.named(listed);
         let root_is_inbox = decoded.iter().any(|(name, l)| {
             l.selectable && name == root.trim_end_matches(l.delimiter.unwrap_or('/'))
         });
@@ -87,75 +240,54 @@ impl ImapSource {
         Ok(out)
     }
 
-    /// Connects per the settings and logs in with the CSV row's credential.
-    pub async fn login(
-        settings: &ImapSettings,
-        credential: &Credential,
-        timeout: Duration,
-    ) -> Result<Self, SourceError> {
-        let connected = connect(settings, timeout)
-            .await
-            .map_err(|e| SourceError::Transient(e.to_string()))?;
-        if let Some(why) = authzid_ignored(&connected.greeting, settings, &credential.user_name) {
-            return Err(SourceError::Permanent(why));
-        }
-        let session = match login(
-            connected.client,
-            settings,
-            &credential.user_name,
-            &credential.password,
-        )
-        .await
-        {
-            Ok(s) => s,
-            Err(LoginError::Throttled { wait, text }) => {
-                return Err(SourceError::Throttled {
-                    wait,
-                    message: text,
-                });
-            }
-            Err(LoginError::Refused(_)) => {
-                return Err(SourceError::Authentication(SIGN_IN_FAILED.to_string()));
-            }
-        };
-        Ok(Self {
-            session,
-            user_root: credential.user_root.clone(),
-        })
-    }
-
     /// EXAMINE (read-only); returns UIDVALIDITY and the message count.
     async fn examine(&mut self, folder: &SourceFolder) -> Result<(u32, u32), SourceError> {
-        let wire = mutf7::encode(&folder.name);
-        let mailbox = self
-            .session
-            .examine(&wire)
-            .await
-            .map_err(|e| failed(server_text(&e)))?;
-        let uid_validity = match mailbox.uid_validity {
-            Some(v) => v,
-            None => {
-                // Courier gives UIDVALIDITY only on SELECT; STATUS tells without selecting.
-                let st = self
-                    .session
-                    .status(&wire, "(UIDVALIDITY)")
-                    .await
-                    .map_err(|e| failed(server_text(&e)))?;
-                st.uid_validity.unwrap_or(0)
+        let wire = self.wire_name(folder);
+        let r = examine_on(self.client().await?, &wire, &folder.relative).await;
+        r.map_err(|e| match e {
+            Ok(e) => e,
+            Err(lost_connection) => {
+                self.client = None;
+                lost(lost_connection)
             }
-        };
-        Ok((uid_validity, mailbox.exists))
+        })
     }
 
     async fn uid_fetch(
         &mut self,
         set: &str,
         items: &str,
-    ) -> Result<(Vec<Fetched>, Option<String>), SourceError> {
-        fetch_checked(&mut self.session, set, items)
-            .await
-            .map_err(failed)
+    ) -> Result<commands::FetchReply, SourceError> {
+        let r = commands::uid_fetch(self.client().await?, set, items).await;
+        self.settle(r)
     }
+}
+
+/// EXAMINE on a client, with Courier's STATUS fallback for UIDVALIDITY. The error is the
+/// server's refusal (`Ok`) or a broken connection (`Err`).
+async fn examine_on(
+    client: &mut Client,
+    wire: &str,
+    shown: &str,
+) -> Result<(u32, u32), Result<SourceError, ClientError>> {
+    let (opened, done) = commands::examine(client, wire).await.map_err(Err)?;
+    if let Done::No(text) = done {
+        return Err(Ok(no_reply(&format!("EXAMINE {shown}"), text)));
+    }
+    let uid_validity = match opened.uid_validity {
+        Some(v) => v,
+        None => {
+            // Courier gives UIDVALIDITY only on SELECT; STATUS tells without selecting.
+            let (v, done) = commands::status_uid_validity(client, wire)
+                .await
+                .map_err(Err)?;
+            if let Done::No(text) = done {
+                return Err(Ok(no_reply(&format!("STATUS {shown}"), text)));
+            }
+            v.unwrap_or(0)
+        }
+    };
+    Ok((uid_validity, opened.exists))
 }
 
 #[async_trait]
@@ -164,19 +296,16 @@ impl MailSource for ImapSource {
         let out = match self.user_root.clone().filter(|r| !r.is_empty()) {
             Some(root) => self.folders_under(&root).await?,
             None => {
-                let mut out = Vec::new();
-                for listed in list_checked(&mut self.session, "*").await.map_err(failed)? {
-                    let Ok(name) = mutf7::decode(&listed.wire_name) else {
-                        continue;
-                    };
-                    out.push(SourceFolder {
-                        selectable: listed.selectable,
+                let listed = self.list("*").await?;
+                self.named(listed)
+                    .into_iter()
+                    .map(|(name, l)| SourceFolder {
+                        selectable: l.selectable,
                         relative: name.clone(),
                         name,
-                        delimiter: listed.delimiter,
-                    });
-                }
-                out
+                        delimiter: l.delimiter,
+                    })
+                    .collect()
             }
         };
         // Every mailbox has an INBOX; a listing without one is the wrong mailbox (an admin
@@ -196,7 +325,9 @@ impl MailSource for ImapSource {
         }
         Ok(out)
     }
+
     async fn list(&mut self, folder: &SourceFolder) -> Result<FolderListing, SourceError> {
+        self.open = None;
         let (uid_validity, exists) = self.examine(folder).await?;
         if exists == 0 {
             return Ok(FolderListing {
@@ -204,17 +335,24 @@ impl MailSource for ImapSource {
                 items: Vec::new(),
             });
         }
-        let (fetched, refused) = self
+        let reply = self
             .uid_fetch("1:*", "(UID FLAGS RFC822.SIZE INTERNALDATE)")
             .await?;
-        if let Some(why) = refused {
+        if let Some(Done::No(why)) = reply.done {
             // The listing must be whole, or messages would silently wait for another sync.
+            return Err(no_reply(
+                &format!("{}: listing refused", folder.relative),
+                why,
+            ));
+        }
+        if let Some(d) = reply.damaged.first() {
             return Err(SourceError::Transient(format!(
-                "{}: listing refused: {why}",
-                folder.relative
+                "{}: the listing has a reply that cannot be read: {}",
+                folder.relative, d.reply
             )));
         }
-        let items = fetched
+        let items = reply
+            .fetched
             .into_iter()
             .filter_map(|f| {
                 Some(ItemMeta {
@@ -232,34 +370,72 @@ impl MailSource for ImapSource {
     }
 
     async fn open(&mut self, folder: &SourceFolder) -> Result<u32, SourceError> {
-        Ok(self.examine(folder).await?.0)
+        let (validity, _) = self.examine(folder).await?;
+        self.open = Some((folder.clone(), validity));
+        Ok(validity)
     }
 
     async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<FetchOutcome>, SourceError> {
-        let (fetched, refused) = self
-            .uid_fetch(&uid_set(uids), "(UID FLAGS INTERNALDATE BODY.PEEK[])")
-            .await?;
-        let mut got: HashMap<u32, Fetched> = HashMap::new();
-        for f in fetched {
+        let set = uid_set(uids);
+        let r = commands::uid_fetch(
+            self.client().await?,
+            &set,
+            "(UID FLAGS INTERNALDATE BODY.PEEK[])",
+        )
+        .await;
+        let reply = match r {
+            // A reply too big to read costs the message it named; the others of the chunk are
+            // asked for again, on a new connection.
+            Err(e @ ClientError::TooBig { uid, .. }) => {
+                self.client = None;
+                let why = e.to_string();
+                return Ok(uids
+                    .iter()
+                    .map(|&u| {
+                        if Some(u) == uid || uids.len() == 1 {
+                            FetchOutcome::Damaged(u, why.clone())
+                        } else {
+                            FetchOutcome::Refused(u)
+                        }
+                    })
+                    .collect());
+            }
+            other => self.settle(other)?,
+        };
+        if let Some(Done::No(text)) = &reply.done
+            && let Some(wait) = backoff_hint(text)
+        {
+            return Err(SourceError::Throttled {
+                wait,
+                message: text.clone(),
+            });
+        }
+        let mut got: HashMap<u32, commands::Fetched> = HashMap::new();
+        for f in reply.fetched {
             if let (Some(uid), Some(_)) = (f.uid, &f.body) {
                 got.insert(uid, f);
             }
         }
+        let damaged: HashMap<u32, String> = reply
+            .damaged
+            .iter()
+            .filter_map(|d| Some((d.uid?, d.reply.clone())))
+            .collect();
         // Messages the fetch did not return: still there (refused) or expunged meanwhile
         // (vanished). One UID FETCH of the missing tells which.
         let missing: Vec<u32> = uids
             .iter()
             .copied()
-            .filter(|u| !got.contains_key(u))
+            .filter(|u| !got.contains_key(u) && !damaged.contains_key(u))
             .collect();
         let still_there: HashSet<u32> = if missing.is_empty() {
             HashSet::new()
         } else {
-            let (present, _) = self.uid_fetch(&uid_set(&missing), "(UID)").await?;
-            present.iter().filter_map(|f| f.uid).collect()
+            let present = self.uid_fetch(&uid_set(&missing), "(UID)").await?;
+            present.fetched.iter().filter_map(|f| f.uid).collect()
         };
-        if refused.is_some() {
-            tracing::debug!(?refused, missing = missing.len(), "FETCH partly refused");
+        if matches!(reply.done, Some(Done::No(_))) {
+            tracing::debug!(refused = ?reply.done, missing = missing.len(), "FETCH partly refused");
         }
         Ok(uids
             .iter()
@@ -270,13 +446,21 @@ impl MailSource for ImapSource {
                     date: f.date,
                     raw: f.body.expect("kept only with a body"),
                 }),
-                None if still_there.contains(&uid) => FetchOutcome::Refused(uid),
-                None => FetchOutcome::Vanished(uid),
+                None => match damaged.get(&uid) {
+                    Some(reply) => FetchOutcome::Damaged(
+                        uid,
+                        format!("the server's reply cannot be read: {reply}"),
+                    ),
+                    None if still_there.contains(&uid) => FetchOutcome::Refused(uid),
+                    None => FetchOutcome::Vanished(uid),
+                },
             })
             .collect())
     }
 
     async fn close(&mut self) {
-        let _ = self.session.logout().await;
+        if let Some(c) = self.client.as_mut() {
+            commands::logout(c).await;
+        }
     }
 }

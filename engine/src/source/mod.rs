@@ -85,6 +85,8 @@ pub enum FetchOutcome {
     Vanished(u32),
     /// Still there, but the server would not return it this time.
     Refused(u32),
+    /// The server's reply about it could not be read (why, in a few words).
+    Damaged(u32, String),
 }
 
 /// Why the source could not go on.
@@ -102,6 +104,9 @@ pub enum SourceError {
     /// A fault a retry will not fix.
     #[error("{0}")]
     Permanent(String),
+    /// The batch was stopped while the source was waited for.
+    #[error("stopped")]
+    Stopped,
 }
 
 /// A mailbox at the source, read-only: the pipeline lists folders, lists each folder's items,
@@ -121,15 +126,17 @@ pub trait MailSource: Send {
     async fn close(&mut self);
 }
 
-/// Logs in to the source an endpoint names, as `credential`.
+/// Logs in to the source an endpoint names, as `credential`. `timeout` bounds every wait for
+/// the server; `stop` (a batch being stopped) interrupts one.
 pub async fn open(
     settings: &SourceSettings,
     credential: &Credential,
     timeout: Duration,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<Box<dyn MailSource>, SourceError> {
     match settings {
         SourceSettings::Imap(s) => Ok(Box::new(
-            imap::ImapSource::login(s, credential, timeout).await?,
+            imap::ImapSource::login(s, credential, timeout, stop).await?,
         )),
     }
 }

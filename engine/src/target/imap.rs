@@ -8,14 +8,16 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_imap::Session;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::{FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, Rejection, Target, TargetError};
-use crate::imap::{ImapSettings, ImapStream, Security, backoff_hint, connect, server_text};
+use crate::imap::commands;
+use crate::imap::{
+    Client, ClientError, Done, ImapSettings, LoginError, Security, backoff_hint, connect, login,
+};
 
 pub const KEY_HEADER: &str = "X-Mailmig-Source-Key";
 
@@ -53,7 +55,7 @@ impl ImapTargetConfig {
 }
 
 struct Mailbox {
-    session: Session<ImapStream>,
+    client: Client,
     delimiter: char,
     selected: Option<String>,
     /// Target folder (wire name) -> source key -> UID.
@@ -66,10 +68,17 @@ pub struct ImapTarget {
     sessions: Mutex<HashMap<String, Mailbox>>,
 }
 
-/// A failure of the connection or of a command: the session is dropped and the call may be
-/// retried.
+/// A failure of the connection: the session is dropped and the call may be retried.
 fn io(e: impl std::fmt::Display) -> TargetError {
     TargetError::Transient(e.to_string())
+}
+
+/// A command the target refused with NO, as a passing fault (the session is dropped).
+fn refused(what: &str, done: Done) -> Result<(), TargetError> {
+    match done {
+        Done::Ok(_) => Ok(()),
+        Done::No(text) => Err(TargetError::Transient(format!("{what}: {text}"))),
+    }
 }
 
 impl ImapTarget {
@@ -82,30 +91,31 @@ impl ImapTarget {
     }
 
     async fn open(&self, email: &str) -> Result<Mailbox, TargetError> {
-        let connected = connect(&self.config.settings(), self.timeout)
-            .await
-            .map_err(io)?;
-        let login = self.config.login_for(email);
-        let mut session = connected
-            .client
-            .login(&login, &self.config.password)
-            .await
-            .map_err(|(e, _)| {
-                TargetError::Refused(format!(
-                    "The target refused the login for {email}: {}",
-                    server_text(&e)
-                ))
-            })?;
+        let settings = self.config.settings();
+        let connected = connect(&settings, self.timeout).await.map_err(io)?;
+        let mut client = connected.client;
+        let user = self.config.login_for(email);
+        match login(&mut client, &settings, &user, &self.config.password).await {
+            Ok(()) => {}
+            Err(LoginError::Refused(text)) => {
+                return Err(TargetError::Refused(format!(
+                    "The target refused the login for {email}: {text}"
+                )));
+            }
+            Err(LoginError::Throttled { text, .. }) => return Err(io(text)),
+            Err(LoginError::Connection(e)) => return Err(io(e)),
+        }
         // `LIST "" ""` names the hierarchy delimiter (RFC 3501 6.3.8). Read checked: a reply
         // lost or refused here would make every nested folder's name wrong.
-        let delimiter = crate::imap::list_checked(&mut session, "")
-            .await
-            .map_err(io)?
+        let reply = commands::list(&mut client, "").await.map_err(io)?;
+        refused("LIST \"\" \"\"", reply.done)?;
+        let delimiter = reply
+            .listed
             .first()
             .and_then(|l| l.delimiter)
             .unwrap_or('/');
         Ok(Mailbox {
-            session,
+            client,
             delimiter,
             selected: None,
             keys: HashMap::new(),
@@ -147,7 +157,8 @@ impl ImapTarget {
 
 async fn select(m: &mut Mailbox, wire: &str) -> Result<(), TargetError> {
     if m.selected.as_deref() != Some(wire) {
-        m.session.select(wire).await.map_err(io)?;
+        let (_, done) = commands::select(&mut m.client, wire).await.map_err(io)?;
+        refused(&format!("SELECT {wire}"), done)?;
         m.selected = Some(wire.to_string());
     }
     Ok(())
@@ -163,17 +174,23 @@ async fn keys<'a>(
         let mut found = HashMap::new();
         // Checked: a refused or cut listing must not look like an empty folder (that would
         // append everything again).
-        let (fetched, refused) = crate::imap::fetch_checked(
-            &mut m.session,
+        let reply = commands::uid_fetch(
+            &mut m.client,
             "1:*",
             &format!("(UID BODY.PEEK[HEADER.FIELDS ({KEY_HEADER})])"),
         )
         .await
         .map_err(io)?;
-        if let Some(why) = refused {
+        if let Some(Done::No(why)) = reply.done {
             return Err(io(format!("the target refused to list {wire}: {why}")));
         }
-        for f in &fetched {
+        if let Some(d) = reply.damaged.first() {
+            return Err(io(format!(
+                "the target's listing of {wire} cannot be read: {}",
+                d.reply
+            )));
+        }
+        for f in &reply.fetched {
             let (Some(uid), Some(h)) = (f.uid, &f.body) else {
                 continue;
             };
@@ -193,6 +210,24 @@ fn imap_date(t: chrono::DateTime<chrono::Utc>) -> String {
     format!("\"{}\"", t.format("%d-%b-%Y %H:%M:%S +0000"))
 }
 
+/// What an APPEND the target refused means for the message.
+fn append_refusal(text: &str, size: u64) -> ImportOutcome {
+    if let Some(wait) = backoff_hint(text) {
+        ImportOutcome::Throttled(wait)
+    } else if text.contains("OVERQUOTA") || text.contains("Server Unavailable. 15") {
+        ImportOutcome::Rejected(Rejection::QuotaExceeded)
+    } else if text.contains("TOOBIG")
+        || text.contains("Maximum size")
+        || text.contains("Argument Error")
+    {
+        ImportOutcome::Rejected(Rejection::TooLarge { size, max: 0 })
+    } else {
+        ImportOutcome::Rejected(Rejection::InvalidFolder {
+            message: text.to_string(),
+        })
+    }
+}
+
 #[async_trait]
 impl Target for ImapTarget {
     async fn check_recipient(&self, address: &str) -> Result<Option<String>, TargetError> {
@@ -206,15 +241,17 @@ impl Target for ImapTarget {
     async fn ensure_folder(&self, address: &str, path: &str) -> Result<String, TargetError> {
         self.with_mailbox(address, async |m| {
             let wire = ImapTarget::wire_name(path, m.delimiter);
-            if wire != "INBOX"
-                && let Err(e) = m.session.create(&wire).await
-            {
+            if wire == "INBOX" {
+                return Ok(path.to_string());
+            }
+            let created = commands::create(&mut m.client, &wire).await.map_err(io)?;
+            if let Done::No(why) = created {
                 // Already there is fine (EXAMINE tells); anything else is the target's refusal.
                 m.selected = None;
-                if m.session.examine(&wire).await.is_err() {
+                let (_, examined) = commands::examine(&mut m.client, &wire).await.map_err(io)?;
+                if !examined.is_ok() {
                     return Err(TargetError::Refused(format!(
-                        "The target refused the folder {path}: {}",
-                        server_text(&e)
+                        "The target refused the folder {path}: {why}"
                     )));
                 }
             }
@@ -239,47 +276,25 @@ impl Target for ImapTarget {
             let mut message = format!("{KEY_HEADER}: {key}\r\n").into_bytes();
             message.extend_from_slice(&mime);
             let flags = request.flags.to_imap();
-            let flags = (!flags.is_empty()).then(|| format!("({})", flags.join(" ")));
+            let flags = if flags.is_empty() {
+                String::new()
+            } else {
+                format!("({})", flags.join(" "))
+            };
             let date = request.received_time.map(imap_date);
             m.selected = None;
-            let appended = m
-                .session
-                .append(&wire, flags.as_deref(), date.as_deref(), &message)
-                .await;
+            let appended =
+                commands::append(&mut m.client, &wire, &flags, date.as_deref(), &message).await;
             match appended {
-                Ok(()) => {
+                Ok(Done::Ok(_)) => {
                     // The UID is not known without UIDPLUS parsing; the key is what matters.
                     keys(m, &wire).await?.insert(key.clone(), 0);
                     Ok(ImportOutcome::Created(key.clone()))
                 }
-                Err(e @ (async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_))) => {
-                    let text = e.to_string();
-                    Ok(if let Some(wait) = backoff_hint(&text) {
-                        ImportOutcome::Throttled(wait)
-                    } else if text.contains("OVERQUOTA") || text.contains("Server Unavailable. 15")
-                    {
-                        ImportOutcome::Rejected(Rejection::QuotaExceeded)
-                    } else if text.contains("TOOBIG")
-                        || text.contains("Maximum size")
-                        || text.contains("Argument Error")
-                    {
-                        ImportOutcome::Rejected(Rejection::TooLarge {
-                            size: mime.len() as u64,
-                            max: 0,
-                        })
-                    } else {
-                        ImportOutcome::Rejected(Rejection::InvalidFolder {
-                            message: server_text(&e),
-                        })
-                    })
-                }
-                // Refused before the literal was sent: the server's size limit.
-                Err(async_imap::error::Error::Append) => {
-                    Ok(ImportOutcome::Rejected(Rejection::TooLarge {
-                        size: mime.len() as u64,
-                        max: 0,
-                    }))
-                }
+                Ok(Done::No(text)) => Ok(append_refusal(&text, mime.len() as u64)),
+                // Refused before the literal was sent, or as a bad command: the server's size
+                // limit or its line limit.
+                Err(ClientError::Bad { text, .. }) => Ok(append_refusal(&text, mime.len() as u64)),
                 Err(e) => Err(io(e)),
             }
         })
@@ -309,17 +324,10 @@ impl Target for ImapTarget {
             }
             select(m, &wire).await?;
             let list = flags.to_imap().join(" ");
-            {
-                use futures::TryStreamExt;
-                let _: Vec<_> = m
-                    .session
-                    .uid_store(uid.to_string(), format!("FLAGS.SILENT ({list})"))
-                    .await
-                    .map_err(io)?
-                    .try_collect()
-                    .await
-                    .map_err(io)?;
-            }
+            let done = commands::uid_store_flags(&mut m.client, uid, &list)
+                .await
+                .map_err(io)?;
+            refused(&format!("UID STORE in {wire}"), done)?;
             Ok(FlagUpdate::Updated)
         })
         .await

@@ -1,0 +1,304 @@
+//! The IMAP commands the source and the target send, each read to its tagged reply: a NO is
+//! data ([`Done::No`]), a damaged untagged reply is handed back, never a shorter list.
+
+use bytes::Bytes;
+use imap_codec::imap_types::core::NString;
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::flag::{FlagFetch, FlagNameAttribute};
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::{Code, Data, Response, Status};
+use imap_codec::imap_types::status::StatusDataItem;
+
+use super::client::{Client, ClientError, Done, Part, Untagged, first_line, uid_in};
+
+/// One FETCH reply, owned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fetched {
+    pub uid: Option<u32>,
+    pub flags: Vec<String>,
+    pub size: Option<u32>,
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
+    pub body: Option<Bytes>,
+}
+
+/// A FETCH reply the client could not read, and the message it was about when it says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damaged {
+    pub uid: Option<u32>,
+    /// Its first line, shortened: what went wrong, in the server's bytes.
+    pub reply: String,
+}
+
+/// What a UID FETCH brought.
+#[derive(Debug, Default)]
+pub struct FetchReply {
+    pub fetched: Vec<Fetched>,
+    pub damaged: Vec<Damaged>,
+    pub done: Option<Done>,
+}
+
+/// A LIST entry: the name as sent (modified UTF-7, or raw when the server breaks the rules),
+/// its delimiter, and whether it can be selected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub wire: String,
+    pub delimiter: Option<char>,
+    pub selectable: bool,
+}
+
+/// What a LIST brought: the entries, the replies that could not be read, the tagged status.
+#[derive(Debug)]
+pub struct ListReply {
+    pub listed: Vec<Listed>,
+    pub unreadable: Vec<String>,
+    pub done: Done,
+}
+
+/// An IMAP quoted string.
+pub fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A string argument (a mailbox name, a login): quoted, or a literal when quoting cannot carry
+/// it (8-bit or control characters, as some servers send).
+pub(crate) fn astring(name: &str) -> Astring {
+    if name
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || b == b'\t')
+    {
+        Astring::Quoted(quoted(name))
+    } else {
+        Astring::Literal(name.as_bytes().to_vec())
+    }
+}
+
+pub(crate) enum Astring {
+    Quoted(String),
+    Literal(Vec<u8>),
+}
+
+impl Astring {
+    pub(crate) fn part(&self) -> Part<'_> {
+        match self {
+            Astring::Quoted(q) => Part::Text(q),
+            Astring::Literal(l) => Part::Literal(l),
+        }
+    }
+}
+
+fn mailbox_name(m: &Mailbox<'_>) -> String {
+    match m {
+        Mailbox::Inbox => "INBOX".to_string(),
+        Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
+    }
+}
+
+fn nstring_bytes(n: &NString<'_>) -> Option<Bytes> {
+    n.0.as_ref().map(|s| Bytes::copy_from_slice(s.as_ref()))
+}
+
+fn flag_text(f: &FlagFetch<'_>) -> Option<String> {
+    match f {
+        FlagFetch::Flag(flag) => Some(flag.to_string()),
+        FlagFetch::Recent => None,
+    }
+}
+
+/// `LIST "" <pattern>`; `pattern` goes as given (already in modified UTF-7).
+pub async fn list(c: &mut Client, pattern: &str) -> Result<ListReply, ClientError> {
+    let mut listed = Vec::new();
+    let mut unreadable = Vec::new();
+    let command = format!("LIST \"\" {}", quoted(pattern));
+    let done = c
+        .run(&[Part::Text(&command)], |r| match r {
+            Untagged::Decoded(Response::Data(Data::List {
+                items,
+                delimiter,
+                mailbox,
+            })) => listed.push(Listed {
+                wire: mailbox_name(mailbox),
+                delimiter: delimiter.as_ref().map(|d| d.inner()),
+                selectable: !items.contains(&FlagNameAttribute::Noselect),
+            }),
+            Untagged::Raw(raw) if raw.starts_with(b"* LIST") => unreadable.push(first_line(raw)),
+            _ => {}
+        })
+        .await?;
+    Ok(ListReply {
+        listed,
+        unreadable,
+        done,
+    })
+}
+
+/// `UID FETCH <set> <items>`.
+pub async fn uid_fetch(c: &mut Client, set: &str, items: &str) -> Result<FetchReply, ClientError> {
+    let mut reply = FetchReply::default();
+    let command = format!("UID FETCH {set} {items}");
+    let done = c
+        .run(&[Part::Text(&command)], |r| match r {
+            Untagged::Decoded(Response::Data(Data::Fetch { items, .. })) => {
+                let mut f = Fetched::default();
+                for item in items.as_ref() {
+                    match item {
+                        MessageDataItem::Uid(u) => f.uid = Some(u.get()),
+                        MessageDataItem::Rfc822Size(n) => f.size = Some(*n),
+                        MessageDataItem::Flags(fl) => {
+                            f.flags = fl.iter().filter_map(flag_text).collect()
+                        }
+                        MessageDataItem::InternalDate(d) => {
+                            f.date = Some(d.as_ref().to_utc());
+                        }
+                        MessageDataItem::BodyExt { data, .. }
+                        | MessageDataItem::Rfc822(data)
+                        | MessageDataItem::Rfc822Header(data) => f.body = nstring_bytes(data),
+                        _ => {}
+                    }
+                }
+                reply.fetched.push(f);
+            }
+            Untagged::Raw(raw) => reply.damaged.push(Damaged {
+                uid: uid_in(raw),
+                reply: first_line(raw),
+            }),
+            _ => {}
+        })
+        .await?;
+    reply.done = Some(done);
+    Ok(reply)
+}
+
+/// What EXAMINE or SELECT told of a mailbox.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Opened {
+    pub uid_validity: Option<u32>,
+    pub exists: u32,
+}
+
+async fn open(c: &mut Client, verb: &str, name: &str) -> Result<(Opened, Done), ClientError> {
+    let mut opened = Opened::default();
+    let arg = astring(name);
+    let verb = format!("{verb} ");
+    let done = c
+        .run(&[Part::Text(&verb), arg.part()], |r| match r {
+            Untagged::Decoded(Response::Data(Data::Exists(n))) => opened.exists = *n,
+            Untagged::Decoded(Response::Status(Status::Untagged(body))) => {
+                if let Some(Code::UidValidity(v)) = &body.code {
+                    opened.uid_validity = Some(v.get());
+                }
+            }
+            _ => {}
+        })
+        .await?;
+    Ok((opened, done))
+}
+
+/// EXAMINE (read-only).
+pub async fn examine(c: &mut Client, name: &str) -> Result<(Opened, Done), ClientError> {
+    open(c, "EXAMINE", name).await
+}
+
+pub async fn select(c: &mut Client, name: &str) -> Result<(Opened, Done), ClientError> {
+    open(c, "SELECT", name).await
+}
+
+/// `STATUS <mailbox> (UIDVALIDITY)`.
+pub async fn status_uid_validity(
+    c: &mut Client,
+    name: &str,
+) -> Result<(Option<u32>, Done), ClientError> {
+    let mut validity = None;
+    let arg = astring(name);
+    let done = c
+        .run(
+            &[
+                Part::Text("STATUS "),
+                arg.part(),
+                Part::Text(" (UIDVALIDITY)"),
+            ],
+            |r| {
+                if let Untagged::Decoded(Response::Data(Data::Status { items, .. })) = r {
+                    for i in items.iter() {
+                        if let StatusDataItem::UidValidity(v) = i {
+                            validity = Some(v.get());
+                        }
+                    }
+                }
+            },
+        )
+        .await?;
+    Ok((validity, done))
+}
+
+pub async fn create(c: &mut Client, name: &str) -> Result<Done, ClientError> {
+    let arg = astring(name);
+    c.run(&[Part::Text("CREATE "), arg.part()], |_| {}).await
+}
+
+/// APPEND with flags (`(\Seen $Work)` or empty) and an internal date (`"01-Jan-2026 ..."`).
+pub async fn append(
+    c: &mut Client,
+    name: &str,
+    flags: &str,
+    date: Option<&str>,
+    message: &[u8],
+) -> Result<Done, ClientError> {
+    let arg = astring(name);
+    let mut middle = String::from(" ");
+    if !flags.is_empty() {
+        middle.push_str(flags);
+        middle.push(' ');
+    }
+    if let Some(d) = date {
+        middle.push_str(d);
+        middle.push(' ');
+    }
+    c.run(
+        &[
+            Part::Text("APPEND "),
+            arg.part(),
+            Part::Text(&middle),
+            Part::Literal(message),
+        ],
+        |_| {},
+    )
+    .await
+}
+
+/// `UID STORE <uid> FLAGS.SILENT (<flags>)`.
+pub async fn uid_store_flags(c: &mut Client, uid: u32, flags: &str) -> Result<Done, ClientError> {
+    let command = format!("UID STORE {uid} FLAGS.SILENT ({flags})");
+    c.run(&[Part::Text(&command)], |_| {}).await
+}
+
+/// The server's capabilities, as it names them.
+pub async fn capability(c: &mut Client) -> Result<(Vec<String>, Done), ClientError> {
+    let mut caps = Vec::new();
+    let done = c
+        .run(&[Part::Text("CAPABILITY")], |r| {
+            if let Untagged::Decoded(Response::Data(Data::Capability(list))) = r {
+                caps.extend(list.as_ref().iter().map(|c| c.to_string()));
+            }
+        })
+        .await?;
+    Ok((caps, done))
+}
+
+/// LOGOUT, politely, ignoring how it ends.
+pub async fn logout(c: &mut Client) {
+    let _ = c.run(&[Part::Text("LOGOUT")], |_| {}).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_quoted_or_sent_as_literals() {
+        assert_eq!(quoted("*"), "\"*\"");
+        assert_eq!(quoted("#shared.a\"b\\*"), "\"#shared.a\\\"b\\\\*\"");
+        assert!(matches!(astring("AT&T"), Astring::Quoted(q) if q == "\"AT&T\""));
+        assert!(matches!(astring("Entwürfe"), Astring::Literal(_)));
+        assert!(matches!(astring("a\r\nb"), Astring::Literal(_)));
+    }
+}
