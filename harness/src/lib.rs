@@ -1,10 +1,13 @@
 //! Where the engine meets the fakes.
 //!
 //! - [`TenantTarget`]: the fake tenant (in-process or over HTTP) as an engine [`Target`];
-//! - [`source_from_fake_imap`]: a fake-imap user's mail as input to the tenant's reconciliation.
+//! - [`source_from_fake_imap`]: a fake-imap user's mail as input to the tenant's reconciliation;
+//! - [`hostile`]: a scripted IMAP server that breaks the rules on demand.
 //!
 //! Invariant: nothing here is needed by the engine or by a fake; this crate only adapts one to
 //! the other, so the engine's vocabulary never comes from a test double.
+
+pub mod hostile;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -29,12 +29,14 @@ pub struct Damaged {
     pub reply: String,
 }
 
-/// What a UID FETCH brought.
+/// What a UID FETCH brought: the replies read, the damaged ones, and how it ended (`None` when
+/// the connection broke first, with `broke` saying why).
 #[derive(Debug, Default)]
 pub struct FetchReply {
     pub fetched: Vec<Fetched>,
     pub damaged: Vec<Damaged>,
     pub done: Option<Done>,
+    pub broke: Option<ClientError>,
 }
 
 /// A LIST entry: the name as sent (modified UTF-7, or raw when the server breaks the rules),
@@ -131,8 +133,9 @@ pub async fn list(c: &mut Client, pattern: &str) -> Result<ListReply, ClientErro
     })
 }
 
-/// `UID FETCH <set> <items>`.
-pub async fn uid_fetch(c: &mut Client, set: &str, items: &str) -> Result<FetchReply, ClientError> {
+/// `UID FETCH <set> <items>`. A connection that breaks during the command still gives what
+/// came before (in [`FetchReply::broke`]): a damaged reply can desynchronise the connection.
+pub async fn uid_fetch(c: &mut Client, set: &str, items: &str) -> FetchReply {
     let mut reply = FetchReply::default();
     let command = format!("UID FETCH {set} {items}");
     let done = c
@@ -163,9 +166,12 @@ pub async fn uid_fetch(c: &mut Client, set: &str, items: &str) -> Result<FetchRe
             }),
             _ => {}
         })
-        .await?;
-    reply.done = Some(done);
-    Ok(reply)
+        .await;
+    match done {
+        Ok(done) => reply.done = Some(done),
+        Err(e) => reply.broke = Some(e),
+    }
+    reply
 }
 
 /// What EXAMINE or SELECT told of a mailbox.

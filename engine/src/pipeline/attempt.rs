@@ -19,9 +19,16 @@ pub(super) async fn run(
     let stop = Some(job.stop.clone());
     let mut source =
         source::open(&job.source, &job.credential, copier.options.timeout, stop).await?;
-    let folders = source.folders().await?;
+    let listed = source.folders().await?;
     report.stats = SyncStats::default();
-    let work = list_folders(job, source.as_mut(), &folders, report).await?;
+    for reply in &listed.unreadable {
+        report.skipped.push(SkippedItem::folder(
+            reply,
+            SkipReason::FolderName,
+            "the server listed a folder whose name cannot be read; its mail is not migrated",
+        ));
+    }
+    let work = list_folders(job, source.as_mut(), &listed.folders, report).await?;
     let work = cap::apply(work, copier.options.item_cap, report);
     let listed: Vec<Listed> = work.iter().map(Listed::of).collect();
     for w in work {

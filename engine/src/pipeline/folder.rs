@@ -70,11 +70,14 @@ pub(super) async fn copy(
             ),
         });
     }
+    // After a reply that broke the connection, the rest goes one message at a time, so a bad
+    // message costs itself only.
+    let mut chunk_size = copier.options.fetch_chunk;
     while !pending.is_empty() {
         if *job.stop.borrow() {
             return Err(SyncError::Stopped);
         }
-        let chunk = next_chunk(&mut pending, copier.options.fetch_chunk);
+        let chunk = next_chunk(&mut pending, chunk_size);
         let uids: Vec<u32> = chunk.iter().map(|m| m.uid).collect();
         let mut outcomes: HashMap<u32, FetchOutcome> = source
             .fetch(&uids)
@@ -82,6 +85,12 @@ pub(super) async fn copy(
             .into_iter()
             .map(|o| (outcome_uid(&o), o))
             .collect();
+        if outcomes
+            .values()
+            .any(|o| matches!(o, FetchOutcome::Retry(_) | FetchOutcome::Damaged(..)))
+        {
+            chunk_size = 1;
+        }
         let mut done = Vec::new();
         for meta in chunk {
             let outcome = outcomes.remove(&meta.uid);
@@ -102,7 +111,7 @@ fn outcome_uid(o: &FetchOutcome) -> u32 {
     match o {
         FetchOutcome::Item(item) => item.uid,
         FetchOutcome::Vanished(uid) | FetchOutcome::Refused(uid) => *uid,
-        FetchOutcome::Damaged(uid, _) => *uid,
+        FetchOutcome::Damaged(uid, _) | FetchOutcome::Retry(uid) => *uid,
     }
 }
 
@@ -274,6 +283,10 @@ impl FolderCopy<'_> {
     ) -> Result<Option<CopiedRecord>, SyncError> {
         let item = match outcome {
             Some(FetchOutcome::Item(item)) => item,
+            Some(FetchOutcome::Retry(_)) => {
+                pending.push(meta);
+                return Ok(None);
+            }
             Some(FetchOutcome::Vanished(uid)) => {
                 report.skipped.push(self.skip(
                     uid,

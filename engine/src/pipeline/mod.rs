@@ -53,6 +53,8 @@ pub struct CopyOptions {
     pub error_budget: u32,
     /// Fetch attempts for a message before it is skipped as a bad item.
     pub fetch_attempts: u32,
+    /// However few the errors, a side that has kept failing this long ends the user.
+    pub retry_window: Duration,
 }
 
 impl Default for CopyOptions {
@@ -64,6 +66,7 @@ impl Default for CopyOptions {
             timeout: Duration::from_secs(60),
             error_budget: 10,
             fetch_attempts: 3,
+            retry_window: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -152,12 +155,14 @@ impl From<crate::Error> for SyncError {
 /// Fetch attempts per (folder, UID) over one sync, reconnects included.
 type Attempts = HashMap<(String, u32), u32>;
 
-/// Passing errors so far, per side; each side has its own budget.
+/// Passing errors so far, per side; each side has its own budget, in count and in time.
 #[derive(Debug, Default)]
 struct Failures {
     source: u32,
     target: u32,
     state: u32,
+    /// When the first error of this sync happened.
+    since: Option<Instant>,
 }
 
 /// What to do after an attempt failed.
@@ -174,7 +179,8 @@ fn backoff(errors: u32) -> Duration {
 }
 
 impl Failures {
-    fn after(&mut self, e: SyncError, budget: u32) -> Next {
+    fn after(&mut self, e: SyncError, budget: u32, window: Duration) -> Next {
+        let since = *self.since.get_or_insert_with(Instant::now);
         let (count, who, message, asked) = match e {
             SyncError::Stopped => return Next::End(SyncOutcome::Stopped),
             SyncError::Authentication(m)
@@ -199,6 +205,12 @@ impl Failures {
         if *count > budget {
             return Next::End(SyncOutcome::Failed(format!(
                 "{who} kept failing ({count} errors); the last: {message}"
+            )));
+        }
+        if since.elapsed() >= window {
+            return Next::End(SyncOutcome::Failed(format!(
+                "{who} kept failing for {}s ({count} errors); the last: {message}",
+                since.elapsed().as_secs()
             )));
         }
         let wait = asked
@@ -227,7 +239,8 @@ impl UserSync for Copier {
             let Err(e) = attempt::run(self, &job, &mut report, &mut attempts).await else {
                 break;
             };
-            match failures.after(e, self.options.error_budget) {
+            let (budget, window) = (self.options.error_budget, self.options.retry_window);
+            match failures.after(e, budget, window) {
                 Next::End(outcome) => {
                     report.outcome = outcome;
                     break;
@@ -251,6 +264,17 @@ impl UserSync for Copier {
 mod tests {
     use super::*;
 
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn a_side_that_keeps_failing_for_the_window_ends_the_user() {
+        let mut f = Failures::default();
+        assert!(matches!(
+            f.after(transient_source("greeting timed out"), 100, Duration::ZERO),
+            Next::End(SyncOutcome::Failed(m)) if m.contains("kept failing for 0s")
+        ));
+    }
+
     fn transient_source(m: &str) -> SyncError {
         SyncError::Source {
             transient: true,
@@ -270,25 +294,25 @@ mod tests {
         let mut f = Failures::default();
         for _ in 0..2 {
             assert!(matches!(
-                f.after(transient_target("503"), 2),
+                f.after(transient_target("503"), 2, HOUR),
                 Next::Retry(_)
             ));
         }
         // The target's faults did not spend the source's budget.
         for _ in 0..2 {
             assert!(matches!(
-                f.after(transient_source("BYE"), 2),
+                f.after(transient_source("BYE"), 2, HOUR),
                 Next::Retry(_)
             ));
         }
         assert_eq!(
-            f.after(transient_target("503"), 2),
+            f.after(transient_target("503"), 2, HOUR),
             Next::End(SyncOutcome::Failed(
                 "The target kept failing (3 errors); the last: 503".into()
             ))
         );
         assert_eq!(
-            f.after(transient_source("BYE"), 2),
+            f.after(transient_source("BYE"), 2, HOUR),
             Next::End(SyncOutcome::Failed(
                 "The source server kept failing (3 errors); the last: BYE".into()
             ))
@@ -301,18 +325,19 @@ mod tests {
         assert_eq!(
             f.after(
                 TargetError::Failed("HTTP 400: bad folder".into()).into(),
-                10
+                10,
+                HOUR
             ),
             Next::End(SyncOutcome::Failed(
                 "The target failed: HTTP 400: bad folder".into()
             ))
         );
         assert_eq!(
-            f.after(SourceError::Authentication("no".into()).into(), 10),
+            f.after(SourceError::Authentication("no".into()).into(), 10, HOUR),
             Next::End(SyncOutcome::Failed("no".into()))
         );
         assert_eq!(
-            f.after(SyncError::Stopped, 10),
+            f.after(SyncError::Stopped, 10, HOUR),
             Next::End(SyncOutcome::Stopped)
         );
     }
@@ -325,11 +350,11 @@ mod tests {
             message: "slow down".into(),
         };
         assert_eq!(
-            f.after(throttled(1234), 10),
+            f.after(throttled(1234), 10, HOUR),
             Next::Retry(Duration::from_millis(1234))
         );
         assert_eq!(
-            f.after(throttled(10_000_000), 10),
+            f.after(throttled(10_000_000), 10, HOUR),
             Next::Retry(Duration::from_secs(300))
         );
     }

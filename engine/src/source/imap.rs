@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::{
-    Credential, FetchOutcome, FolderListing, ItemMeta, MailSource, SourceError, SourceFolder,
-    SourceItem,
+    Credential, FetchOutcome, FolderListing, Folders, ItemMeta, MailSource, SourceError,
+    SourceFolder, SourceItem,
 };
 use crate::imap::commands::{self, Listed};
 use crate::imap::{
@@ -33,6 +33,8 @@ pub struct ImapSource {
     wire: HashMap<String, String>,
     /// The folder open for fetching, and its UID validity then.
     open: Option<(SourceFolder, u32)>,
+    /// LIST replies that could not be read, for the report.
+    unreadable: Vec<String>,
 }
 
 /// A reply that means "wait": a throttling NO; else a passing fault.
@@ -92,6 +94,7 @@ impl ImapSource {
             user_root: credential.user_root.clone(),
             wire: HashMap::new(),
             open: None,
+            unreadable: Vec::new(),
         };
         source.client = Some(source.connect().await?);
         Ok(source)
@@ -175,13 +178,8 @@ impl ImapSource {
         for line in &reply.unreadable {
             tracing::warn!(reply = %line, "a LIST reply could not be read");
         }
-        if let Some(line) = reply.unreadable.first() {
-            // A folder the client cannot name would be lost without a word.
-            return Err(SourceError::Permanent(format!(
-                "The server listed {} folder(s) whose names cannot be read (the first: {line}).",
-                reply.unreadable.len()
-            )));
-        }
+        // A folder the client cannot name is reported, not lost without a word.
+        self.unreadable.extend(reply.unreadable);
         Ok(reply.listed)
     }
 
@@ -253,14 +251,61 @@ impl ImapSource {
         })
     }
 
+    /// A UID FETCH whose connection must hold to the end (listings, probes).
     async fn uid_fetch(
         &mut self,
         set: &str,
         items: &str,
     ) -> Result<commands::FetchReply, SourceError> {
-        let r = commands::uid_fetch(self.client().await?, set, items).await;
-        self.settle(r)
+        let mut reply = commands::uid_fetch(self.client().await?, set, items).await;
+        match reply.broke.take() {
+            Some(e) => self.settle(Err(e)),
+            None => Ok(reply),
+        }
     }
+}
+
+/// The outcomes of a fetch whose connection broke: what arrived, what was damaged (the message
+/// named by an oversized reply, or the only one asked for), and the rest to ask again.
+fn broken_fetch(uids: &[u32], reply: commands::FetchReply, e: ClientError) -> Vec<FetchOutcome> {
+    let mut got: HashMap<u32, commands::Fetched> = HashMap::new();
+    for f in reply.fetched {
+        if let (Some(uid), Some(_)) = (f.uid, &f.body) {
+            got.insert(uid, f);
+        }
+    }
+    let mut damaged: HashMap<u32, String> = reply
+        .damaged
+        .iter()
+        .filter_map(|d| {
+            Some((
+                d.uid?,
+                format!("the server's reply cannot be read: {}", d.reply),
+            ))
+        })
+        .collect();
+    if let ClientError::TooBig { uid: Some(uid), .. } = &e {
+        damaged.insert(*uid, e.to_string());
+    }
+    let alone = uids.len() == 1;
+    uids.iter()
+        .map(|&uid| match got.remove(&uid) {
+            Some(f) => FetchOutcome::Item(SourceItem {
+                uid,
+                flags: f.flags,
+                date: f.date,
+                raw: f.body.expect("kept only with a body"),
+            }),
+            None => match damaged.remove(&uid) {
+                Some(why) => FetchOutcome::Damaged(uid, why),
+                None if alone => FetchOutcome::Damaged(
+                    uid,
+                    format!("the connection broke while it was fetched ({e})"),
+                ),
+                None => FetchOutcome::Retry(uid),
+            },
+        })
+        .collect()
 }
 
 /// EXAMINE on a client, with Courier's STATUS fallback for UIDVALIDITY. The error is the
@@ -292,7 +337,8 @@ async fn examine_on(
 
 #[async_trait]
 impl MailSource for ImapSource {
-    async fn folders(&mut self) -> Result<Vec<SourceFolder>, SourceError> {
+    async fn folders(&mut self) -> Result<Folders, SourceError> {
+        self.unreadable.clear();
         let out = match self.user_root.clone().filter(|r| !r.is_empty()) {
             Some(root) => self.folders_under(&root).await?,
             None => {
@@ -323,7 +369,10 @@ impl MailSource for ImapSource {
                     .to_string(),
             }));
         }
-        Ok(out)
+        Ok(Folders {
+            folders: out,
+            unreadable: std::mem::take(&mut self.unreadable),
+        })
     }
 
     async fn list(&mut self, folder: &SourceFolder) -> Result<FolderListing, SourceError> {
@@ -345,13 +394,16 @@ impl MailSource for ImapSource {
                 why,
             ));
         }
-        if let Some(d) = reply.damaged.first() {
+        // A listing reply that cannot be read but names its message lists that message (it is
+        // fetched, and costs itself if it cannot be read then either); one that names none
+        // leaves the listing incomplete.
+        if let Some(d) = reply.damaged.iter().find(|d| d.uid.is_none()) {
             return Err(SourceError::Transient(format!(
                 "{}: the listing has a reply that cannot be read: {}",
                 folder.relative, d.reply
             )));
         }
-        let items = reply
+        let mut items: Vec<ItemMeta> = reply
             .fetched
             .into_iter()
             .filter_map(|f| {
@@ -363,6 +415,15 @@ impl MailSource for ImapSource {
                 })
             })
             .collect();
+        for d in &reply.damaged {
+            tracing::warn!(folder = %folder.relative, reply = %d.reply, "a listing reply cannot be read");
+            items.extend(d.uid.map(|uid| ItemMeta {
+                uid,
+                size: 0,
+                flags: Vec::new(),
+                date: None,
+            }));
+        }
         Ok(FolderListing {
             uid_validity,
             items,
@@ -377,31 +438,17 @@ impl MailSource for ImapSource {
 
     async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<FetchOutcome>, SourceError> {
         let set = uid_set(uids);
-        let r = commands::uid_fetch(
-            self.client().await?,
-            &set,
-            "(UID FLAGS INTERNALDATE BODY.PEEK[])",
-        )
-        .await;
-        let reply = match r {
-            // A reply too big to read costs the message it named; the others of the chunk are
-            // asked for again, on a new connection.
-            Err(e @ ClientError::TooBig { uid, .. }) => {
-                self.client = None;
-                let why = e.to_string();
-                return Ok(uids
-                    .iter()
-                    .map(|&u| {
-                        if Some(u) == uid || uids.len() == 1 {
-                            FetchOutcome::Damaged(u, why.clone())
-                        } else {
-                            FetchOutcome::Refused(u)
-                        }
-                    })
-                    .collect());
+        let items = "(UID FLAGS INTERNALDATE BODY.PEEK[])";
+        let mut reply = commands::uid_fetch(self.client().await?, &set, items).await;
+        if let Some(e) = reply.broke.take() {
+            // The connection broke during the fetch: what came is kept, the message that broke
+            // it is damaged, the others are asked for again on a new connection.
+            self.client = None;
+            if matches!(e, ClientError::Stopped) {
+                return Err(SourceError::Stopped);
             }
-            other => self.settle(other)?,
-        };
+            return Ok(broken_fetch(uids, reply, e));
+        }
         if let Some(Done::No(text)) = &reply.done
             && let Some(wait) = backoff_hint(text)
         {

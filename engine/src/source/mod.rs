@@ -87,6 +87,9 @@ pub enum FetchOutcome {
     Refused(u32),
     /// The server's reply about it could not be read (why, in a few words).
     Damaged(u32, String),
+    /// Not answered through no fault of its own (another message broke the connection): ask
+    /// again, alone.
+    Retry(u32),
 }
 
 /// Why the source could not go on.
@@ -109,13 +112,22 @@ pub enum SourceError {
     Stopped,
 }
 
+/// A mailbox's folders as listed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Folders {
+    pub folders: Vec<SourceFolder>,
+    /// Listing replies naming a folder whose name cannot be read (as sent, shortened): each
+    /// is reported, never dropped without a word.
+    pub unreadable: Vec<String>,
+}
+
 /// A mailbox at the source, read-only: the pipeline lists folders, lists each folder's items,
 /// and fetches them in chunks it bounds.
 #[async_trait]
 pub trait MailSource: Send {
     /// Every folder of the mailbox under the user's root. A refused or cut listing is an
     /// error, never a shorter list.
-    async fn folders(&mut self) -> Result<Vec<SourceFolder>, SourceError>;
+    async fn folders(&mut self) -> Result<Folders, SourceError>;
     /// Opens a folder and lists its items (metadata only).
     async fn list(&mut self, folder: &SourceFolder) -> Result<FolderListing, SourceError>;
     /// Opens a folder for fetching; returns its UID validity now.

@@ -179,8 +179,10 @@ async fn keys<'a>(
             "1:*",
             &format!("(UID BODY.PEEK[HEADER.FIELDS ({KEY_HEADER})])"),
         )
-        .await
-        .map_err(io)?;
+        .await;
+        if let Some(e) = reply.broke {
+            return Err(io(e));
+        }
         if let Some(Done::No(why)) = reply.done {
             return Err(io(format!("the target refused to list {wire}: {why}")));
         }
