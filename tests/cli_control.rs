@@ -371,3 +371,33 @@ async fn a_truncated_or_missing_state_is_an_error_naming_it() {
     assert!(text(&o).contains("no mailmig state here"), "{}", text(&o));
     assert!(!typo.exists(), "a read creates no state");
 }
+
+#[tokio::test]
+async fn a_batch_name_with_a_terminal_escape_is_refused_and_not_echoed_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    common::mailmig_ok(&state, &["target", "set", "--embedded"]).await;
+    let csv = dir.path().join("u.csv");
+    std::fs::write(&csv, "EmailAddress,UserName,Password\na@contoso.edu,a,pw\n").unwrap();
+    let o = mailmig(
+        &state,
+        &[
+            "batch",
+            "new",
+            "--name",
+            "B\u{1b}[31mred\nline",
+            "--source-endpoint",
+            "src",
+            "--csv",
+            csv.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("holds a control character"), "{t}");
+    assert!(
+        !t.contains('\u{1b}'),
+        "no raw escape reaches the terminal: {t:?}"
+    );
+}

@@ -446,3 +446,10 @@ async fn target_rules_fail_the_user_with_exchanges_messages() {
     );
     let _ = Duration::ZERO;
 }
+
+#[tokio::test]
+async fn a_quoted_folder_name_with_escapes_is_read_and_selected_as_it_is() {
+    let w = survives(terry(2).generated("terry", "with\"quote\\back", 3), true).await;
+    let u = w.engine.user("terry@contoso.edu").unwrap();
+    assert_eq!(u.items_synced, 5);
+}

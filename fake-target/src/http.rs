@@ -45,7 +45,10 @@ impl FromRequestParts<AppState> for Authorized {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            // The scheme is case-insensitive (RFC 9110 11.1): `bearer` works as `Bearer`.
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+            .map(|(_, token)| token.trim());
         // Constant-time enough for a fake: compare whole strings, never log the token.
         if given == Some(state.token.as_str()) {
             Ok(Authorized)
@@ -56,6 +59,58 @@ impl FromRequestParts<AppState> for Authorized {
                 "Missing or wrong bearer token.",
             ))
         }
+    }
+}
+
+/// Query parameters, refused with 400 when a value is not valid UTF-8 once percent-decoded (a
+/// lossy decoding would make `%FE` and `%FF` the same source key).
+struct StrictQuery<T>(T);
+
+/// The first query parameter whose decoded bytes are not UTF-8.
+fn invalid_utf8_parameter(query: &str) -> Option<String> {
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let mut bytes = Vec::with_capacity(value.len());
+        let raw = value.as_bytes();
+        let mut i = 0;
+        while i < raw.len() {
+            match raw[i] {
+                b'+' => bytes.push(b' '),
+                b'%' if i + 2 < raw.len() => {
+                    let hex = std::str::from_utf8(&raw[i + 1..i + 3]).ok();
+                    match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                        Some(b) => {
+                            bytes.push(b);
+                            i += 2;
+                        }
+                        None => bytes.push(b'%'),
+                    }
+                }
+                b => bytes.push(b),
+            }
+            i += 1;
+        }
+        if String::from_utf8(bytes).is_err() {
+            return Some(name.to_string());
+        }
+    }
+    None
+}
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for StrictQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
+        if let Some(name) = invalid_utf8_parameter(parts.uri.query().unwrap_or("")) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalidQuery",
+                &format!("The query parameter {name} is not valid UTF-8 once decoded."),
+            ));
+        }
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(t)| StrictQuery(t))
+            .map_err(|e| error(StatusCode::BAD_REQUEST, "invalidQuery", &e.body_text()))
     }
 }
 
@@ -152,7 +207,7 @@ async fn create_folder(
     _: Authorized,
     State(s): State<AppState>,
     Path(address): Path<String>,
-    Query(q): Query<PathQuery>,
+    StrictQuery(q): StrictQuery<PathQuery>,
 ) -> Response {
     match s.tenant.create_folder(&address, &q.path) {
         Ok(path) => (StatusCode::CREATED, axum::Json(json!({"path": path}))).into_response(),
@@ -164,7 +219,7 @@ async fn import(
     _: Authorized,
     State(s): State<AppState>,
     Path(address): Path<String>,
-    Query(q): Query<ImportQuery>,
+    StrictQuery(q): StrictQuery<ImportQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -248,7 +303,7 @@ async fn update_flags(
     _: Authorized,
     State(s): State<AppState>,
     Path(address): Path<String>,
-    Query(q): Query<FlagsQuery>,
+    StrictQuery(q): StrictQuery<FlagsQuery>,
 ) -> Response {
     match s
         .tenant
@@ -268,7 +323,7 @@ async fn messages(
     _: Authorized,
     State(s): State<AppState>,
     Path(address): Path<String>,
-    Query(q): Query<FolderQuery>,
+    StrictQuery(q): StrictQuery<FolderQuery>,
 ) -> Response {
     match s.tenant.items(&address, q.folder.as_deref()) {
         Ok(items) => axum::Json(items).into_response(),
@@ -335,18 +390,46 @@ pub fn generate_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How long a client may take to send a request's headers, and how long a connection may sit
+/// idle between requests.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest any one connection lives (a body sent a byte a minute ends here).
+pub const CONNECTION_LIMIT: Duration = Duration::from_secs(600);
+
 /// Serves `tenant` on 127.0.0.1 at a port the OS picks.
 pub async fn serve(tenant: Tenant, token: String) -> Result<HttpServer, Error> {
+    serve_with(tenant, token, HEADER_TIMEOUT).await
+}
+
+/// [`serve`] with another header timeout (tests use a short one).
+pub async fn serve_with(
+    tenant: Tenant,
+    token: String,
+    header_timeout: Duration,
+) -> Result<HttpServer, Error> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
-    let (stop, stopped) = oneshot::channel::<()>();
+    let (stop, mut stopped) = oneshot::channel::<()>();
     let app = router(tenant, token);
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
+        loop {
+            let (tcp, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(_) => continue,
+                },
+                _ = &mut stopped => return,
+            };
+            let app = app.clone();
+            tokio::spawn(async move {
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(header_timeout);
+                let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+                let _ = tokio::time::timeout(CONNECTION_LIMIT, conn).await;
+            });
+        }
     });
     Ok(HttpServer {
         addr,
@@ -598,4 +681,20 @@ fn sizes(message: &str) -> (u64, u64) {
         .split_whitespace()
         .filter_map(|w| w.parse::<u64>().ok());
     (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_decoding_is_strict() {
+        assert_eq!(
+            super::invalid_utf8_parameter("sourceKey=a%20b&folder=Inbox"),
+            None
+        );
+        assert_eq!(
+            super::invalid_utf8_parameter("folder=Inbox&sourceKey=k%FE"),
+            Some("sourceKey".into())
+        );
+        assert_eq!(super::invalid_utf8_parameter("sourceKey=%C3%A9"), None);
+    }
 }

@@ -118,6 +118,18 @@ pub fn normalize_folder(path: &str) -> Result<(String, Option<WellKnown>), Strin
     if parts.iter().any(|p| p.trim().is_empty()) {
         return Err(format!("folder path {path:?} has an empty level"));
     }
+    // Exchange's folder names hold no control characters, and `.`/`..` are not names.
+    if let Some(p) = parts.iter().find(|p| matches!(p.trim(), "." | "..")) {
+        return Err(format!(
+            "folder path {path:?} has a level {p:?}, which is not a name"
+        ));
+    }
+    if path.chars().any(char::is_control) {
+        return Err(format!(
+            "folder path {:?} holds a control character",
+            path.escape_debug().to_string()
+        ));
+    }
     let mut parts: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
     let mut well_known = None;
     for wk in WellKnown::ALL {

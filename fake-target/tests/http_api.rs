@@ -250,3 +250,83 @@ licensed = true
     let typo = TenantConfig::from_toml("[tenant]\naccepted_domain = []\n").unwrap_err();
     assert!(typo.to_string().contains("accepted_domain"), "{typo}");
 }
+
+#[tokio::test]
+async fn hostile_requests_are_refused_cleanly() {
+    let (tenant, s) = server(Settings::default()).await;
+    // The auth scheme is case-insensitive.
+    let lower = client()
+        .get(format!("{}/v1/users", s.url()))
+        .header("authorization", "bearer secret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), 200);
+    // Two source keys that differ only in invalid UTF-8 must not collide: both are refused.
+    for key in ["%FE", "%FF"] {
+        let r = client()
+            .post(format!(
+                "{}/v1/users/terrya@contoso.edu/import?folder=Inbox&sourceKey=k{key}",
+                s.url()
+            ))
+            .header("content-type", "message/rfc822")
+            .bearer_auth("secret-token")
+            .body("Subject: x\r\n\r\nbody\r\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{key}");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("sourceKey")
+        );
+    }
+    // Folder names that are not names.
+    for folder in ["..", "Inbox/../x", "a%00b", "line%0Abreak"] {
+        let r = client()
+            .post(format!(
+                "{}/v1/users/terrya@contoso.edu/mailFolders?path={folder}",
+                s.url()
+            ))
+            .bearer_auth("secret-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{folder}: {}", r.text().await.unwrap());
+    }
+    assert!(tenant.items("terrya@contoso.edu", None).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_half_sent_request_is_dropped_at_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tenant = Tenant::with_clock(Settings::default(), Arc::new(ManualClock::at_epoch()));
+    let s =
+        fake_target::http::serve_with(tenant, "t".into(), std::time::Duration::from_millis(300))
+            .await
+            .unwrap();
+    let addr = s.url().trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"GET /v1/users HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    // Closed (or reset) well before the client's own limit.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_end(&mut buf))
+        .await
+        .expect("the server closes the connection");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // An idle connection that sends nothing is closed too.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut one = [0u8; 1];
+    let r = tokio::time::timeout(std::time::Duration::from_secs(5), idle.read(&mut one)).await;
+    assert!(r.is_ok(), "an idle connection is not held");
+}

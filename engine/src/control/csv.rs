@@ -174,8 +174,53 @@ fn reject(line: Option<u64>, message: impl Into<String>) -> Rejection {
     }
 }
 
-/// Text from the file's bytes: UTF-8 (BOM optional) or UTF-16 with a BOM.
+/// Whether the bytes look like UTF-16 without a byte order mark: text whose every other byte
+/// is NUL (UTF-8 takes NULs, so it would otherwise parse as garbage columns).
+fn looks_like_utf16(bytes: &[u8]) -> bool {
+    let sample = &bytes[..bytes.len().min(512)];
+    let nuls = |parity: usize| {
+        sample
+            .iter()
+            .skip(parity)
+            .step_by(2)
+            .filter(|&&b| b == 0)
+            .count()
+    };
+    let half = sample.len() / 2;
+    half >= 4 && (nuls(0) * 10 >= half * 9 || nuls(1) * 10 >= half * 9)
+}
+
+/// A value as an error message may show it: control characters (a terminal escape, a NUL)
+/// written as escapes, never sent raw to a terminal.
+pub fn shown(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .flat_map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect::<Vec<_>>()
+                } else {
+                    vec![c]
+                }
+            })
+            .collect()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Text from the file's bytes: UTF-8 (BOM optional) or UTF-16 with a BOM. Lines may end in
+/// CRLF, LF or CR alone.
 fn decode(bytes: &[u8]) -> Result<String, Rejection> {
+    let text = decode_bytes(bytes)?;
+    // Old Mac line ends (CR alone) count as line ends, so every line has its own number.
+    Ok(if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n")
+    } else {
+        text
+    })
+}
+
+fn decode_bytes(bytes: &[u8]) -> Result<String, Rejection> {
     let utf16 = |le: bool| {
         let units: Vec<u16> = bytes[2..]
             .chunks(2)
@@ -209,6 +254,11 @@ fn decode(bytes: &[u8]) -> Result<String, Rejection> {
         }
         [0xFF, 0xFE, ..] => utf16(true),
         [0xFE, 0xFF, ..] => utf16(false),
+        _ if looks_like_utf16(bytes) => Err(reject(
+            None,
+            "The CSV file isn't UTF-8: it looks like UTF-16 without a byte order mark. Save it \
+             as UTF-8 (or as UTF-16 with a byte order mark) and try again.",
+        )),
         _ => std::str::from_utf8(bytes).map(str::to_string).map_err(|e| {
             let line = bytes[..e.valid_up_to()]
                 .iter()
@@ -243,6 +293,12 @@ pub fn is_smtp_address(s: &str) -> bool {
         && domain
             .split('.')
             .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'))
+}
+
+/// Control characters a field may not hold: all but the line breaks and tabs a quoted CSV
+/// field can carry (NUL, escape sequences, ... never reach a server or a terminal).
+fn refused_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\n' | '\r' | '\t')
 }
 
 fn padded(s: &str) -> bool {
@@ -390,12 +446,23 @@ pub fn parse(bytes: &[u8], options: &CsvOptions) -> Result<ParsedCsv, Rejection>
         } else if !is_smtp_address(&email) {
             Some(error(
                 Some("EmailAddress"),
-                format!("Line {line}: EmailAddress \"{email}\" isn't a valid SMTP address."),
+                format!(
+                    "Line {line}: EmailAddress \"{}\" isn't a valid SMTP address.",
+                    shown(&email)
+                ),
             ))
         } else if user_name.trim().is_empty() {
             Some(error(
                 Some("UserName"),
                 format!("Line {line}: UserName is empty."),
+            ))
+        } else if user_name.chars().any(refused_control) {
+            Some(error(
+                Some("UserName"),
+                format!(
+                    "Line {line}: UserName holds a control character (\"{}\").",
+                    shown(&user_name)
+                ),
             ))
         } else if password.is_empty() {
             Some(error(
@@ -407,6 +474,12 @@ pub fn parse(bytes: &[u8], options: &CsvOptions) -> Result<ParsedCsv, Rejection>
                 Some("Password"),
                 format!("Line {line}: Password is longer than 256 characters."),
             ))
+        } else if password.contains('\0') {
+            // Nothing can carry a NUL to an IMAP server.
+            Some(error(
+                Some("Password"),
+                format!("Line {line}: Password holds a NUL character."),
+            ))
         } else if padded(&password) {
             Some(error(
                 Some("Password"),
@@ -417,6 +490,14 @@ pub fn parse(bytes: &[u8], options: &CsvOptions) -> Result<ParsedCsv, Rejection>
             Some(error(
                 Some("UserRoot"),
                 format!("Line {line}: UserRoot is longer than 1024 characters."),
+            ))
+        } else if user_root
+            .as_deref()
+            .is_some_and(|r| r.chars().any(refused_control))
+        {
+            Some(error(
+                Some("UserRoot"),
+                format!("Line {line}: UserRoot holds a control character."),
             ))
         } else if user_root.as_deref().is_some_and(padded) {
             Some(error(
@@ -548,6 +629,53 @@ mod tests {
             "physical lines: the header is line 1, a blank line 2"
         );
         assert_eq!(p.rows[1].line, 6, "the quoted newline took a line");
+    }
+
+    #[test]
+    fn hostile_files_get_a_clear_answer() {
+        // Old Mac line ends: every row has its own line number.
+        let cr = b"EmailAddress,UserName,Password\ra@contoso.edu,a,pw\rb@contoso.edu,b, pw\r";
+        let p = parse(cr, &CsvOptions::default()).unwrap();
+        assert_eq!(p.rows.len(), 1);
+        assert_eq!(p.rows[0].line, 2);
+        assert_eq!(p.errors[0].line, 3, "{:?}", p.errors);
+        // UTF-16 without a byte order mark.
+        let utf16: Vec<u8> = "EmailAddress,UserName,Password\r\na@contoso.edu,a,pw\r\n"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        let e = parse(&utf16, &CsvOptions::default()).unwrap_err();
+        assert!(
+            e.message.contains("UTF-16 without a byte order mark"),
+            "{e:?}"
+        );
+        // NUL and terminal escapes in fields are refused, and never echoed raw.
+        let bad = "EmailAddress,UserName,Password,UserRoot\n\
+                   a@contoso.edu,te\u{0}rry,pw,\n\
+                   b@contoso.edu,b,p\u{0}w,\n\
+                   c\u{1b}[31m@contoso.edu,c,pw,\n\
+                   d@contoso.edu,d,pw,/users/\u{1b}]0;x\n";
+        let p = parse(bad.as_bytes(), &CsvOptions::default()).unwrap();
+        assert!(p.rows.is_empty(), "{:?}", p.rows);
+        let messages: Vec<&str> = p.errors.iter().map(|e| e.message.as_str()).collect();
+        assert!(
+            messages[0].contains("UserName holds a control character"),
+            "{messages:?}"
+        );
+        assert!(messages[1].contains("Password holds a NUL"), "{messages:?}");
+        assert!(
+            messages[2].contains("isn't a valid SMTP address"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[3].contains("UserRoot holds a control character"),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .all(|m| !m.contains('\u{1b}') && !m.contains('\0'))
+        );
     }
 
     #[test]

@@ -271,6 +271,13 @@ impl Engine {
                 "The batch name must be 1 to {MAX_BATCH_NAME} characters long."
             )));
         }
+        if name.chars().any(char::is_control) {
+            // A name is printed in every table: a terminal escape or a line break would be too.
+            return Err(Error::Invalid(format!(
+                "The batch name \"{}\" holds a control character.",
+                csv::shown(&name)
+            )));
+        }
         self.endpoint(&new.source_endpoint)?;
         if self.db.read(|tx| tx.batch(&name))?.is_some() {
             return Err(Error::Refused("The migration batch already exists.".into()));
