@@ -342,7 +342,9 @@ async fn message_value(
     }
 }
 
-fn router(tenant: Tenant, token: String) -> Router {
+/// The API as an axum router (what [`serve`] serves; in-process callers and fuzzing drive it
+/// directly).
+pub fn router(tenant: Tenant, token: String) -> Router {
     Router::new()
         .route("/v1/users", get(users))
         .route(

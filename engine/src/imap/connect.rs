@@ -21,11 +21,13 @@ use tokio_rustls::client::TlsStream;
 use super::client::{Client, ClientError, Limits, Part};
 use super::settings::{ImapSettings, Security};
 
-/// A connection, plain or TLS.
+/// A connection, plain or TLS, or an in-memory pipe (tests and fuzzing drive the client with
+/// bytes of their choosing).
 #[derive(Debug)]
 pub enum ImapStream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Memory(tokio::io::DuplexStream),
 }
 
 impl AsyncRead for ImapStream {
@@ -37,6 +39,7 @@ impl AsyncRead for ImapStream {
         match self.get_mut() {
             ImapStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            ImapStream::Memory(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -50,18 +53,21 @@ impl AsyncWrite for ImapStream {
         match self.get_mut() {
             ImapStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            ImapStream::Memory(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ImapStream::Plain(s) => Pin::new(s).poll_flush(cx),
             ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            ImapStream::Memory(s) => Pin::new(s).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ImapStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            ImapStream::Memory(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
