@@ -309,28 +309,49 @@ fn command_name(line: &[u8]) -> String {
 
 /// `LOGIN user*admin pw` with bare atoms that hold list wildcards (`*`, `%`) or other
 /// characters RFC 3501 keeps out of atoms: Dovecot and Courier accept them, and so do clients
-/// such as Python's imaplib, which sends a master-user login unquoted. Such a line is read as
-/// if its two arguments were quoted.
+/// such as Python's imaplib, which sends a master-user login unquoted (and the password
+/// quoted). Such a line is read as if both arguments were quoted strings.
 fn lenient_login(line: &[u8]) -> Option<Command<'static>> {
+    use imap_codec::decode::Decoder;
     let text = std::str::from_utf8(line).ok()?.strip_suffix("\r\n")?;
-    let mut parts = text.split(' ');
-    let (tag, verb, user, password) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let bare = |a: &str| {
-        !a.is_empty()
-            && a.bytes()
-                .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'(' | b')' | b'{'))
-    };
-    if parts.next().is_some()
-        || !verb.eq_ignore_ascii_case("LOGIN")
-        || !bare(user)
-        || !bare(password)
-    {
+    let (tag, rest) = text.split_once(' ')?;
+    let (verb, rest) = rest.split_once(' ')?;
+    if !verb.eq_ignore_ascii_case("LOGIN") {
         return None;
     }
-    let quoted = format!("{tag} LOGIN \"{user}\" \"{password}\"\r\n");
-    use imap_codec::decode::Decoder;
+    let (user, rest) = argument(rest)?;
+    let (password, rest) = argument(rest.strip_prefix(' ')?)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let quoted = format!("{tag} LOGIN {} {}\r\n", q(&user), q(&password));
     let (rest, command) = CommandCodec::default().decode(quoted.as_bytes()).ok()?;
     rest.is_empty().then(|| command.into_static())
+}
+
+/// One LOGIN argument: a quoted string (unescaped) or a bare run of visible characters; and
+/// what follows it.
+fn argument(s: &str) -> Option<(String, &str)> {
+    if let Some(body) = s.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = body.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => out.push(chars.next()?.1),
+                '"' => return Some((out, &body[i + 1..])),
+                c => out.push(c),
+            }
+        }
+        return None;
+    }
+    let end = s.find(' ').unwrap_or(s.len());
+    let token = &s[..end];
+    let visible = !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'(' | b')' | b'{'));
+    visible.then(|| (token.to_string(), &s[end..]))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! mailmig's own IMAP client: commands written by hand (they are few and simple), replies read
-//! with imap-codec's fragmentizer and response decoder.
+//! mailmig's own IMAP client: commands written by hand (they are few and simple), replies cut
+//! into messages by [`Framer`] (lines and the literals they announce, copied in bulk) and
+//! decoded with imap-codec's response decoder.
 //!
 //! Why not a client library: every reply is read to its tagged status (a NO or a cut connection
 //! is never a short list); a reply the decoder cannot read is handed to the caller as raw
@@ -11,7 +12,7 @@
 use std::time::Duration;
 
 use imap_codec::ResponseCodec;
-use imap_codec::fragmentizer::{DecodeMessageError, FragmentInfo, Fragmentizer};
+use imap_codec::decode::Decoder;
 use imap_codec::imap_types::response::{Data, Response, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -139,9 +140,105 @@ fn redacted(command: &str) -> String {
     }
 }
 
+/// Cuts a server's byte stream into whole messages: a line, and when it ends by announcing a
+/// literal (`{n}`, `~{n}`), the literal's bytes and the line that follows, again and again.
+/// Bytes are copied in bulk; a message is handed out as one slice for the decoder.
+#[derive(Debug, Default)]
+pub struct Framer {
+    buf: Vec<u8>,
+    /// Where the current message starts.
+    start: usize,
+    /// The start of the line of the current message not yet looked at.
+    cursor: usize,
+    /// The end of the last complete message, once [`Framer::next`] found one.
+    end: Option<usize>,
+}
+
+/// What [`Framer::next`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Framed {
+    /// More bytes are needed.
+    Need,
+    /// A whole message: [`Framer::message`].
+    Message,
+    /// A message grows past the limit (a literal announced as this big).
+    TooBig(u64),
+}
+
+/// The length a line announces for the literal that follows it: `... {123}\r\n`.
+fn announced(line: &[u8]) -> Option<u64> {
+    let line = line.strip_suffix(b"\n")?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = line.strip_suffix(b"}")?;
+    let line = line.strip_suffix(b"+").unwrap_or(line);
+    let open = line.iter().rposition(|&b| b == b'{')?;
+    let digits = &line[open + 1..];
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+impl Framer {
+    /// Appends bytes from the server.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            // What was handed out goes; the rest moves to the front in one copy.
+            self.buf.drain(..self.start);
+            self.cursor -= self.start;
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Looks for the next whole message, no bigger than `max` bytes.
+    pub fn next(&mut self, max: u64) -> Framed {
+        if let Some(end) = self.end.take() {
+            self.start = end;
+            self.cursor = end;
+        }
+        loop {
+            let Some(nl) = self.buf[self.cursor..].iter().position(|&b| b == b'\n') else {
+                return if (self.buf.len() - self.start) as u64 > max {
+                    Framed::TooBig((self.buf.len() - self.start) as u64)
+                } else {
+                    Framed::Need
+                };
+            };
+            let line_end = self.cursor + nl + 1;
+            match announced(&self.buf[self.cursor..line_end]) {
+                Some(n) if n + (line_end - self.start) as u64 > max => {
+                    return Framed::TooBig(n);
+                }
+                Some(n) => {
+                    let literal_end = line_end + n as usize;
+                    if self.buf.len() < literal_end {
+                        return Framed::Need; // the line is looked at again: it is short
+                    }
+                    self.cursor = literal_end;
+                }
+                None => {
+                    self.end = Some(line_end);
+                    return Framed::Message;
+                }
+            }
+        }
+    }
+
+    /// The message [`Framer::next`] found, or what there is of the current one.
+    pub fn message(&self) -> &[u8] {
+        &self.buf[self.start..self.end.unwrap_or(self.buf.len())]
+    }
+
+    /// Bytes of the current message that arrived so far (for progress).
+    fn pending(&self) -> usize {
+        self.buf.len() - self.start
+    }
+}
+
 pub struct Client {
     stream: Option<ImapStream>,
-    frag: Fragmentizer,
+    frag: Framer,
     scratch: Vec<u8>,
     next_tag: u32,
     limits: Limits,
@@ -154,7 +251,7 @@ impl Client {
     pub fn new(stream: ImapStream, limits: Limits) -> Self {
         Self {
             stream: Some(stream),
-            frag: Fragmentizer::new(limits.max_message),
+            frag: Framer::default(),
             scratch: vec![0; 64 * 1024],
             next_tag: 0,
             limits,
@@ -209,6 +306,16 @@ impl Client {
             }
         };
         let read = tokio::time::timeout(idle, stream.read(&mut self.scratch));
+        // A deadline no sooner than the idle timeout cannot be what ends a silent read: a
+        // server that sends nothing is told so, not that it was slow.
+        let idle_first = deadline >= Instant::now() + idle;
+        let deadline_passed = async {
+            if idle_first {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep_until(deadline).await
+            }
+        };
         let outcome = tokio::select! {
             r = read => match r {
                 Ok(Ok(0)) => Err(ClientError::Closed),
@@ -216,7 +323,7 @@ impl Client {
                 Ok(Err(e)) => Err(ClientError::Io(e.to_string())),
                 Err(_) => Err(ClientError::Idle(idle)),
             },
-            _ = tokio::time::sleep_until(deadline) => Err(ClientError::Deadline {
+            _ = deadline_passed => Err(ClientError::Deadline {
                 command: command.split(' ').next().unwrap_or("").to_string(),
                 after: self.limits.command,
             }),
@@ -224,37 +331,35 @@ impl Client {
         };
         match outcome {
             Ok(n) => {
-                self.frag.enqueue_bytes(&self.scratch[..n]);
+                self.frag.push(&self.scratch[..n]);
                 Ok(())
             }
             Err(e) => Err(self.broken(e)),
         }
     }
 
-    /// Reads until a whole reply is buffered. Literal bytes count as progress.
+    /// Reads until a whole reply is buffered. Bytes of a reply being received count as
+    /// progress (a big message that keeps coming is never cut by the deadline).
     async fn next(&mut self, deadline: &mut Instant, command: &str) -> Result<(), ClientError> {
         loop {
-            match self.frag.progress() {
-                None => self.fill(*deadline, command).await?,
-                Some(FragmentInfo::Line {
-                    announcement: Some(a),
-                    ..
-                }) if a.length > self.limits.max_message => {
-                    let uid = uid_in(self.frag.message_bytes());
+            match self.frag.next(u64::from(self.limits.max_message)) {
+                Framed::Message => return Ok(()),
+                Framed::TooBig(size) => {
+                    let uid = uid_in(self.frag.message());
                     let e = ClientError::TooBig {
-                        size: a.length,
+                        size: u32::try_from(size).unwrap_or(u32::MAX),
                         max: self.limits.max_message,
                         uid,
                     };
                     return Err(self.broken(e));
                 }
-                Some(FragmentInfo::Literal { .. }) => {
-                    *deadline = Instant::now() + self.limits.command;
+                Framed::Need => {
+                    let before = self.frag.pending();
+                    self.fill(*deadline, command).await?;
+                    if before > 0 {
+                        *deadline = Instant::now() + self.limits.command;
+                    }
                 }
-                Some(_) => {}
-            }
-            if self.frag.is_message_complete() {
-                return Ok(());
             }
         }
     }
@@ -263,11 +368,10 @@ impl Client {
     pub async fn greeting(&mut self) -> Result<String, ClientError> {
         let mut deadline = Instant::now() + self.limits.command;
         self.next(&mut deadline, "greeting").await?;
-        let raw = self.frag.message_bytes().to_vec();
-        let decoded = self
-            .frag
-            .decode_message(&imap_codec::GreetingCodec::default())
-            .map(|g| (g.kind, g.text.to_string()));
+        let raw = self.frag.message().to_vec();
+        let decoded = imap_codec::GreetingCodec::default()
+            .decode(&raw)
+            .map(|(_, g)| (g.kind, g.text.to_string()));
         match decoded {
             Ok((imap_codec::imap_types::response::GreetingKind::Bye, text)) => {
                 Err(self.broken(ClientError::Bye(text)))
@@ -341,7 +445,7 @@ impl Client {
     ) -> Result<Option<Result<Done, ClientError>>, ClientError> {
         loop {
             self.next(deadline, command).await?;
-            let raw = self.frag.message_bytes();
+            let raw = self.frag.message();
             if raw.starts_with(b"+") {
                 return Ok(None);
             }
@@ -361,7 +465,7 @@ impl Client {
         let tagged = format!("{tag} ");
         loop {
             self.next(deadline, command).await?;
-            let raw = self.frag.message_bytes();
+            let raw = self.frag.message();
             if raw.starts_with(tagged.as_bytes()) {
                 // The server's own words after the status: `NO [THROTTLED] slow down`.
                 let rest = first_line(&raw[tagged.len()..]);
@@ -370,10 +474,15 @@ impl Client {
                 return tagged_reply(command, &rest);
             }
             let step = {
-                let decoded = self.frag.decode_message(&ResponseCodec::default());
+                let raw = self.frag.message();
+                let decoded = ResponseCodec::default().decode(raw);
                 match &decoded {
-                    Ok(Response::Status(Status::Bye(bye))) => Step::Bye(bye.text.to_string()),
-                    Ok(r @ Response::Data(d)) => {
+                    Ok((rest, _)) if !rest.is_empty() => {
+                        on_untagged(Untagged::Raw(raw));
+                        Step::Other
+                    }
+                    Ok((_, Response::Status(Status::Bye(bye)))) => Step::Bye(bye.text.to_string()),
+                    Ok((_, r @ Response::Data(d))) => {
                         if let Data::Capability(caps) = d
                             && caps.as_ref().iter().any(|c| c.to_string() == "LITERAL+")
                         {
@@ -382,23 +491,19 @@ impl Client {
                         on_untagged(Untagged::Decoded(r));
                         Step::Useful
                     }
-                    Ok(r) => {
+                    Ok((_, r)) => {
                         on_untagged(Untagged::Decoded(r));
                         Step::Other
                     }
-                    Err(DecodeMessageError::DecodingRemainder { .. })
-                    | Err(DecodeMessageError::DecodingFailure(_)) => {
-                        let raw = self.frag.message_bytes();
+                    Err(_) => {
                         tracing::debug!(reply = %first_line(raw), "an IMAP reply could not be decoded");
                         on_untagged(Untagged::Raw(raw));
                         Step::Other
                     }
-                    Err(_) => Step::Garbled(first_line(self.frag.message_bytes())),
                 }
             };
             let useful = match step {
                 Step::Bye(text) => return Err(self.broken(ClientError::Bye(text))),
-                Step::Garbled(line) => return Err(self.broken(ClientError::Garbled(line))),
                 Step::Useful => true,
                 Step::Other => false,
             };
@@ -425,7 +530,6 @@ fn tagged_reply(command: &str, rest: &str) -> Result<Done, ClientError> {
 /// What one untagged reply means for the command in flight.
 enum Step {
     Bye(String),
-    Garbled(String),
     /// Data the command asked for: the deadline moves on.
     Useful,
     Other,
@@ -446,6 +550,29 @@ mod tests {
             "AUTHENTICATE PLAIN <hidden>"
         );
         assert_eq!(redacted("UID FETCH 1:* (UID)"), "UID FETCH 1:* (UID)");
+    }
+
+    #[test]
+    fn messages_are_cut_at_lines_and_announced_literals() {
+        let mut f = Framer::default();
+        f.push(b"* 1 FETCH (UID 7 BODY[] {5}\r\nab");
+        assert_eq!(f.next(1000), Framed::Need);
+        f.push(b"c\r\n)\r\n* OK x\r");
+        assert_eq!(f.next(1000), Framed::Message);
+        assert_eq!(f.message(), b"* 1 FETCH (UID 7 BODY[] {5}\r\nabc\r\n)\r\n");
+        assert_eq!(f.next(1000), Framed::Need);
+        f.push(b"\na1 OK done\r\n");
+        assert_eq!(f.next(1000), Framed::Message);
+        assert_eq!(f.message(), b"* OK x\r\n");
+        assert_eq!(f.next(1000), Framed::Message);
+        assert_eq!(f.message(), b"a1 OK done\r\n");
+        // A 2 GB announcement is refused before a byte of it is awaited.
+        f.push(b"* 2 FETCH (UID 8 BODY[] {2147483648}\r\nxy");
+        assert_eq!(f.next(1 << 20), Framed::TooBig(2_147_483_648));
+        assert_eq!(announced(b"x {12+}\r\n"), Some(12));
+        assert_eq!(announced(b"x ~{3}\r\n"), Some(3));
+        assert_eq!(announced(b"x {}\r\n"), None);
+        assert_eq!(announced(b"x {1a}\r\n"), None);
     }
 
     #[test]
