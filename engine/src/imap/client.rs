@@ -75,6 +75,9 @@ pub enum ClientError {
 /// An untagged reply, decoded or not.
 pub enum Untagged<'a> {
     Decoded(&'a Response<'a>),
+    /// Decoded with its big literals taken out: they are empty in the response, and here, in
+    /// the order the reply holds its literals (None for a literal left in place).
+    DecodedWithLiterals(&'a Response<'a>, &'a [Option<&'a [u8]>]),
     /// What the decoder could not read (a wrong literal length, 8-bit in an atom, ...), as sent.
     Raw(&'a [u8]),
 }
@@ -152,7 +155,13 @@ pub struct Framer {
     cursor: usize,
     /// The end of the last complete message, once [`Framer::next`] found one.
     end: Option<usize>,
+    /// The current message's literals: where the `{n}` announcement starts and where its data
+    /// starts, as offsets from the message's start, and the data's length.
+    literals: Vec<(usize, usize, usize)>,
 }
+
+/// A message with its big literals taken out, and those literals (None for one left in).
+pub type Split<'a> = (Vec<u8>, Vec<Option<&'a [u8]>>);
 
 /// What [`Framer::next`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -196,6 +205,7 @@ impl Framer {
         if let Some(end) = self.end.take() {
             self.start = end;
             self.cursor = end;
+            self.literals.clear();
         }
         loop {
             let Some(nl) = self.buf[self.cursor..].iter().position(|&b| b == b'\n') else {
@@ -215,6 +225,11 @@ impl Framer {
                     if self.buf.len() < literal_end {
                         return Framed::Need; // the line is looked at again: it is short
                     }
+                    let line = &self.buf[self.cursor..line_end];
+                    let brace = line.iter().rposition(|&b| b == b'{').unwrap_or(0);
+                    let announce = self.cursor + brace - self.start;
+                    self.literals
+                        .push((announce, line_end - self.start, n as usize));
                     self.cursor = literal_end;
                 }
                 None => {
@@ -228,6 +243,39 @@ impl Framer {
     /// The message [`Framer::next`] found, or what there is of the current one.
     pub fn message(&self) -> &[u8] {
         &self.buf[self.start..self.end.unwrap_or(self.buf.len())]
+    }
+
+    /// The message with its big literals (`min` bytes and more) taken out: the announcement
+    /// becomes `{0}` and the bytes are returned beside it, in order, one entry per literal of
+    /// the message (None for those left in). imap-codec checks a literal byte by byte, through a
+    /// call per byte; a message body does not need that check.
+    pub fn split_big_literals(&self, min: usize) -> Option<Split<'_>> {
+        if !self.literals.iter().any(|&(_, _, len)| len >= min) {
+            return None;
+        }
+        let message = self.message();
+        let mut compact = Vec::with_capacity(256);
+        let mut taken = Vec::with_capacity(self.literals.len());
+        let mut at = 0;
+        for &(announce, data, len) in &self.literals {
+            if len < min {
+                taken.push(None);
+                continue;
+            }
+            // The line's end (CRLF, or LF alone) stays after the new announcement.
+            let eol = if message[data - 2] == b'\r' {
+                data - 2
+            } else {
+                data - 1
+            };
+            compact.extend_from_slice(&message[at..announce]);
+            compact.extend_from_slice(b"{0}");
+            compact.extend_from_slice(&message[eol..data]);
+            taken.push(Some(&message[data..data + len]));
+            at = data + len;
+        }
+        compact.extend_from_slice(&message[at..]);
+        Some((compact, taken))
     }
 
     /// Bytes of the current message that arrived so far (for progress).
@@ -475,7 +523,19 @@ impl Client {
             }
             let step = {
                 let raw = self.frag.message();
-                let decoded = ResponseCodec::default().decode(raw);
+                let split = self.frag.split_big_literals(BIG_LITERAL);
+                let (bytes, literals): (&[u8], &[Option<&[u8]>]) = match &split {
+                    Some((compact, taken)) => (compact, taken),
+                    None => (raw, &[]),
+                };
+                let decoded = ResponseCodec::default().decode(bytes);
+                let hand = |r| {
+                    if literals.is_empty() {
+                        Untagged::Decoded(r)
+                    } else {
+                        Untagged::DecodedWithLiterals(r, literals)
+                    }
+                };
                 match &decoded {
                     Ok((rest, _)) if !rest.is_empty() => {
                         on_untagged(Untagged::Raw(raw));
@@ -488,11 +548,11 @@ impl Client {
                         {
                             self.literal_plus = true;
                         }
-                        on_untagged(Untagged::Decoded(r));
+                        on_untagged(hand(r));
                         Step::Useful
                     }
                     Ok((_, r)) => {
-                        on_untagged(Untagged::Decoded(r));
+                        on_untagged(hand(r));
                         Step::Other
                     }
                     Err(_) => {
@@ -526,6 +586,10 @@ fn tagged_reply(command: &str, rest: &str) -> Result<Done, ClientError> {
         }),
     }
 }
+
+/// Literals this big are taken out of a reply before it is decoded (see
+/// [`Framer::split_big_literals`]).
+const BIG_LITERAL: usize = 16 * 1024;
 
 /// What one untagged reply means for the command in flight.
 enum Step {
@@ -566,6 +630,17 @@ mod tests {
         assert_eq!(f.message(), b"* OK x\r\n");
         assert_eq!(f.next(1000), Framed::Message);
         assert_eq!(f.message(), b"a1 OK done\r\n");
+        // Big literals come out of the reply before it is decoded, in order.
+        let mut g = Framer::default();
+        g.push(b"* 1 FETCH (UID 1 BODY[] {6}\r\nabcdef BODY[HEADER] {2}\r\nxy)\r\n");
+        assert_eq!(g.next(1000), Framed::Message);
+        let (compact, taken) = g.split_big_literals(4).unwrap();
+        assert_eq!(
+            compact,
+            b"* 1 FETCH (UID 1 BODY[] {0}\r\n BODY[HEADER] {2}\r\nxy)\r\n"
+        );
+        assert_eq!(taken, vec![Some(&b"abcdef"[..]), None]);
+        assert!(g.split_big_literals(100).is_none());
         // A 2 GB announcement is refused before a byte of it is awaited.
         f.push(b"* 2 FETCH (UID 8 BODY[] {2147483648}\r\nxy");
         assert_eq!(f.next(1 << 20), Framed::TooBig(2_147_483_648));

@@ -141,24 +141,10 @@ pub async fn uid_fetch(c: &mut Client, set: &str, items: &str) -> FetchReply {
     let done = c
         .run(&[Part::Text(&command)], |r| match r {
             Untagged::Decoded(Response::Data(Data::Fetch { items, .. })) => {
-                let mut f = Fetched::default();
-                for item in items.as_ref() {
-                    match item {
-                        MessageDataItem::Uid(u) => f.uid = Some(u.get()),
-                        MessageDataItem::Rfc822Size(n) => f.size = Some(*n),
-                        MessageDataItem::Flags(fl) => {
-                            f.flags = fl.iter().filter_map(flag_text).collect()
-                        }
-                        MessageDataItem::InternalDate(d) => {
-                            f.date = Some(d.as_ref().to_utc());
-                        }
-                        MessageDataItem::BodyExt { data, .. }
-                        | MessageDataItem::Rfc822(data)
-                        | MessageDataItem::Rfc822Header(data) => f.body = nstring_bytes(data),
-                        _ => {}
-                    }
-                }
-                reply.fetched.push(f);
+                reply.fetched.push(fetched(items.as_ref(), &[]));
+            }
+            Untagged::DecodedWithLiterals(Response::Data(Data::Fetch { items, .. }), big) => {
+                reply.fetched.push(fetched(items.as_ref(), big));
             }
             Untagged::Raw(raw) => reply.damaged.push(Damaged {
                 uid: uid_in(raw),
@@ -172,6 +158,42 @@ pub async fn uid_fetch(c: &mut Client, set: &str, items: &str) -> FetchReply {
         Err(e) => reply.broke = Some(e),
     }
     reply
+}
+
+/// One FETCH reply's items, owned; `big` holds the literals taken out before decoding, in the
+/// order of the reply's literals.
+fn fetched(items: &[MessageDataItem<'_>], big: &[Option<&[u8]>]) -> Fetched {
+    let mut f = Fetched::default();
+    let mut literal = 0;
+    let mut data_of = |n: &NString<'_>| {
+        let is_literal = matches!(
+            &n.0,
+            Some(imap_codec::imap_types::core::IString::Literal(_))
+        );
+        let taken = if is_literal {
+            literal += 1;
+            big.get(literal - 1).copied().flatten()
+        } else {
+            None
+        };
+        match taken {
+            Some(bytes) => Some(Bytes::copy_from_slice(bytes)),
+            None => nstring_bytes(n),
+        }
+    };
+    for item in items {
+        match item {
+            MessageDataItem::Uid(u) => f.uid = Some(u.get()),
+            MessageDataItem::Rfc822Size(n) => f.size = Some(*n),
+            MessageDataItem::Flags(fl) => f.flags = fl.iter().filter_map(flag_text).collect(),
+            MessageDataItem::InternalDate(d) => f.date = Some(d.as_ref().to_utc()),
+            MessageDataItem::BodyExt { data, .. }
+            | MessageDataItem::Rfc822(data)
+            | MessageDataItem::Rfc822Header(data) => f.body = data_of(data),
+            _ => {}
+        }
+    }
+    f
 }
 
 /// What EXAMINE or SELECT told of a mailbox.
