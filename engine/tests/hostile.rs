@@ -34,8 +34,15 @@ fn inbox(n: usize) -> Vec<HostileFolder> {
     vec![HostileFolder::new(b"INBOX", n)]
 }
 
-/// Migrates terry from the hostile server into a fresh tenant, and says how it went.
-async fn migrate(server: &HostileServer, options: CopyOptions) -> Run {
+/// An engine with terry's batch started from the hostile server, and the tenant it writes to.
+struct World {
+    engine: Arc<Engine>,
+    tenant: Tenant,
+    target: Arc<TenantTarget>,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(server: &HostileServer) -> World {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at_epoch();
     let engine =
@@ -73,6 +80,22 @@ async fn migrate(server: &HostileServer, options: CopyOptions) -> Run {
         )
         .await
         .unwrap();
+    World {
+        engine,
+        tenant,
+        target,
+        _dir: dir,
+    }
+}
+
+/// Migrates terry from the hostile server into a fresh tenant, and says how it went.
+async fn migrate(server: &HostileServer, options: CopyOptions) -> Run {
+    let World {
+        engine,
+        tenant,
+        target,
+        _dir,
+    } = world(server).await;
     let copy = Copier::new(engine.clone(), target.clone(), options);
     let service = Service::new(engine.clone(), Arc::new(copy), target);
     let run = service.run(RunOptions {
@@ -103,7 +126,8 @@ async fn migrate(server: &HostileServer, options: CopyOptions) -> Run {
 
 fn quick() -> CopyOptions {
     CopyOptions {
-        timeout: Duration::from_millis(500),
+        // Short, but far above a reply's time on loopback even on a loaded machine.
+        timeout: Duration::from_secs(1),
         error_budget: 3,
         ..CopyOptions::default()
     }
@@ -297,38 +321,12 @@ async fn a_batch_stop_interrupts_a_blocked_exchange_within_seconds() {
     let s = HostileServer::start(inbox(3), Some(Misbehaviour::StallOn("FETCH")), 0)
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::at_epoch();
-    let engine =
-        Arc::new(Engine::open(&dir.path().join("state"), Arc::new(clock.clone())).unwrap());
-    let tenant = Tenant::with_clock(
-        Settings {
-            accepted_domains: vec!["contoso.edu".into()],
-            ..Settings::default()
-        },
-        Arc::new(clock.clone()),
-    );
-    tenant
-        .add_recipient(Recipient::mailbox(EMAIL, true, tenant.now()))
-        .unwrap();
-    let target = Arc::new(TenantTarget::new(tenant));
-    engine
-        .endpoint_new(Endpoint::imap("src", "127.0.0.1", s.port(), Security::None))
-        .unwrap();
-    engine
-        .batch_new(
-            NewBatch {
-                name: "B".into(),
-                source_endpoint: "src".into(),
-                autostart: true,
-                settings: Default::default(),
-            },
-            Path::new("users.csv"),
-            format!("EmailAddress,UserName,Password\n{EMAIL},terry,pw\n").as_bytes(),
-            &*target,
-        )
-        .await
-        .unwrap();
+    let World {
+        engine,
+        target,
+        _dir,
+        ..
+    } = world(&s).await;
     // Timeouts far longer than the test: only the stop can end the blocked FETCH.
     let options = CopyOptions {
         timeout: Duration::from_secs(600),

@@ -196,33 +196,10 @@ impl Probe {
     }
 }
 
+/// SASL PLAIN's message, base64-encoded for AUTHENTICATE.
 fn plain(authzid: &str, authcid: &str, password: &str) -> String {
-    use base64_like::encode;
-    encode(format!("{authzid}\0{authcid}\0{password}").as_bytes())
-}
-
-/// Base64 without another dependency (RFC 4648, with padding).
-mod base64_like {
-    pub fn encode(bytes: &[u8]) -> String {
-        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{authzid}\0{authcid}\0{password}"))
 }
 
 /// The protocol answers that decide what an admin's migration reads, as comparable text.

@@ -293,6 +293,8 @@ pub struct Client {
     stop: Option<watch::Receiver<bool>>,
     /// The server takes `{n+}` literals without waiting (LITERAL+).
     pub literal_plus: bool,
+    /// When the server last sent a byte.
+    last_byte: Instant,
 }
 
 impl Client {
@@ -305,6 +307,7 @@ impl Client {
             limits,
             stop: None,
             literal_plus: false,
+            last_byte: Instant::now(),
         }
     }
 
@@ -354,16 +357,7 @@ impl Client {
             }
         };
         let read = tokio::time::timeout(idle, stream.read(&mut self.scratch));
-        // A deadline no sooner than the idle timeout cannot be what ends a silent read: a
-        // server that sends nothing is told so, not that it was slow.
-        let idle_first = deadline >= Instant::now() + idle;
-        let deadline_passed = async {
-            if idle_first {
-                std::future::pending::<()>().await
-            } else {
-                tokio::time::sleep_until(deadline).await
-            }
-        };
+        let last_byte = self.last_byte;
         let outcome = tokio::select! {
             r = read => match r {
                 Ok(Ok(0)) => Err(ClientError::Closed),
@@ -371,14 +365,20 @@ impl Client {
                 Ok(Err(e)) => Err(ClientError::Io(e.to_string())),
                 Err(_) => Err(ClientError::Idle(idle)),
             },
-            _ = deadline_passed => Err(ClientError::Deadline {
-                command: command.split(' ').next().unwrap_or("").to_string(),
-                after: self.limits.command,
-            }),
+            // A server silent for the idle time as well is told so, not that it was slow.
+            _ = tokio::time::sleep_until(deadline) => if last_byte.elapsed() >= idle {
+                Err(ClientError::Idle(idle))
+            } else {
+                Err(ClientError::Deadline {
+                    command: command.split(' ').next().unwrap_or("").to_string(),
+                    after: self.limits.command,
+                })
+            },
             _ = stopped => Err(ClientError::Stopped),
         };
         match outcome {
             Ok(n) => {
+                self.last_byte = Instant::now();
                 self.frag.push(&self.scratch[..n]);
                 Ok(())
             }
