@@ -30,6 +30,68 @@ pub struct Config {
     pub faults: Vec<Fault>,
     #[serde(default)]
     pub quirks: Quirks,
+    #[serde(default)]
+    pub extensions: Extensions,
+}
+
+/// RFC 6154's attributes.
+pub const SPECIAL_USES: [&str; 7] = [
+    "\\All",
+    "\\Archive",
+    "\\Drafts",
+    "\\Flagged",
+    "\\Junk",
+    "\\Sent",
+    "\\Trash",
+];
+
+/// IMAP extensions the server offers; each can be switched off to play a server without it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Extensions {
+    pub idle: bool,
+    #[serde(rename = "move")]
+    pub move_: bool,
+    pub enable: bool,
+    pub multiappend: bool,
+    pub esearch: bool,
+    /// LIST-EXTENDED (RFC 5258) with LIST-STATUS (RFC 5819).
+    pub list_extended: bool,
+    /// SPECIAL-USE (RFC 6154): `\Sent`, `\Trash`, ... in LIST.
+    pub special_use: bool,
+    pub condstore: bool,
+}
+
+impl Default for Extensions {
+    fn default() -> Self {
+        Self {
+            idle: true,
+            move_: true,
+            enable: true,
+            multiappend: true,
+            esearch: true,
+            list_extended: true,
+            special_use: true,
+            condstore: true,
+        }
+    }
+}
+
+impl Extensions {
+    /// None of them: an IMAP4rev1 server with only the fixed extensions (LITERAL+, ID,
+    /// NAMESPACE, UIDPLUS, UNSELECT).
+    pub fn none() -> Self {
+        Self {
+            idle: false,
+            move_: false,
+            enable: false,
+            multiappend: false,
+            esearch: false,
+            list_extended: false,
+            special_use: false,
+            condstore: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -86,6 +148,10 @@ pub struct UserSection {
     /// Folders that exist but hold no messages (`\Noselect`).
     #[serde(default)]
     pub noselect: Vec<String>,
+    /// Folder name -> its SPECIAL-USE attribute (`"\\Sent"`, `"\\Trash"`, `"\\Drafts"`,
+    /// `"\\Junk"`, `"\\Archive"`, `"\\All"`, `"\\Flagged"`).
+    #[serde(default)]
+    pub special_use: BTreeMap<String, String>,
     /// Explicit messages from .eml files.
     #[serde(default)]
     pub messages: Vec<MessageFixture>,
@@ -149,6 +215,15 @@ impl Config {
         for u in &self.users {
             if !names.insert(u.name.as_str()) {
                 return Err(Error::Invalid(format!("user {:?} is listed twice", u.name)));
+            }
+            for (folder, attr) in &u.special_use {
+                if !SPECIAL_USES.iter().any(|s| s.eq_ignore_ascii_case(attr)) {
+                    return Err(Error::Invalid(format!(
+                        "users[{}].special_use: {folder:?} = {attr:?} is not one of {}",
+                        u.name,
+                        SPECIAL_USES.join(" ")
+                    )));
+                }
             }
         }
         Ok(())

@@ -27,7 +27,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Room for the command line around a literal of the maximum size.
 const LINE_SLACK: u32 = 64 * 1024;
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+/// What a client may send in one command before it has logged in (Dovecot's default line
+/// limit, 64 KB): an unauthenticated connection never makes the server buffer more.
+pub const PREAUTH_LIMIT: usize = 64 * 1024;
 
 /// A literal the client announced, for the session to accept or refuse.
 #[derive(Debug)]
@@ -48,9 +51,22 @@ pub enum LiteralDecision {
     DropHalfway,
 }
 
+/// What a client sent while idling.
+pub enum IdleInput {
+    Done,
+    Other,
+    Closed,
+}
+
 /// One unit of client input.
 pub enum Incoming {
-    Command(Command<'static>),
+    /// A command, with what an extension adds to its base form.
+    Command(Command<'static>, Option<crate::extended::Extra>),
+    /// An extension's syntax, misused: BAD with this text.
+    Bad {
+        tag: Option<Tag<'static>>,
+        text: String,
+    },
     /// A message that imap-codec could not parse; the tag if one could be read.
     Malformed {
         tag: Option<Tag<'static>>,
@@ -71,16 +87,22 @@ pub struct Connection {
     scratch: Vec<u8>,
     /// Delay added before every flush of a response (fault injection: a slow server).
     pub response_delay: Option<Duration>,
+    /// Set until the client has logged in: the most a command may take before then.
+    pub preauth_limit: Option<usize>,
+    /// Bytes received since the last complete command (what the fragmentizer may hold).
+    unanswered: usize,
 }
 
 impl Connection {
     pub fn new(stream: Box<dyn Stream>, max_literal: u32) -> Self {
         Self {
-            stream: BufWriter::with_capacity(64 * 1024, stream),
+            stream: BufWriter::with_capacity(32 * 1024, stream),
             fragmentizer: Fragmentizer::new(max_literal.saturating_add(LINE_SLACK)),
             max_literal,
             scratch: vec![0; READ_CHUNK],
             response_delay: None,
+            preauth_limit: Some(PREAUTH_LIMIT),
+            unanswered: 0,
         }
     }
 
@@ -96,6 +118,7 @@ impl Connection {
             return Ok(false);
         }
         self.fragmentizer.enqueue_bytes(&self.scratch[..n]);
+        self.unanswered += n;
         Ok(true)
     }
 
@@ -108,6 +131,11 @@ impl Connection {
             let Some(fragment) = self.fragmentizer.progress() else {
                 if !self.fill().await? {
                     return Ok(Incoming::Closed);
+                }
+                if let Some(limit) = self.preauth_limit
+                    && self.unanswered > limit
+                {
+                    return self.refuse_preauth().await;
                 }
                 continue;
             };
@@ -122,7 +150,14 @@ impl Connection {
                     length: ann.length,
                     sync: ann.mode == LiteralMode::Sync,
                 };
-                let decision = if announcement.length > self.max_literal {
+                let over_preauth = self
+                    .preauth_limit
+                    .is_some_and(|limit| announcement.length as usize > limit);
+                if over_preauth && !announcement.sync {
+                    // It is on its way and we will not hold it: end the connection.
+                    return self.refuse_preauth().await;
+                }
+                let decision = if announcement.length > self.max_literal || over_preauth {
                     LiteralDecision::Refuse(too_big(announcement.tag.clone()))
                 } else {
                     decide(&announcement)
@@ -139,6 +174,7 @@ impl Connection {
                     LiteralDecision::Accept => {}
                     LiteralDecision::Refuse(response) if announcement.sync => {
                         self.fragmentizer.skip_message();
+                        self.unanswered = 0;
                         self.send(&response).await?;
                         self.flush().await?;
                         return Ok(Incoming::Refused);
@@ -171,18 +207,68 @@ impl Connection {
             if !self.fragmentizer.is_message_complete() {
                 continue;
             }
+            self.unanswered = 0;
             let tag = self.fragmentizer.decode_tag().map(|t| t.into_static());
             return Ok(
                 match self.fragmentizer.decode_message(&CommandCodec::default()) {
-                    Ok(command) => Incoming::Command(command.into_static()),
+                    Ok(command) => Incoming::Command(command.into_static(), None),
                     Err(DecodeMessageError::MessageTooLong { .. })
                     | Err(DecodeMessageError::MessagePoisoned { .. }) => Incoming::TooBig { tag },
-                    Err(_) => match lenient_login(self.fragmentizer.message_bytes()) {
-                        Some(command) => Incoming::Command(command),
-                        None => Incoming::Malformed { tag },
-                    },
+                    Err(_) => {
+                        let bytes = self.fragmentizer.message_bytes();
+                        match crate::extended::parse(bytes) {
+                            crate::extended::Parsed::Command(command, extra) => {
+                                Incoming::Command(*command, Some(extra))
+                            }
+                            crate::extended::Parsed::Bad(text) => Incoming::Bad { tag, text },
+                            crate::extended::Parsed::NotOurs => match lenient_login(bytes) {
+                                Some(command) => Incoming::Command(command, None),
+                                None => Incoming::Malformed { tag },
+                            },
+                        }
+                    }
                 },
             );
+        }
+    }
+
+    /// Ends a connection that sent more before login than a server holds.
+    async fn refuse_preauth(&mut self) -> io::Result<Incoming> {
+        use imap_codec::imap_types::response::Status;
+        let bye = Status::bye(None, "Too long argument before login").expect("valid text");
+        self.send(&Response::Status(bye)).await?;
+        let _ = self.shutdown().await;
+        Ok(Incoming::Closed)
+    }
+
+    /// Writes bytes as they are (responses imap-codec has no type for, such as ESEARCH).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    /// Waits for the `DONE` that ends IDLE. Cancel-safe: bytes read stay queued.
+    pub async fn read_idle_done(&mut self) -> io::Result<IdleInput> {
+        loop {
+            match self.fragmentizer.progress() {
+                None => {
+                    if !self.fill().await? {
+                        return Ok(IdleInput::Closed);
+                    }
+                }
+                Some(_) if self.fragmentizer.is_message_complete() => {
+                    self.unanswered = 0;
+                    let done = self
+                        .fragmentizer
+                        .decode_message(&imap_codec::IdleDoneCodec::default())
+                        .is_ok();
+                    return Ok(if done {
+                        IdleInput::Done
+                    } else {
+                        IdleInput::Other
+                    });
+                }
+                Some(_) => {}
+            }
         }
     }
 
@@ -241,10 +327,16 @@ impl Connection {
         while let Some(fragment) = fragments.next() {
             match fragment {
                 Fragment::Line { mut data } => {
-                    if matches!(fragments.peek(), Some(Fragment::Literal { .. })) {
+                    if matches!(fragments.peek(), Some(Fragment::Literal { data, .. }) if data.is_empty())
+                    {
                         let body = next_body.clone().next().map_or(0, |b| b.len());
                         patch_literal_length(&mut data, body);
                     }
+                    self.stream.write_all(&data).await?;
+                }
+                // A literal with content is the response's own (an 8-bit ENVELOPE string);
+                // the empty ones are the placeholders.
+                Fragment::Literal { data, .. } if !data.is_empty() => {
                     self.stream.write_all(&data).await?;
                 }
                 Fragment::Literal { .. } => {

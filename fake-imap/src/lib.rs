@@ -23,10 +23,13 @@ pub mod admin;
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod envelope;
 pub mod error;
+pub mod extended;
 pub mod faults;
 pub mod generate;
 pub mod message;
+pub mod mime;
 pub mod server;
 pub mod session;
 pub mod store;
@@ -139,6 +142,7 @@ impl FakeImapServer {
             domain: domain.map(str::to_string),
             folders: Default::default(),
             noselect: Vec::new(),
+            special_use: Default::default(),
             messages: Vec::new(),
         });
         self
@@ -159,6 +163,21 @@ impl FakeImapServer {
 
     pub fn fault(mut self, fault: Fault) -> Self {
         self.config.faults.push(fault);
+        self
+    }
+
+    /// Which extensions the server offers (all by default).
+    pub fn extensions(mut self, extensions: config::Extensions) -> Self {
+        self.config.extensions = extensions;
+        self
+    }
+
+    /// Gives a user's folder a SPECIAL-USE attribute (`"\\Sent"`, ...).
+    pub fn special_use(mut self, user: &str, folder: &str, attribute: &str) -> Self {
+        if let Some(u) = self.config.users.iter_mut().find(|u| u.name == user) {
+            u.special_use
+                .insert(folder.to_string(), attribute.to_string());
+        }
         self
     }
 
@@ -200,6 +219,7 @@ impl FakeImapServer {
             directory,
             faults: faults::Faults::new(config.faults.clone()),
             quirks: config.quirks.clone(),
+            extensions: config.extensions.clone(),
             tls,
             starttls: config.server.starttls,
             login_disabled_until_tls: config.server.login_disabled_until_tls,
@@ -288,6 +308,12 @@ fn fill_store(store: &Store, config: &Config) -> Result<(), Error> {
             }
             let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
             store.append(&user.name, &m.folder, raw, &flags, date)?;
+        }
+        for (folder, attribute) in &user.special_use {
+            if store.folder_info(&user.name, folder).is_err() {
+                store.create_folder(&user.name, folder)?;
+            }
+            store.set_special_use(&user.name, folder, Some(attribute))?;
         }
     }
     Ok(())

@@ -79,6 +79,34 @@ pub fn header_value(raw: &[u8], name: &str) -> Option<String> {
         })
 }
 
+/// The unfolded raw value of the first field with this name (line breaks of folding removed,
+/// the whitespace after them kept; leading and trailing whitespace trimmed).
+pub fn header_bytes(raw: &[u8], name: &str) -> Option<Vec<u8>> {
+    header_all(raw, name).into_iter().next()
+}
+
+/// The unfolded raw values of every field with this name, in order.
+pub fn header_all(raw: &[u8], name: &str) -> Vec<Vec<u8>> {
+    fields(raw)
+        .into_iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, lines)| {
+            let colon = lines.iter().position(|&b| b == b':').map_or(0, |c| c + 1);
+            let value: Vec<u8> = lines[colon..]
+                .iter()
+                .copied()
+                .filter(|&b| b != b'\r' && b != b'\n')
+                .collect();
+            let start = value.iter().position(|b| !b.is_ascii_whitespace());
+            let end = value.iter().rposition(|b| !b.is_ascii_whitespace());
+            match (start, end) {
+                (Some(a), Some(b)) => value[a..=b].to_vec(),
+                _ => Vec::new(),
+            }
+        })
+        .collect()
+}
+
 /// `BODY[HEADER.FIELDS (..)]` (or `.NOT` with `not`): the matching lines and the empty line.
 pub fn header_fields(raw: &[u8], names: &[String], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
@@ -90,98 +118,6 @@ pub fn header_fields(raw: &[u8], names: &[String], not: bool) -> Vec<u8> {
     }
     out.extend_from_slice(b"\r\n");
     out
-}
-
-/// The top-level MIME parts of a multipart message (`BODY[n]`), or the body as part 1.
-pub fn part(raw: &[u8], number: u32) -> Option<&[u8]> {
-    let (_, body) = split(raw);
-    let boundary = header_value(raw, "Content-Type").and_then(|ct| {
-        if !ct.to_ascii_lowercase().starts_with("multipart/") {
-            return None;
-        }
-        let lower = ct.to_ascii_lowercase();
-        let at = lower.find("boundary=")? + "boundary=".len();
-        let rest = &ct[at..];
-        let b = if let Some(q) = rest.strip_prefix('"') {
-            q.split('"').next()?
-        } else {
-            rest.split([';', ' ']).next()?
-        };
-        Some(format!("--{b}"))
-    });
-    let Some(boundary) = boundary else {
-        return (number == 1).then_some(body);
-    };
-    let mut parts = Vec::new();
-    let mut rest = body;
-    while let Some(pos) = find(rest, boundary.as_bytes()) {
-        let after = &rest[pos + boundary.len()..];
-        if after.starts_with(b"--") {
-            break;
-        }
-        let after = after
-            .strip_prefix(b"\r\n")
-            .or_else(|| after.strip_prefix(b"\n"))
-            .unwrap_or(after);
-        let end = find(after, boundary.as_bytes()).unwrap_or(after.len());
-        // The CRLF before a boundary belongs to the boundary.
-        let mut content = &after[..end];
-        content = content
-            .strip_suffix(b"\r\n")
-            .or_else(|| content.strip_suffix(b"\n"))
-            .unwrap_or(content);
-        parts.push(content);
-        rest = &after[end..];
-    }
-    // A part's content is what follows its own MIME header.
-    parts
-        .get(number.checked_sub(1)? as usize)
-        .map(|p| split(p).1)
-}
-
-/// One address of an address-list header: (display name, local part, domain).
-pub type ParsedAddress = (Option<String>, String, String);
-
-/// Parses an address-list header leniently (names, angle brackets, quoted commas).
-pub fn addresses(value: &str) -> Vec<ParsedAddress> {
-    let mut items = Vec::new();
-    let mut current = String::new();
-    let (mut quoted, mut angle) = (false, false);
-    for c in value.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
-                items.push(std::mem::take(&mut current));
-                continue;
-            }
-            _ => {}
-        }
-        current.push(c);
-    }
-    items.push(current);
-    items
-        .into_iter()
-        .filter_map(|item| {
-            let item = item.trim();
-            if item.is_empty() {
-                return None;
-            }
-            let (name, addr) = match (item.find('<'), item.rfind('>')) {
-                (Some(a), Some(b)) if a < b => {
-                    let name = item[..a].trim().trim_matches('"').trim();
-                    (
-                        (!name.is_empty()).then(|| name.to_string()),
-                        &item[a + 1..b],
-                    )
-                }
-                _ => (None, item),
-            };
-            let (local, host) = addr.rsplit_once('@').unwrap_or((addr, ""));
-            Some((name, local.trim().to_string(), host.trim().to_string()))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -204,28 +140,5 @@ mod tests {
         let not = header_fields(MSG, &["Subject".into()], true);
         assert!(not.starts_with(b"From:") && !not.windows(7).any(|w| w == b"Subject"));
         assert_eq!(split(MSG).1, b"body\r\n");
-    }
-
-    #[test]
-    fn address_lists() {
-        let from = addresses(&header_value(MSG, "From").unwrap());
-        assert_eq!(
-            from,
-            vec![(
-                Some("Adams, Terry".into()),
-                "terry".into(),
-                "contoso.edu".into()
-            )]
-        );
-        assert_eq!(addresses(&header_value(MSG, "To").unwrap()).len(), 2);
-    }
-
-    #[test]
-    fn multipart_parts() {
-        let m = b"Content-Type: multipart/mixed; boundary=\"XX\"\r\n\r\npre\r\n--XX\r\nContent-Type: text/plain\r\n\r\none\r\n--XX\r\n\r\ntwo\r\n--XX--\r\n";
-        assert_eq!(part(m, 1), Some(&b"one"[..]));
-        assert_eq!(part(m, 2), Some(&b"two"[..]));
-        assert_eq!(part(m, 3), None);
-        assert_eq!(part(MSG, 1), Some(&b"body\r\n"[..]));
     }
 }

@@ -21,6 +21,7 @@ pub(crate) struct Shared {
     pub directory: Directory,
     pub faults: Faults,
     pub quirks: Quirks,
+    pub extensions: crate::config::Extensions,
     pub tls: TlsAcceptor,
     pub starttls: bool,
     pub login_disabled_until_tls: bool,

@@ -1,13 +1,15 @@
 //! One client session: the RFC 3501 state machine, command dispatch, and the fault hooks that
 //! run around every command. Command bodies live in `cmd/`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::command::{
+    Command, CommandBody, FetchModifier, SelectParameter, StoreModifier,
+};
 use imap_codec::imap_types::core::{Tag, Text};
 use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
@@ -20,6 +22,7 @@ use tokio::sync::watch;
 use crate::admin::{Login, View};
 use crate::cmd;
 use crate::connection::{Announcement, Connection, Incoming, LiteralDecision};
+use crate::extended::Extra;
 use crate::faults::{Context, Fault, FaultAction};
 use crate::generate::derive_seed;
 use crate::server::Shared;
@@ -30,7 +33,7 @@ use crate::store::canonical;
 pub enum State {
     NotAuthenticated,
     Authenticated,
-    Selected(Selected),
+    Selected(Box<Selected>),
     Logout,
 }
 
@@ -46,6 +49,35 @@ pub struct Selected {
     pub read_only: bool,
     pub uid_validity: u32,
     pub uids: Vec<u32>,
+    /// Messages that are \Recent in this session (it was the first to see them).
+    pub recent: HashSet<u32>,
+    /// The folder's HIGHESTMODSEQ when this session last caught up with it.
+    pub known_modseq: u64,
+    /// EXPUNGEs held back (RFC 3501 §7.4.1 forbids them during FETCH, STORE, SEARCH).
+    pub pending_expunge: bool,
+    /// Keywords the session was told of in FLAGS / PERMANENTFLAGS.
+    pub keywords: BTreeSet<String>,
+    /// MODSEQs of this session's own flag changes, which it already reported (or was asked
+    /// not to, with .SILENT): not to be reported again as news.
+    pub own: HashMap<u32, u64>,
+}
+
+impl Selected {
+    pub fn new(user: String, folder: String, visible: String, read_only: bool) -> Self {
+        Self {
+            user,
+            folder,
+            visible,
+            read_only,
+            uid_validity: 0,
+            uids: Vec::new(),
+            recent: HashSet::new(),
+            known_modseq: 0,
+            pending_expunge: false,
+            keywords: BTreeSet::new(),
+            own: HashMap::new(),
+        }
+    }
 }
 
 /// How a command ended: the tagged reply, or the connection is gone.
@@ -68,6 +100,11 @@ impl Done {
     }
 }
 
+/// A response code built at run time (`APPENDUID 12 3:5`).
+pub fn other_code_owned(code: String) -> Code<'static> {
+    Code::Other(CodeOther::unvalidated(code.into_bytes()))
+}
+
 /// A response code the imap-types enum does not name (AUTHENTICATIONFAILED, THROTTLED, ...).
 pub fn other_code(code: &'static str) -> Code<'static> {
     Code::Other(CodeOther::unvalidated(code.as_bytes()))
@@ -86,6 +123,11 @@ pub struct Session {
     pub broken: bool,
     /// Faults firing for the command being run.
     pub firing: Vec<Fault>,
+    /// CONDSTORE is on (ENABLE, SELECT (CONDSTORE), or a command that uses it): FETCH
+    /// responses carry MODSEQ.
+    pub condstore: bool,
+    /// Extensions the client turned on with ENABLE.
+    pub enabled: BTreeSet<String>,
 }
 
 impl Session {
@@ -101,6 +143,8 @@ impl Session {
             rng: ChaCha8Rng::seed_from_u64(seed),
             broken: false,
             firing: Vec::new(),
+            condstore: false,
+            enabled: BTreeSet::new(),
         }
     }
 
@@ -158,6 +202,7 @@ impl Session {
                     continue;
                 }
                 Incoming::Malformed { tag } => (tag, Done::Bad("Error in IMAP command".into())),
+                Incoming::Bad { tag, text } => (tag, Done::Bad(text)),
                 Incoming::TooBig { tag } => (
                     tag,
                     Done::No(
@@ -165,9 +210,12 @@ impl Session {
                         "Literal exceeds the server's limit".into(),
                     ),
                 ),
-                Incoming::Command(command) => {
+                Incoming::Command(command, extra) => {
                     let tag = command.tag.clone();
-                    let done = self.dispatch(&mut conn, command).await?;
+                    let done = self.dispatch(&mut conn, command, extra).await?;
+                    if !matches!(self.state, State::NotAuthenticated) {
+                        conn.preauth_limit = None;
+                    }
                     (Some(tag), done)
                 }
             };
@@ -249,6 +297,7 @@ impl Session {
         &mut self,
         conn: &mut Connection,
         command: Command<'static>,
+        extra: Option<Extra>,
     ) -> io::Result<Done> {
         self.commands += 1;
         let name = command_label(&command.body);
@@ -303,6 +352,16 @@ impl Session {
             }
             _ if self.broken => Done::no("User is authenticated but not connected."),
             C::Namespace => cmd::mailbox::namespace(self, conn).await?,
+            C::Enable { capabilities } => {
+                cmd::extensions::enable(self, conn, &capabilities).await?
+            }
+            C::Idle => cmd::extensions::idle(self, conn).await?,
+            C::List { .. } if matches!(extra, Some(Extra::List(_))) => {
+                let Some(Extra::List(args)) = extra else {
+                    unreachable!("matched above")
+                };
+                cmd::mailbox::list_extended(self, conn, &args).await?
+            }
             C::List {
                 reference,
                 mailbox_wildcard,
@@ -315,13 +374,39 @@ impl Session {
                 mailbox,
                 item_names,
             } => cmd::mailbox::status(self, conn, &mailbox, &item_names).await?,
-            C::Select { mailbox, .. } => cmd::mailbox::select(self, conn, &mailbox, false).await?,
-            C::Examine { mailbox, .. } => cmd::mailbox::select(self, conn, &mailbox, true).await?,
+            C::Select {
+                mailbox,
+                parameters,
+            } => {
+                let condstore = parameters.contains(&SelectParameter::CondStore);
+                if condstore && !self.shared.extensions.condstore {
+                    Done::Bad("CONDSTORE is not enabled".into())
+                } else {
+                    cmd::mailbox::select(self, conn, &mailbox, false, condstore).await?
+                }
+            }
+            C::Examine {
+                mailbox,
+                parameters,
+            } => {
+                let condstore = parameters.contains(&SelectParameter::CondStore);
+                if condstore && !self.shared.extensions.condstore {
+                    Done::Bad("CONDSTORE is not enabled".into())
+                } else {
+                    cmd::mailbox::select(self, conn, &mailbox, true, condstore).await?
+                }
+            }
             C::Create { mailbox } => cmd::mailbox::create(self, &mailbox),
             C::Delete { mailbox } => cmd::mailbox::delete(self, &mailbox),
             C::Rename { from, to } => cmd::mailbox::rename(self, &from, &to),
             C::Subscribe { mailbox } => cmd::mailbox::subscribe(self, &mailbox, true),
             C::Unsubscribe { mailbox } => cmd::mailbox::subscribe(self, &mailbox, false),
+            C::Append { .. } if matches!(extra, Some(Extra::MultiAppend(_))) => {
+                let Some(Extra::MultiAppend(all)) = extra else {
+                    unreachable!("matched above")
+                };
+                cmd::extensions::multiappend(self, all)
+            }
             C::Append {
                 mailbox,
                 flags,
@@ -331,15 +416,37 @@ impl Session {
             _ if !matches!(self.state, State::Selected(_)) => {
                 Done::Bad("No mailbox selected".into())
             }
+            // Like NOOP, CHECK reports what changed (the sync after every command).
             C::Check => Done::ok("CHECK completed"),
             C::Close => cmd::selected::close(self, true),
             C::Unselect => cmd::selected::close(self, false),
-            C::Expunge => cmd::selected::expunge(self, conn, None).await?,
-            C::ExpungeUid { sequence_set } => {
-                cmd::selected::expunge(self, conn, Some(&sequence_set)).await?
+            C::Expunge => cmd::selected::expunge(self, None),
+            C::ExpungeUid { sequence_set } => cmd::selected::expunge(self, Some(&sequence_set)),
+            C::Search { .. }
+                if matches!(extra, Some(Extra::SearchReturn(_)))
+                    && !self.shared.extensions.esearch =>
+            {
+                Done::Bad("ESEARCH is not enabled".into())
             }
-            C::Search { criteria, uid, .. } => {
-                cmd::search::search(self, conn, criteria.as_ref(), uid).await?
+            C::Search {
+                charset,
+                criteria,
+                uid,
+            } => {
+                let esearch = match extra {
+                    Some(Extra::SearchReturn(r)) => Some(r),
+                    _ => None,
+                };
+                cmd::search::search(
+                    self,
+                    conn,
+                    &tag,
+                    charset.as_ref(),
+                    criteria.as_ref(),
+                    uid,
+                    esearch,
+                )
+                .await?
             }
             C::Fetch {
                 ref sequence_set,
@@ -362,33 +469,65 @@ impl Session {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
-            } => cmd::fetch::fetch(self, conn, &sequence_set, macro_or_item_names, uid).await?,
+                modifiers,
+            } => {
+                let changed_since = modifiers.iter().find_map(|m| match m {
+                    FetchModifier::ChangedSince(n) => Some(n.get()),
+                    FetchModifier::Vanished => None,
+                });
+                cmd::fetch::fetch(
+                    self,
+                    conn,
+                    &sequence_set,
+                    macro_or_item_names,
+                    uid,
+                    changed_since,
+                )
+                .await?
+            }
             C::Store {
                 sequence_set,
                 kind,
                 response,
                 flags,
                 uid,
-                ..
+                modifiers,
             } => {
-                cmd::selected::store(self, conn, &sequence_set, kind, response, &flags, uid).await?
+                let unchanged_since = modifiers
+                    .iter()
+                    .map(|StoreModifier::UnchangedSince(n)| *n)
+                    .next();
+                cmd::selected::store(
+                    self,
+                    conn,
+                    &sequence_set,
+                    kind,
+                    response,
+                    &flags,
+                    uid,
+                    unchanged_since,
+                )
+                .await?
             }
             C::Copy {
                 sequence_set,
                 mailbox,
                 uid,
             } => cmd::selected::copy(self, &sequence_set, &mailbox, uid),
+            C::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => cmd::extensions::move_messages(self, conn, &sequence_set, &mailbox, uid).await?,
             _ => Done::Bad("Command not supported".into()),
         };
         if matches!(done, Done::Closed | Done::Answered) {
             return Ok(done);
         }
-        // Tell the client what changed in the selected folder, except where RFC 3501 §7.4.1
-        // forbids EXPUNGE responses (FETCH, STORE, SEARCH without UID).
-        if !matches!(name.as_str(), "FETCH" | "STORE" | "SEARCH") {
-            cmd::selected::sync_view(self, conn).await?;
-        }
+        // Tell the client what changed in the selected folder; EXPUNGE responses wait where
+        // RFC 3501 §7.4.1 forbids them (FETCH, STORE, SEARCH without UID).
+        let expunges = !matches!(name.as_str(), "FETCH" | "STORE" | "SEARCH");
+        cmd::selected::sync_view(self, conn, expunges).await?;
         Ok(done)
     }
 
@@ -698,14 +837,8 @@ mod tests {
 
     #[test]
     fn selected_messages_by_uid_and_sequence() {
-        let sel = Selected {
-            user: "u".into(),
-            folder: "INBOX".into(),
-            visible: "INBOX".into(),
-            read_only: true,
-            uid_validity: 1,
-            uids: vec![2, 5, 9, 10, 30],
-        };
+        let mut sel = Selected::new("u".into(), "INBOX".into(), "INBOX".into(), true);
+        sel.uids = vec![2, 5, 9, 10, 30];
         let pick = |set: &str, uid: bool| {
             let set: SequenceSet = set.try_into().unwrap();
             select_in(&sel, &set, uid)

@@ -27,8 +27,11 @@ pub struct Message {
     pub raw: Bytes,
     pub flags: BTreeSet<String>,
     pub internal_date: DateTime<FixedOffset>,
-    /// Set on delivery, cleared when a session SELECTs the folder (RFC 3501 \Recent).
+    /// Set on delivery; cleared when a read-write session first sees the message, which then
+    /// holds its \Recent flag alone (RFC 3501 §2.3.2).
     pub recent: bool,
+    /// CONDSTORE's MODSEQ: the folder's modification sequence when this message last changed.
+    pub modseq: u64,
 }
 
 impl Message {
@@ -43,7 +46,17 @@ pub struct Folder {
     pub uid_validity: u32,
     pub uid_next: u32,
     pub selectable: bool,
+    /// Made as the parent of a CREATEd name, not created itself: LIST shows it \Noselect
+    /// until a CREATE names it.
+    pub implicit: bool,
     pub messages: Vec<Message>,
+    /// The highest MODSEQ given out: every change (a message added, flags changed, a message
+    /// expunged) takes the next one, so a session that knows this value knows it saw all.
+    pub highest_modseq: u64,
+    /// Every keyword ever used in the folder (FLAGS and PERMANENTFLAGS list them).
+    pub keywords: BTreeSet<String>,
+    /// SPECIAL-USE attribute (`\Sent`, ...).
+    pub special_use: Option<String>,
 }
 
 impl Folder {
@@ -52,8 +65,55 @@ impl Folder {
             uid_validity,
             uid_next: 1,
             selectable,
+            implicit: false,
             messages: Vec::new(),
+            highest_modseq: 1,
+            keywords: BTreeSet::new(),
+            special_use: None,
         }
+    }
+
+    /// Takes the next modification sequence.
+    pub fn bump(&mut self) -> u64 {
+        self.highest_modseq += 1;
+        self.highest_modseq
+    }
+
+    fn note_keywords(&mut self, flags: &BTreeSet<String>) {
+        for f in flags {
+            if !f.starts_with('\\') && !self.keywords.contains(f) {
+                self.keywords.insert(f.clone());
+            }
+        }
+    }
+
+    /// Replaces the flags of the message at `index`; true (and a new MODSEQ) if they changed.
+    pub fn set_flags_at(&mut self, index: usize, flags: BTreeSet<String>) -> bool {
+        if self.messages[index].flags == flags {
+            return false;
+        }
+        self.note_keywords(&flags);
+        let modseq = self.bump();
+        let m = &mut self.messages[index];
+        m.flags = flags;
+        m.modseq = modseq;
+        true
+    }
+
+    /// Removes the messages `gone` picks; returns their UIDs.
+    pub fn expunge_where(&mut self, mut gone: impl FnMut(&Message) -> bool) -> Vec<u32> {
+        let mut removed = Vec::new();
+        self.messages.retain(|m| {
+            let g = gone(m);
+            if g {
+                removed.push(m.uid);
+            }
+            !g
+        });
+        if !removed.is_empty() {
+            self.bump();
+        }
+        removed
     }
 
     pub fn position(&self, uid: u32) -> Option<usize> {
@@ -84,12 +144,15 @@ impl Folder {
         self.uid_next += 1;
         // IMAP dates have whole seconds; keep what a client can see.
         let date = date.with_nanosecond(0).unwrap_or(date);
+        self.note_keywords(&flags);
+        let modseq = self.bump();
         self.messages.push(Message {
             uid,
             raw,
             flags,
             internal_date: date,
             recent: true,
+            modseq,
         });
         uid
     }
@@ -122,6 +185,9 @@ pub struct FolderInfo {
     pub uid_next: u32,
     pub exists: u32,
     pub selectable: bool,
+    /// A parent made by CREATE of a child, not a mailbox itself (\NonExistent).
+    pub implicit: bool,
+    pub special_use: Option<String>,
 }
 
 /// Canonical spelling of a folder name: INBOX (and INBOX's children) in upper case.
@@ -183,6 +249,44 @@ impl Store {
         self.create_folder_with(user, name, true, false)
     }
 
+    /// CREATE as an IMAP client does it: missing parents become \Noselect placeholders (as
+    /// in Dovecot), nothing is subscribed, and naming a placeholder makes it a mailbox.
+    pub fn create_folder_by_client(&self, user: &str, name: &str) -> Result<(), Error> {
+        let mut inner = self.lock();
+        let delimiter = inner.delimiter;
+        let name = canonical(name, delimiter);
+        if name.is_empty() {
+            return Err(Error::InvalidFolderName(name));
+        }
+        let mut uv = inner.next_uid_validity;
+        let account = inner
+            .users
+            .get_mut(user)
+            .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
+        match account.folders.get_mut(&name) {
+            Some(f) if f.implicit => {
+                f.implicit = false;
+                f.selectable = true;
+                return Ok(());
+            }
+            Some(_) => return Err(Error::FolderExists(name)),
+            None => {}
+        }
+        let parts: Vec<&str> = name.split(delimiter).collect();
+        for depth in 1..parts.len() {
+            let parent = parts[..depth].join(&delimiter.to_string());
+            if !parent.is_empty() && !account.folders.contains_key(&parent) {
+                let mut f = Folder::new(uv, false);
+                f.implicit = true;
+                account.folders.insert(parent, f);
+                uv += 1;
+            }
+        }
+        account.folders.insert(name, Folder::new(uv, true));
+        inner.next_uid_validity = uv + 1;
+        Ok(())
+    }
+
     /// Creates a folder that can hold no messages (LIST shows it `\Noselect`).
     pub fn create_noselect_folder(&self, user: &str, name: &str) -> Result<(), Error> {
         self.create_folder_with(user, name, false, true)
@@ -234,7 +338,8 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a folder (INBOX cannot be deleted; children stay, as RFC 3501 allows).
+    /// Deletes a folder (INBOX cannot be deleted; children stay, as RFC 3501 allows; so does a
+    /// subscription to it).
     pub fn delete_folder(&self, user: &str, name: &str) -> Result<(), Error> {
         let mut inner = self.lock();
         let name = canonical(name, inner.delimiter);
@@ -249,7 +354,7 @@ impl Store {
             .folders
             .remove(&name)
             .ok_or(Error::NoSuchFolder(name.clone()))?;
-        account.subscriptions.remove(&name);
+        // The subscription stays: RFC 3501 §6.3.6 forbids removing it unilaterally.
         Ok(())
     }
 
@@ -314,6 +419,8 @@ impl Store {
                 uid_next: f.uid_next,
                 exists: f.messages.len() as u32,
                 selectable: f.selectable,
+                implicit: f.implicit,
+                special_use: f.special_use.clone(),
             })
             .collect())
     }
@@ -394,6 +501,19 @@ impl Store {
             uid_next: f.uid_next,
             exists: f.messages.len() as u32,
             selectable: f.selectable,
+            implicit: f.implicit,
+            special_use: f.special_use.clone(),
+        })
+    }
+
+    pub fn set_special_use(
+        &self,
+        user: &str,
+        folder: &str,
+        attribute: Option<&str>,
+    ) -> Result<(), Error> {
+        self.with_folder(user, folder, |f| {
+            f.special_use = attribute.map(str::to_string)
         })
     }
 
@@ -405,9 +525,9 @@ impl Store {
         uid: u32,
         flags: &[&str],
     ) -> Result<(), Error> {
-        self.with_folder(user, folder, |f| match f.get_mut(uid) {
-            Some(m) => {
-                m.flags = flags.iter().map(|s| s.to_string()).collect();
+        self.with_folder(user, folder, |f| match f.position(uid) {
+            Some(i) => {
+                f.set_flags_at(i, flags.iter().map(|s| s.to_string()).collect());
                 Ok(())
             }
             None => Err(Error::NoSuchMessage(uid)),
@@ -417,9 +537,7 @@ impl Store {
     /// Removes messages at once, as another client's EXPUNGE would.
     pub fn expunge_uids(&self, user: &str, folder: &str, uids: &[u32]) -> Result<usize, Error> {
         self.with_folder(user, folder, |f| {
-            let before = f.messages.len();
-            f.messages.retain(|m| !uids.contains(&m.uid));
-            before - f.messages.len()
+            f.expunge_where(|m| uids.contains(&m.uid)).len()
         })
     }
 
@@ -438,6 +556,7 @@ impl Store {
                 m.uid = i as u32 + 1;
             }
             f.uid_next = f.messages.len() as u32 + 1;
+            f.bump();
             uv
         })
     }

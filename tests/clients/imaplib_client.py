@@ -23,7 +23,9 @@ assert "STARTTLS" in m.capabilities, m.capabilities
 ok(m.starttls(ssl_context=ctx), "starttls")
 ok(m.login("terry.adams", "1091990"), "login")
 folders = ok(m.list(), "list")
-names = [f.decode().rsplit(' "/" ', 1)[1] for f in folders]
+# Names come quoted, as Dovecot sends them.
+names = [f.decode().rsplit(' "/" ', 1)[1].strip('"') for f in folders]
+assert any(b"\\HasChildren" in f and b'"Archive"' in f for f in folders), folders
 assert "INBOX" in names and "Archive/2019" in names, names
 
 message = b"From: a@example.org\r\nSubject: imaplib test\r\nMessage-ID: <py@x>\r\n\r\nhello from python\r\n"

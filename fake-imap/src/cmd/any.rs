@@ -29,8 +29,26 @@ pub fn capabilities(s: &Session) -> Vec1<Capability<'static>> {
         Capability::Namespace,
         Capability::UidPlus,
         Capability::Unselect,
+        other("CHILDREN"),
     ]);
+    let ext = &s.shared.extensions;
+    let offered = [
+        (ext.idle, Capability::Idle),
+        (ext.move_, Capability::Move),
+        (ext.enable, Capability::Enable),
+        (ext.multiappend, other("MULTIAPPEND")),
+        (ext.esearch, other("ESEARCH")),
+        (ext.list_extended, Capability::ListExtended),
+        (ext.list_extended, other("LIST-STATUS")),
+        (ext.special_use, other("SPECIAL-USE")),
+        (ext.condstore, Capability::CondStore),
+    ];
+    caps.extend(offered.into_iter().filter(|(on, _)| *on).map(|(_, c)| c));
     Vec1::try_from(caps).expect("not empty")
+}
+
+fn other(name: &'static str) -> Capability<'static> {
+    Capability::try_from(name).expect("a valid capability atom")
 }
 
 pub async fn greet(s: &mut Session, conn: &mut Connection) -> io::Result<()> {

@@ -4,7 +4,7 @@ use std::io;
 
 use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::core::{AString, Tag};
-use imap_codec::imap_types::response::{CommandContinuationRequest, Response, Status};
+use imap_codec::imap_types::response::{Code, CommandContinuationRequest, Response, Status};
 
 use crate::admin::Login;
 use crate::connection::Connection;
@@ -22,7 +22,11 @@ fn logged_in(s: &mut Session, login: Login) -> Done {
     tracing::debug!(user = %login.authenticated_as, owner = %login.view.owner(), "logged in");
     s.login = Some(login);
     s.state = State::Authenticated;
-    Done::ok("Logged in")
+    // As Dovecot does: the capabilities after login come with the OK, saving a round trip.
+    Done::Ok(
+        Some(Code::Capability(crate::cmd::any::capabilities(s))),
+        "Logged in".into(),
+    )
 }
 
 pub async fn starttls(

@@ -8,19 +8,18 @@ use std::io;
 use bounded_static::IntoBoundedStatic;
 use imap_codec::imap_types::core::{IString, Literal, NString, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
-use imap_codec::imap_types::envelope::{Address, Envelope};
 use imap_codec::imap_types::fetch::{
-    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Part, Section,
 };
-use imap_codec::imap_types::response::{Code, Data, Response};
+use imap_codec::imap_types::response::{Code, Data, Response, Status};
 use imap_codec::imap_types::sequence::SequenceSet;
 use rand::Rng;
 
 use crate::connection::Connection;
 use crate::faults::FaultAction;
-use crate::message;
 use crate::session::{Done, Session, State, nz};
 use crate::store::{Message, SEEN};
+use crate::{message, mime};
 
 /// Messages taken from the store per lock, so a big FETCH neither holds the lock long nor
 /// clones the whole folder's metadata at once.
@@ -32,23 +31,42 @@ pub async fn fetch(
     set: &SequenceSet,
     items: MacroOrMessageDataItemNames<'static>,
     uid: bool,
+    changed_since: Option<u64>,
 ) -> io::Result<Done> {
     let names: Vec<MessageDataItemName<'static>> = match items {
         MacroOrMessageDataItemNames::Macro(m) => m.expand().into_static(),
         MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
     };
+    if changed_since.is_some() || names.contains(&MessageDataItemName::ModSeq) {
+        if !s.shared.extensions.condstore {
+            return Ok(Done::Bad("CONDSTORE is not enabled".into()));
+        }
+        if !s.condstore {
+            // The first CONDSTORE-enabling command tells the client where the folder is
+            // (RFC 7162 §3.1).
+            s.condstore = true;
+            if let State::Selected(sel) = &s.state
+                && let Ok(h) = s
+                    .shared
+                    .store
+                    .with_folder(&sel.user, &sel.folder, |f| f.highest_modseq)
+            {
+                let code =
+                    Code::HighestModSeq(std::num::NonZeroU64::new(h.max(1)).expect("non-zero"));
+                let status = Status::ok(None, Some(code), "Highest").expect("valid");
+                conn.send(&Response::Status(status)).await?;
+            }
+        }
+    }
+    // Keywords another session added are announced before a FETCH can show them.
+    crate::cmd::selected::announce_keywords(s, conn).await?;
     if names.iter().any(|n| {
         matches!(
             n,
-            MessageDataItemName::Body
-                | MessageDataItemName::BodyStructure
-                | MessageDataItemName::Binary { .. }
-                | MessageDataItemName::BinarySize { .. }
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
         )
     }) {
-        return Ok(Done::Bad(
-            "BODY, BODYSTRUCTURE and BINARY are not supported by fake-imap".into(),
-        ));
+        return Ok(Done::Bad("BINARY is not supported by fake-imap".into()));
     }
     let State::Selected(sel) = &s.state else {
         return Ok(Done::Bad("No mailbox selected".into()));
@@ -98,14 +116,20 @@ pub async fn fetch(
         let messages = s.shared.store.with_folder(&user, &folder, |f| {
             chunk
                 .iter()
-                .map(|&(seq, u)| {
-                    let m = f.get_mut(u).map(|m| {
-                        if sets_seen {
-                            m.flags.insert(SEEN.to_string());
-                        }
-                        m.clone()
-                    });
-                    (seq, u, m)
+                .filter_map(|&(seq, u)| {
+                    let Some(i) = f.position(u) else {
+                        return Some((seq, u, None, false));
+                    };
+                    if changed_since.is_some_and(|n| f.messages[i].modseq <= n) {
+                        return None;
+                    }
+                    let mut seen_now = false;
+                    if sets_seen && !f.messages[i].flags.contains(SEEN) {
+                        let mut flags = f.messages[i].flags.clone();
+                        flags.insert(SEEN.to_string());
+                        seen_now = f.set_flags_at(i, flags);
+                    }
+                    Some((seq, u, Some(f.messages[i].clone()), seen_now))
                 })
                 .collect::<Vec<_>>()
         });
@@ -113,7 +137,7 @@ pub async fn fetch(
             Ok(m) => m,
             Err(e) => return Ok(crate::cmd::mailbox::store_error(e)),
         };
-        for (seq, u, m) in messages {
+        for (seq, u, m, seen_now) in messages {
             if let Some(count) = expunge_halfway
                 && sent == targets.len() / 2
             {
@@ -131,6 +155,9 @@ pub async fn fetch(
                 vanished = true;
                 continue;
             };
+            if seen_now && let State::Selected(sel) = &mut s.state {
+                sel.own.insert(m.uid, m.modseq);
+            }
             if refused.contains(&u) || !still_there(s, &user, &folder, u) {
                 if refused.contains(&u) {
                     refused_any = true;
@@ -155,8 +182,14 @@ pub async fn fetch(
                 items.push(item);
             }
             let has_literal = !bodies.is_empty();
-            if sets_seen && !names.contains(&MessageDataItemName::Flags) {
+            if seen_now && !names.contains(&MessageDataItemName::Flags) {
                 items.push(crate::cmd::selected::flags_item(s, &m));
+            }
+            let shows_flags = items.iter().any(|i| matches!(i, MessageDataItem::Flags(_)));
+            if (changed_since.is_some() || (s.condstore && shows_flags))
+                && !names.contains(&MessageDataItemName::ModSeq)
+            {
+                items.push(crate::cmd::selected::modseq_item(m.modseq));
             }
             if uid && !names.contains(&MessageDataItemName::Uid) {
                 items.insert(0, MessageDataItem::Uid(nz(m.uid)));
@@ -200,10 +233,6 @@ fn placeholder() -> NString<'static> {
     NString(Some(IString::Literal(Literal::unvalidated(&b""[..]))))
 }
 
-fn nstring(value: Option<String>) -> NString<'static> {
-    NString(value.and_then(|v| IString::try_from(v).ok()))
-}
-
 /// One FETCH item, and the bytes of its literal if it has one.
 fn item<'a>(
     s: &Session,
@@ -217,6 +246,7 @@ fn item<'a>(
     let plain = |item| (item, None);
     match name {
         N::Uid => plain(MessageDataItem::Uid(nz(m.uid))),
+        N::ModSeq => plain(crate::cmd::selected::modseq_item(m.modseq)),
         N::Flags => plain(crate::cmd::selected::flags_item(s, m)),
         N::InternalDate => plain(MessageDataItem::InternalDate(DateTime::unvalidated(
             m.internal_date,
@@ -225,7 +255,19 @@ fn item<'a>(
             let size = (i64::from(m.size()) + size_delta).clamp(0, i64::from(u32::MAX));
             plain(MessageDataItem::Rfc822Size(size as u32))
         }
-        N::Envelope => plain(MessageDataItem::Envelope(envelope(raw))),
+        N::Envelope => plain(MessageDataItem::Envelope(crate::envelope::envelope(
+            message::split(raw).0,
+        ))),
+        N::Body => plain(MessageDataItem::Body(mime::structure(
+            raw,
+            &mime::parse(raw),
+            false,
+        ))),
+        N::BodyStructure => plain(MessageDataItem::BodyStructure(mime::structure(
+            raw,
+            &mime::parse(raw),
+            true,
+        ))),
         N::Rfc822 => (
             MessageDataItem::Rfc822(placeholder()),
             Some(Cow::Borrowed(raw)),
@@ -280,62 +322,50 @@ fn section_bytes<'a>(
             .map(|f| String::from_utf8_lossy(f.as_ref()).to_string())
             .collect()
     };
-    match section {
-        None => Cow::Borrowed(raw),
-        Some(Section::Header(None)) => Cow::Borrowed(message::split(raw).0),
-        Some(Section::Text(None)) => Cow::Borrowed(message::split(raw).1),
-        Some(Section::HeaderFields(None, _)) if missing_header => Cow::Borrowed(b"\r\n"),
-        Some(Section::HeaderFields(None, fields)) => {
-            Cow::Owned(message::header_fields(raw, &names(fields), false))
-        }
-        Some(Section::HeaderFieldsNot(None, fields)) => {
-            Cow::Owned(message::header_fields(raw, &names(fields), true))
-        }
-        Some(Section::Part(part)) if part.0.as_ref().len() == 1 => {
-            Cow::Borrowed(message::part(raw, part.0.as_ref()[0].get()).unwrap_or(b""))
-        }
-        Some(_) => Cow::Borrowed(b""),
-    }
-}
-
-fn envelope(raw: &[u8]) -> Envelope<'static> {
-    let h = |name: &str| message::header_value(raw, name);
-    let addrs = |name: &str| -> Vec<Address<'static>> {
-        h(name)
-            .map(|v| {
-                message::addresses(&v)
-                    .into_iter()
-                    .map(|(n, local, host)| Address {
-                        name: nstring(n),
-                        adl: NString(None),
-                        mailbox: nstring(Some(local)),
-                        host: nstring(Some(host)),
-                    })
-                    .collect()
-            })
+    let path = |part: Option<&Part>| -> Vec<u32> {
+        part.map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
             .unwrap_or_default()
     };
-    let from = addrs("From");
-    let sender = if h("Sender").is_some() {
-        addrs("Sender")
-    } else {
-        from.clone()
+    let Some(section) = section else {
+        return Cow::Borrowed(raw);
     };
-    let reply_to = if h("Reply-To").is_some() {
-        addrs("Reply-To")
-    } else {
-        from.clone()
-    };
-    Envelope {
-        date: nstring(h("Date")),
-        subject: nstring(h("Subject")),
-        from,
-        sender,
-        reply_to,
-        to: addrs("To"),
-        cc: addrs("Cc"),
-        bcc: addrs("Bcc"),
-        in_reply_to: nstring(h("In-Reply-To")),
-        message_id: nstring(h("Message-ID")),
+    if missing_header && matches!(section, Section::HeaderFields(None, _)) {
+        return Cow::Borrowed(b"\r\n");
     }
+    // The top-level header and text need no MIME parse (the migration's hot path).
+    match section {
+        Section::Header(None) => return Cow::Borrowed(message::split(raw).0),
+        Section::Text(None) => return Cow::Borrowed(message::split(raw).1),
+        _ => {}
+    }
+    let top = mime::parse(raw);
+    let slice = |r: &std::ops::Range<usize>| Cow::Borrowed(&raw[r.clone()]);
+    let found = match section {
+        Section::Part(part) => mime::locate(&top, &path(Some(part))).map(|e| slice(&e.body)),
+        Section::Mime(part) => mime::locate(&top, &path(Some(part))).map(|e| slice(&e.header)),
+        Section::Header(part) => {
+            mime::message_at(&top, &path(part.as_ref())).map(|e| slice(&e.header))
+        }
+        Section::Text(part) => mime::message_at(&top, &path(part.as_ref())).map(|e| slice(&e.body)),
+        Section::HeaderFields(part, fields) => {
+            mime::message_at(&top, &path(part.as_ref())).map(|e| {
+                Cow::Owned(message::header_fields(
+                    &raw[e.header.clone()],
+                    &names(fields),
+                    false,
+                ))
+            })
+        }
+        Section::HeaderFieldsNot(part, fields) => {
+            mime::message_at(&top, &path(part.as_ref())).map(|e| {
+                Cow::Owned(message::header_fields(
+                    &raw[e.header.clone()],
+                    &names(fields),
+                    true,
+                ))
+            })
+        }
+    };
+    // A section that does not exist is empty (RFC 3501 leaves it open; Dovecot answers "").
+    found.unwrap_or(Cow::Borrowed(b""))
 }

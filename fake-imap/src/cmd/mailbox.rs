@@ -3,22 +3,23 @@
 
 use std::collections::BTreeSet;
 use std::io;
+use std::num::NonZeroU64;
 
 use imap_codec::imap_types::core::{IString, QuotedChar};
 use imap_codec::imap_types::extensions::namespace::Namespace;
-use imap_codec::imap_types::flag::{FlagNameAttribute, FlagPerm};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{Code, Data, Response, Status};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use crate::admin::View;
+use crate::cmd::selected::send_flag_lists;
 use crate::connection::Connection;
 use crate::error::Error;
+use crate::extended::ListArgs;
 use crate::session::{
     Done, Selected, Session, State, decode_mailbox, encode_mailbox, nz, other_code, send_data,
-    to_flag,
 };
-use crate::store::{ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, canonical};
+use crate::store::{FolderInfo, SEEN, canonical};
 
 /// A store error as the reply a real server gives.
 pub fn store_error(e: Error) -> Done {
@@ -39,7 +40,9 @@ pub fn store_error(e: Error) -> Done {
 
 /// Decodes a mailbox argument and maps it through the session's view.
 pub fn target(s: &Session, mailbox: &Mailbox<'_>) -> Result<(String, String, String), Done> {
-    let name = decode_mailbox(mailbox).map_err(Done::Bad)?;
+    // A name that is not modified UTF-7 names no mailbox: NO, as Dovecot answers (a BAD makes
+    // many clients drop the connection).
+    let name = decode_mailbox(mailbox).map_err(Done::no)?;
     let (user, folder) = s
         .resolve(&name)
         .ok_or_else(|| store_error(Error::NoSuchFolder(name.clone())))?;
@@ -54,6 +57,9 @@ fn delimiter_char(s: &Session) -> QuotedChar {
 struct Visible {
     name: String,
     selectable: bool,
+    /// A placeholder parent, not a mailbox.
+    implicit: bool,
+    special_use: Option<String>,
     /// In the shared namespace: listed only to a pattern that names it, as Courier does.
     shared: bool,
 }
@@ -70,25 +76,32 @@ fn visible_folders(s: &Session) -> Vec<Visible> {
         return Vec::new();
     };
     let store = &s.shared.store;
-    let own = |user: &str| {
-        store
-            .folders(user)
-            .map(|fs| fs.into_iter().map(|f| (f.name, f.selectable)).collect())
-            .unwrap_or_else(|_| Vec::<(String, bool)>::new())
-    };
-    let mine = |user: &str| {
-        own(user).into_iter().map(|(name, selectable)| Visible {
-            name,
-            selectable,
-            shared: false,
-        })
+    let own = |user: &str| store.folders(user).unwrap_or_default();
+    let shown = |f: FolderInfo, name: String, shared: bool| Visible {
+        name,
+        selectable: f.selectable,
+        implicit: f.implicit,
+        special_use: f.special_use,
+        shared,
     };
     match &login.view {
-        View::Own { owner } => mine(owner).collect(),
+        View::Own { owner } => own(owner)
+            .into_iter()
+            .map(|f| {
+                let name = f.name.clone();
+                shown(f, name, false)
+            })
+            .collect(),
         View::Shared { owner, root } => {
             let delim = s.delimiter();
             let inbox_child = format!("INBOX{delim}");
-            let mut out: Vec<Visible> = mine(owner).collect();
+            let mut out: Vec<Visible> = own(owner)
+                .into_iter()
+                .map(|f| {
+                    let name = f.name.clone();
+                    shown(f, name, false)
+                })
+                .collect();
             for user in store.users() {
                 if &user == owner {
                     continue;
@@ -96,26 +109,14 @@ fn visible_folders(s: &Session) -> Vec<Visible> {
                 // The account's root is its INBOX; INBOX's children are the root's children
                 // (a store folder outside INBOX is shown there too).
                 let base = format!("{root}{delim}{}", shared_account_name(&user));
-                let folders = own(&user);
-                let inbox = folders
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("INBOX"))
-                    .is_some_and(|(_, sel)| *sel);
-                out.push(Visible {
-                    name: base.clone(),
-                    selectable: inbox,
-                    shared: true,
-                });
-                for (name, selectable) in folders {
-                    if name.eq_ignore_ascii_case("INBOX") {
-                        continue;
-                    }
-                    let rest = name.strip_prefix(&inbox_child).unwrap_or(&name);
-                    out.push(Visible {
-                        name: format!("{base}{delim}{rest}"),
-                        selectable,
-                        shared: true,
-                    });
+                for f in own(&user) {
+                    let name = if f.name.eq_ignore_ascii_case("INBOX") {
+                        base.clone()
+                    } else {
+                        let rest = f.name.strip_prefix(&inbox_child).unwrap_or(&f.name);
+                        format!("{base}{delim}{rest}")
+                    };
+                    out.push(shown(f, name, true));
                 }
             }
             out
@@ -170,6 +171,37 @@ pub async fn namespace(s: &mut Session, conn: &mut Connection) -> io::Result<Don
     Ok(Done::ok("NAMESPACE completed"))
 }
 
+/// What a LIST-style command asks for.
+#[derive(Default)]
+pub struct ListMode<'a> {
+    pub lsub: bool,
+    /// LIST-EXTENDED arguments, when the command used that syntax.
+    pub ext: Option<&'a ListArgs>,
+}
+
+/// One line of a LIST / LSUB answer.
+struct Line {
+    name: String,
+    attrs: Vec<String>,
+    childinfo: bool,
+    /// Where STATUS (LIST-STATUS) reads from: (owner, folder), for a selectable mailbox.
+    status_of: Option<(String, String)>,
+}
+
+fn raw_text(pattern: &ListMailbox<'_>) -> String {
+    match pattern {
+        ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).to_string(),
+        ListMailbox::String(st) => String::from_utf8_lossy(st.as_ref()).to_string(),
+    }
+}
+
+/// A wire name or pattern in Unicode; one that is not modified UTF-7 is taken as it is (it
+/// then matches only names spelt so, and LIST answers OK, as Dovecot does).
+fn unicode(raw: &str) -> String {
+    mutf7::decode(raw).unwrap_or_else(|_| raw.to_string())
+}
+
+/// LIST and LSUB in their RFC 3501 form.
 pub async fn list(
     s: &mut Session,
     conn: &mut Connection,
@@ -177,97 +209,269 @@ pub async fn list(
     pattern: &ListMailbox<'_>,
     lsub: bool,
 ) -> io::Result<Done> {
-    let reference = match decode_mailbox(reference) {
-        Ok(r) => r,
-        Err(e) => return Ok(Done::Bad(e)),
+    let reference = match reference {
+        Mailbox::Inbox => "INBOX".to_string(),
+        Mailbox::Other(o) => unicode(&String::from_utf8_lossy(o.inner().as_ref())),
     };
-    let raw_pattern = match pattern {
-        ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).to_string(),
-        ListMailbox::String(st) => String::from_utf8_lossy(st.as_ref()).to_string(),
+    let pattern = raw_text(pattern);
+    let mode = ListMode { lsub, ext: None };
+    list_with(s, conn, &reference, &[pattern], &mode).await
+}
+
+/// LIST with LIST-EXTENDED's options (RFC 5258), LIST-STATUS (RFC 5819) and SPECIAL-USE.
+pub async fn list_extended(
+    s: &mut Session,
+    conn: &mut Connection,
+    args: &ListArgs,
+) -> io::Result<Done> {
+    if !s.shared.extensions.list_extended {
+        return Ok(Done::Bad("LIST-EXTENDED is not enabled".into()));
+    }
+    let reference = unicode(&args.reference);
+    let mode = ListMode {
+        lsub: false,
+        ext: Some(args),
     };
-    let pattern = match mutf7::decode(&raw_pattern) {
-        Ok(p) => p,
-        Err(e) => return Ok(Done::Bad(format!("mailbox pattern: {e}"))),
-    };
+    list_with(s, conn, &reference, &args.patterns, &mode).await
+}
+
+async fn list_with(
+    s: &mut Session,
+    conn: &mut Connection,
+    reference: &str,
+    raw_patterns: &[String],
+    mode: &ListMode<'_>,
+) -> io::Result<Done> {
     let delim = s.delimiter();
-    let label = if lsub { "LSUB" } else { "LIST" };
-    if pattern.is_empty() && !lsub {
+    let label = if mode.lsub { "LSUB" } else { "LIST" };
+    if !mode.lsub && raw_patterns.len() == 1 && raw_patterns[0].is_empty() {
         // LIST "" "": just the hierarchy delimiter.
-        send_data(
-            conn,
-            Data::List {
-                items: vec![FlagNameAttribute::Noselect],
-                delimiter: Some(delimiter_char(s)),
-                mailbox: Mailbox::try_from("").expect("empty name is valid"),
-            },
-        )
-        .await?;
+        let line = format!("* LIST (\\Noselect) {} \"\"\r\n", quoted_delimiter(delim));
+        conn.send_raw(line.as_bytes()).await?;
         return Ok(Done::ok("LIST completed"));
     }
-    let full = canonical(&format!("{reference}{pattern}"), delim);
-    let pattern: Vec<char> = full.chars().collect();
-    let subscribed: Option<BTreeSet<String>> = if lsub {
-        s.owner()
-            .and_then(|o| s.shared.store.subscriptions(o).ok())
-            .or_else(|| Some(BTreeSet::new()))
-    } else {
-        None
-    };
-    let full_pattern: String = pattern.iter().collect();
-    let shared_too = names_shared(&full_pattern, s.login.as_ref().map(|l| &l.view));
-    for Visible {
-        name,
-        selectable,
-        shared,
-    } in visible_folders(s)
-    {
-        if shared && !shared_too {
-            continue;
+    let patterns: Vec<Vec<char>> = raw_patterns
+        .iter()
+        .map(|p| {
+            canonical(&format!("{reference}{}", unicode(p)), delim)
+                .chars()
+                .collect()
+        })
+        .collect();
+    let lines = list_lines(s, &patterns, mode);
+    let status_items = mode.ext.and_then(|e| e.return_status.clone());
+    for line in lines {
+        let mut text = format!(
+            "* {label} ({}) {} ",
+            line.attrs.join(" "),
+            quoted_delimiter(delim)
+        )
+        .into_bytes();
+        text.extend_from_slice(&wire_name(&line.name));
+        if line.childinfo {
+            text.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
         }
-        let chars: Vec<char> = name.chars().collect();
-        if !wildcard_match(&pattern, &chars, delim) {
-            continue;
-        }
-        if let Some(subs) = &subscribed
-            && !subs.contains(&name)
+        text.extend_from_slice(b"\r\n");
+        conn.send_raw(&text).await?;
+        if let (Some(items), Some((user, folder))) = (&status_items, &line.status_of)
+            && let Ok(Some(values)) = status_values(s, user, folder, items)
         {
-            continue;
+            send_data(
+                conn,
+                Data::Status {
+                    mailbox: encode_mailbox(&line.name),
+                    items: values.into(),
+                },
+            )
+            .await?;
         }
-        let items = if selectable {
-            Vec::new()
-        } else {
-            vec![FlagNameAttribute::Noselect]
-        };
-        let mailbox = encode_mailbox(&name);
-        let data = if lsub {
-            Data::Lsub {
-                items,
-                delimiter: Some(delimiter_char(s)),
-                mailbox,
-            }
-        } else {
-            Data::List {
-                items,
-                delimiter: Some(delimiter_char(s)),
-                mailbox,
-            }
-        };
-        send_data(conn, data).await?;
     }
     Ok(Done::ok(format!("{label} completed")))
 }
 
-pub async fn status(
-    s: &mut Session,
-    conn: &mut Connection,
-    mailbox: &Mailbox<'static>,
-    items: &[StatusDataItemName],
-) -> io::Result<Done> {
-    let (_, user, folder) = match target(s, mailbox) {
-        Ok(t) => t,
-        Err(done) => return Ok(done),
+fn quoted_delimiter(delim: char) -> String {
+    format!("\"{delim}\"")
+}
+
+/// A name on the wire: modified UTF-7, quoted (or a literal if it cannot be quoted).
+fn wire_name(name: &str) -> Vec<u8> {
+    let encoded = mutf7::encode(name);
+    if encoded.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        let mut out = vec![b'"'];
+        for b in encoded.bytes() {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+        out
+    } else {
+        let mut out = format!("{{{}}}\r\n", encoded.len()).into_bytes();
+        out.extend_from_slice(encoded.as_bytes());
+        out
+    }
+}
+
+fn matches_any(patterns: &[Vec<char>], name: &str, delim: char) -> bool {
+    let chars: Vec<char> = name.chars().collect();
+    patterns.iter().any(|p| wildcard_match(p, &chars, delim))
+}
+
+/// The lines a LIST / LSUB answers with, in name order.
+fn list_lines(s: &Session, patterns: &[Vec<char>], mode: &ListMode<'_>) -> Vec<Line> {
+    let delim = s.delimiter();
+    let ext = mode.ext;
+    let full: Vec<String> = patterns.iter().map(|p| p.iter().collect()).collect();
+    let shared_too = full
+        .iter()
+        .any(|p| names_shared(p, s.login.as_ref().map(|l| &l.view)));
+    let visible: Vec<Visible> = visible_folders(s)
+        .into_iter()
+        .filter(|v| !v.shared || shared_too)
+        .collect();
+    let by_name: std::collections::BTreeMap<&str, &Visible> =
+        visible.iter().map(|v| (v.name.as_str(), v)).collect();
+    let subscriptions: BTreeSet<String> = s
+        .owner()
+        .and_then(|o| s.shared.store.subscriptions(o).ok())
+        .unwrap_or_default();
+    let has_children = |name: &str| {
+        let prefix = format!("{name}{delim}");
+        visible.iter().any(|v| v.name.starts_with(&prefix))
     };
-    let values = s.shared.store.with_folder(&user, &folder, |f| {
+    let special_use = s.shared.extensions.special_use;
+    let selected_subscribed = ext.is_some_and(|e| e.subscribed);
+    let return_subscribed = ext.is_some_and(|e| e.return_subscribed) || selected_subscribed;
+    let mut out: Vec<Line> = Vec::new();
+    let mut emitted = BTreeSet::new();
+    let mut push = |out: &mut Vec<Line>, line: Line| {
+        if emitted.insert(line.name.clone()) {
+            out.push(line);
+        }
+    };
+    let attrs_of = |name: &str, lsub: bool| -> (Vec<String>, Option<(String, String)>) {
+        let mut attrs = Vec::new();
+        let mut status_of = None;
+        match by_name.get(name) {
+            Some(v) if v.implicit && ext.is_some() => attrs.push("\\NonExistent".to_string()),
+            Some(v) if !v.selectable => attrs.push("\\Noselect".to_string()),
+            Some(_) => status_of = s.resolve(name),
+            None if ext.is_some() => attrs.push("\\NonExistent".to_string()),
+            None => {}
+        }
+        if !lsub && by_name.contains_key(name) {
+            attrs.push(if has_children(name) {
+                "\\HasChildren".to_string()
+            } else {
+                "\\HasNoChildren".to_string()
+            });
+        }
+        if special_use
+            && !lsub
+            && let Some(Some(attr)) = by_name.get(name).map(|v| v.special_use.as_ref())
+        {
+            attrs.push(attr.clone());
+        }
+        if return_subscribed && subscriptions.contains(name) {
+            attrs.push("\\Subscribed".to_string());
+        }
+        (attrs, status_of)
+    };
+    if mode.lsub {
+        for name in &subscriptions {
+            if matches_any(patterns, name, delim) {
+                push(
+                    &mut out,
+                    Line {
+                        name: name.clone(),
+                        attrs: attrs_of(name, true).0,
+                        childinfo: false,
+                        status_of: None,
+                    },
+                );
+                continue;
+            }
+            // `%` stops at a level: an unsubscribed parent of a subscribed name shows as
+            // \Noselect (RFC 3501 §6.3.9).
+            let parts: Vec<&str> = name.split(delim).collect();
+            for depth in 1..parts.len() {
+                let parent = parts[..depth].join(&delim.to_string());
+                if !subscriptions.contains(&parent) && matches_any(patterns, &parent, delim) {
+                    push(
+                        &mut out,
+                        Line {
+                            name: parent,
+                            attrs: vec!["\\Noselect".to_string()],
+                            childinfo: false,
+                            status_of: None,
+                        },
+                    );
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        return out;
+    }
+    // Candidates: what exists, and with SUBSCRIBED what is subscribed (even if deleted) and
+    // the parents of subscribed names (for RECURSIVEMATCH).
+    let mut names: BTreeSet<String> = visible.iter().map(|v| v.name.clone()).collect();
+    if selected_subscribed {
+        for sub in &subscriptions {
+            names.insert(sub.clone());
+            let parts: Vec<&str> = sub.split(delim).collect();
+            for depth in 1..parts.len() {
+                names.insert(parts[..depth].join(&delim.to_string()));
+            }
+        }
+    }
+    for name in &names {
+        if !matches_any(patterns, name, delim) {
+            continue;
+        }
+        let (mut attrs, status_of) = attrs_of(name, false);
+        let mut childinfo = false;
+        if selected_subscribed && !subscriptions.contains(name) {
+            // Listed only for a subscribed descendant that the patterns do not list itself.
+            let prefix = format!("{name}{delim}");
+            let reason = ext.is_some_and(|e| e.recursive_match)
+                && subscriptions
+                    .iter()
+                    .any(|d| d.starts_with(&prefix) && !matches_any(patterns, d, delim));
+            if !reason {
+                continue;
+            }
+            childinfo = true;
+            attrs.retain(|a| a != "\\NonExistent" || !by_name.contains_key(name.as_str()));
+        }
+        if ext.is_some_and(|e| e.special_use_only)
+            && by_name
+                .get(name.as_str())
+                .is_none_or(|v| v.special_use.is_none())
+        {
+            continue;
+        }
+        push(
+            &mut out,
+            Line {
+                name: name.clone(),
+                attrs,
+                childinfo,
+                status_of,
+            },
+        );
+    }
+    out
+}
+
+/// STATUS items of a folder (None: not selectable).
+fn status_values(
+    s: &Session,
+    user: &str,
+    folder: &str,
+    items: &[StatusDataItemName],
+) -> Result<Option<Vec<StatusDataItem>>, Error> {
+    s.shared.store.with_folder(user, folder, |f| {
         if !f.selectable {
             return None;
         }
@@ -284,12 +488,30 @@ pub async fn status(
                         Some(StatusDataItem::UidValidity(nz(f.uid_validity)))
                     }
                     StatusDataItemName::Unseen => Some(StatusDataItem::Unseen(f.unseen())),
+                    StatusDataItemName::HighestModSeq => {
+                        Some(StatusDataItem::HighestModSeq(f.highest_modseq))
+                    }
                     _ => None,
                 })
                 .collect::<Vec<_>>(),
         )
-    });
-    match values {
+    })
+}
+
+pub async fn status(
+    s: &mut Session,
+    conn: &mut Connection,
+    mailbox: &Mailbox<'static>,
+    items: &[StatusDataItemName],
+) -> io::Result<Done> {
+    let (_, user, folder) = match target(s, mailbox) {
+        Ok(t) => t,
+        Err(done) => return Ok(done),
+    };
+    if items.contains(&StatusDataItemName::HighestModSeq) {
+        s.condstore = true;
+    }
+    match status_values(s, &user, &folder, items) {
         Err(e) => Ok(store_error(e)),
         Ok(None) => Ok(Done::no("Mailbox isn't selectable")),
         Ok(Some(values)) => {
@@ -310,9 +532,10 @@ struct Opened {
     uids: Vec<u32>,
     uid_validity: u32,
     uid_next: u32,
-    recent: u32,
+    recent: Vec<u32>,
     first_unseen: Option<u32>,
     keywords: BTreeSet<String>,
+    highest_modseq: u64,
 }
 
 pub async fn select(
@@ -320,9 +543,22 @@ pub async fn select(
     conn: &mut Connection,
     mailbox: &Mailbox<'static>,
     read_only: bool,
+    condstore: bool,
 ) -> io::Result<Done> {
     // Selecting anything leaves the selected state first, without expunging (RFC 3501 §6.3.1).
-    s.state = State::Authenticated;
+    if matches!(s.state, State::Selected(_)) {
+        s.state = State::Authenticated;
+        if s.condstore {
+            // RFC 7162 §3.2.11: the old mailbox is closed.
+            conn.send(&Response::Status(
+                Status::ok(None, Some(Code::Closed), "Previous mailbox closed").expect("valid"),
+            ))
+            .await?;
+        }
+    }
+    if condstore {
+        s.condstore = true;
+    }
     let (visible, user, folder) = match target(s, mailbox) {
         Ok(t) => t,
         Err(done) => return Ok(done),
@@ -331,20 +567,16 @@ pub async fn select(
         if !f.selectable {
             return None;
         }
-        let recent = f.recent();
-        if !read_only {
-            // This session is the first to see them; nobody else will get them as \Recent.
-            for m in &mut f.messages {
-                m.recent = false;
+        // A read-write session is the first to see these: nobody else gets them as \Recent.
+        let mut recent = Vec::new();
+        for m in &mut f.messages {
+            if m.recent {
+                recent.push(m.uid);
+                if !read_only {
+                    m.recent = false;
+                }
             }
         }
-        let keywords = f
-            .messages
-            .iter()
-            .flat_map(|m| m.flags.iter())
-            .filter(|fl| !fl.starts_with('\\'))
-            .cloned()
-            .collect();
         Some(Opened {
             uids: f.messages.iter().map(|m| m.uid).collect(),
             uid_validity: f.uid_validity,
@@ -355,7 +587,8 @@ pub async fn select(
                 .iter()
                 .position(|m| !m.flags.contains(SEEN))
                 .map(|i| i as u32 + 1),
-            keywords,
+            keywords: f.keywords.clone(),
+            highest_modseq: f.highest_modseq,
         })
     });
     let opened = match opened {
@@ -363,37 +596,12 @@ pub async fn select(
         Ok(None) => return Ok(Done::no(format!("Mailbox isn't selectable: {visible}"))),
         Ok(Some(o)) => o,
     };
-    let mut keywords = opened.keywords.clone();
-    if s.shared.quirks.mdnsent_on_every_message {
-        keywords.insert("$MDNSent".into());
-    }
-    let system = [ANSWERED, FLAGGED, DELETED, SEEN, DRAFT];
-    let flags = system
-        .iter()
-        .map(|f| f.to_string())
-        .chain(keywords)
-        .filter_map(|f| to_flag(&f))
-        .collect::<Vec<_>>();
-    send_data(conn, Data::Flags(flags.clone())).await?;
+    send_flag_lists(s, conn, &opened.keywords, read_only).await?;
     let untagged_ok = |code: Code<'static>, text: &'static str| {
         Response::Status(Status::ok(None, Some(code), text).expect("valid"))
     };
-    let permanent = if read_only {
-        Vec::new()
-    } else {
-        flags
-            .into_iter()
-            .map(FlagPerm::Flag)
-            .chain([FlagPerm::Asterisk])
-            .collect()
-    };
-    conn.send(&untagged_ok(
-        Code::PermanentFlags(permanent),
-        "Flags permitted.",
-    ))
-    .await?;
     send_data(conn, Data::Exists(opened.uids.len() as u32)).await?;
-    send_data(conn, Data::Recent(opened.recent)).await?;
+    send_data(conn, Data::Recent(opened.recent.len() as u32)).await?;
     if let Some(first) = opened.first_unseen {
         conn.send(&untagged_ok(Code::Unseen(nz(first)), "First unseen."))
             .await?;
@@ -410,14 +618,20 @@ pub async fn select(
         "Predicted next UID",
     ))
     .await?;
-    s.state = State::Selected(Selected {
-        user,
-        folder,
-        visible,
-        read_only,
-        uid_validity: opened.uid_validity,
-        uids: opened.uids,
-    });
+    if s.condstore {
+        conn.send(&untagged_ok(
+            Code::HighestModSeq(NonZeroU64::new(opened.highest_modseq.max(1)).expect("non-zero")),
+            "Highest",
+        ))
+        .await?;
+    }
+    let mut sel = Selected::new(user, folder, visible, read_only);
+    sel.uid_validity = opened.uid_validity;
+    sel.uids = opened.uids;
+    sel.recent = opened.recent.into_iter().collect();
+    sel.keywords = opened.keywords;
+    sel.known_modseq = opened.highest_modseq;
+    s.state = State::Selected(Box::new(sel));
     Ok(if read_only {
         Done::Ok(Some(Code::ReadOnly), "EXAMINE completed".into())
     } else {
@@ -457,7 +671,7 @@ pub fn create(s: &mut Session, mailbox: &Mailbox<'_>) -> Done {
             "Mailbox already exists".into(),
         );
     }
-    match s.shared.store.create_folder(&user, &folder) {
+    match s.shared.store.create_folder_by_client(&user, &folder) {
         Ok(()) => Done::ok(format!(
             "CREATE completed: {}",
             name.trim_end_matches(delim)
@@ -499,7 +713,7 @@ pub fn rename(s: &mut Session, from: &Mailbox<'_>, to: &Mailbox<'_>) -> Done {
 
 pub fn subscribe(s: &mut Session, mailbox: &Mailbox<'_>, on: bool) -> Done {
     let Ok(name) = decode_mailbox(mailbox) else {
-        return Done::Bad("invalid mailbox name".into());
+        return Done::no("Invalid mailbox name");
     };
     let Some(owner) = s.owner().map(str::to_string) else {
         return Done::Bad("not logged in".into());

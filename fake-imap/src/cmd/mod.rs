@@ -4,6 +4,7 @@
 pub mod any;
 pub mod append;
 pub mod auth;
+pub mod extensions;
 pub mod fetch;
 pub mod mailbox;
 pub mod search;
