@@ -258,8 +258,13 @@ fn leaf(raw: &[u8], e: &Entity, extended: bool) -> BodyStructure<'static> {
         .map(|v| String::from_utf8_lossy(&v).trim().to_string())
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "7bit".into());
+    let mut parameter_list = params(&e.ctype);
+    // A text part without a charset is US-ASCII (RFC 2045 §5.2); servers say so.
+    if e.ctype.main.eq_ignore_ascii_case("text") && e.ctype.param("charset").is_none() {
+        parameter_list.push((istring(b"charset"), istring(b"us-ascii")));
+    }
     let basic = BasicFields {
-        parameter_list: params(&e.ctype),
+        parameter_list,
         id: nstring(field("Content-ID")),
         description: nstring(field("Content-Description")),
         content_transfer_encoding: istring(encoding.as_bytes()),

@@ -20,7 +20,10 @@
 //! `...` in an `S:` line matches any text. `S~` skips server lines until one matches. Directives: `!starttls` (upgrade to TLS trusting the
 //! server's CA), `!closed` (the server must have closed the connection), `!sleep MS`,
 //! `!deliver USER FOLDER SUBJECT` and `!expunge USER FOLDER UID` (another client's changes),
+//! `!flags USER FOLDER UID [FLAG...]` (another client replaces a message's flags),
 //! `!implicit-tls` (first line: connect to the implicit-TLS port).
+//! A step may start with a connection number (`2 C: ...`, `2 S: ...`): connection 1 is the
+//! default; another one is opened the first time it is named (its greeting is an `S:` step).
 //! Set `TRANSCRIPT_PRINT=1` to print what the server sent.
 
 use std::path::{Path, PathBuf};
@@ -127,9 +130,23 @@ async fn run(name: &str) {
         .expect("server starts");
     let print = std::env::var_os("TRANSCRIPT_PRINT").is_some();
     let implicit = t.steps.first().is_some_and(|(_, s)| s == "!implicit-tls");
-    let mut conn = connect(&server, implicit).await;
+    let mut conns = vec![Some(connect(&server, implicit).await)];
     let where_ = |n: usize| format!("{}:{n}", path.display());
     for (n, step) in &t.steps {
+        let (index, step) = match step.split_once(' ') {
+            Some((d, rest)) if d.len() == 1 && d.as_bytes()[0].is_ascii_digit() => {
+                (usize::from(d.as_bytes()[0] - b'0'), rest.to_string())
+            }
+            _ => (1, step.clone()),
+        };
+        let step = &step;
+        if conns.len() < index {
+            conns.resize_with(index, || None);
+        }
+        if conns[index - 1].is_none() {
+            conns[index - 1] = Some(connect(&server, false).await);
+        }
+        let conn = conns[index - 1].as_mut().expect("opened above");
         if let Some(line) = step.strip_prefix("C: ").or_else(|| step.strip_prefix("C:")) {
             let mut bytes = line.as_bytes().to_vec();
             bytes.extend_from_slice(b"\r\n");
@@ -170,9 +187,8 @@ async fn run(name: &str) {
                 break;
             }
         } else if step == "!starttls" {
-            let BufReader { .. } = conn;
-            let io = conn.into_inner();
-            conn = BufReader::new(Box::new(tls(&server, io).await) as Box<dyn Io>);
+            let io = conns[index - 1].take().expect("open").into_inner();
+            conns[index - 1] = Some(BufReader::new(Box::new(tls(&server, io).await) as Box<dyn Io>));
         } else if step == "!closed" {
             let mut rest = Vec::new();
             let n_read =
@@ -203,6 +219,13 @@ async fn run(name: &str) {
                 .store()
                 .expunge_uids(a[0], a[1], &[uid])
                 .expect("expunge");
+        } else if let Some(args) = step.strip_prefix("!flags ") {
+            let a: Vec<&str> = args.split(' ').collect();
+            let uid: u32 = a[2].parse().expect("UID");
+            server
+                .store()
+                .set_flags(a[0], a[1], uid, &a[3..])
+                .expect("flags");
         } else if step == "!implicit-tls" {
         } else {
             panic!("{}: unknown step {step:?}", where_(*n));
@@ -238,7 +261,6 @@ transcripts!(
     admin_courier,
     admin_dovecot,
     admin_dovecot_login,
-    login_bare_master_user,
     admin_exchange,
     admin_mirapoint,
     admin_plain,
@@ -248,7 +270,13 @@ transcripts!(
     authenticate_plain_ir,
     copy,
     courier_shared_dot,
+    envelope_search,
     expunge,
+    ext_condstore,
+    ext_idle_move_enable,
+    ext_list_extended,
+    ext_multiappend_esearch,
+    ext_switched_off,
     fault_bye_after_commands,
     fault_drop_mid_literal_append,
     fault_drop_mid_literal_fetch,
@@ -264,17 +292,22 @@ transcripts!(
     fault_wrong_sequence,
     fault_wrong_size,
     fetch,
+    fetch_mime,
     implicit_tls,
     login,
+    login_bare_master_user,
     mailboxes,
+    names_subscriptions,
     no_starttls,
     odd_folder_names,
+    other_sessions,
     quirk_bye_after_errors,
     quirk_courier_examine,
     quirk_exchange_append,
     quirk_folder_names_target,
     quirk_idle_timeout,
     quirk_quota_and_generic_limit,
+    recent_sessions,
     search,
     select_examine_status,
     starttls,
