@@ -188,7 +188,9 @@ async fn run(name: &str) {
             }
         } else if step == "!starttls" {
             let io = conns[index - 1].take().expect("open").into_inner();
-            conns[index - 1] = Some(BufReader::new(Box::new(tls(&server, io).await) as Box<dyn Io>));
+            conns[index - 1] = Some(BufReader::new(
+                Box::new(tls(&server, io).await) as Box<dyn Io>
+            ));
         } else if step == "!closed" {
             let mut rest = Vec::new();
             let n_read =
