@@ -298,6 +298,7 @@ transcripts!(
     implicit_tls,
     login,
     login_bare_master_user,
+    login_literals,
     mailboxes,
     names_subscriptions,
     no_starttls,
