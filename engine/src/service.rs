@@ -133,12 +133,10 @@ impl Service {
     pub fn recover(&self) -> Result<(), Error> {
         let now = self.engine.now();
         self.engine.db.transaction(|tx| {
-            for u in tx.users(None)? {
-                if u.running.is_some() {
-                    tx.set_user_running(&u.email_address, None, now)?;
-                    apply_user_event(tx, &u, UserEvent::Interrupted, now)?;
-                    refresh_batch(tx, &u.batch, now)?;
-                }
+            for u in tx.running_users()? {
+                tx.set_user_running(&u.email_address, None, now)?;
+                apply_user_event(tx, &u, UserEvent::Interrupted, now)?;
+                refresh_batch(tx, &u.batch, now)?;
             }
             Ok(())
         })
@@ -148,75 +146,75 @@ impl Service {
         if stops.is_empty() {
             return Ok(());
         }
-        for u in self.engine.db.read(|tx| tx.users(None))? {
-            if u.status == UserStatus::Stopping
-                && let Some(s) = stops.get(&u.email_address.to_ascii_lowercase())
-            {
+        for u in self
+            .engine
+            .db
+            .read(|tx| tx.users_in_status(UserStatus::Stopping))?
+        {
+            if let Some(s) = stops.get(&u.email_address.to_ascii_lowercase()) {
                 let _ = s.send(true);
             }
         }
         Ok(())
     }
 
-    /// Picks the syncs due now within each endpoint's limits and marks them running.
+    /// Picks the syncs due now within each endpoint's limits and marks them running. Final
+    /// syncs first, then initial syncs in queue order, then incrementals (the longest waiting
+    /// first). Indexed queries limited to the free slots: the cost is what starts, not the
+    /// size of the batches.
     fn claim(&self, now: DateTime<Utc>) -> Result<Vec<(SyncJob, SyncKind)>, Error> {
         self.engine.db.transaction(|tx| {
             let batches = tx.batches()?;
             let endpoints = tx.endpoints()?;
-            let users = tx.users(None)?;
+            let cutoff = now - chrono::Duration::hours(INCREMENTAL_INTERVAL_HOURS);
             let mut jobs = Vec::new();
             for endpoint in endpoints {
-                let mine: Vec<_> = batches
+                let mine: Vec<&BatchRow> = batches
                     .iter()
                     .filter(|b| b.endpoint.eq_ignore_ascii_case(&endpoint.name))
                     .collect();
-                let of_mine =
-                    |u: &&UserRow| mine.iter().any(|b| b.name.eq_ignore_ascii_case(&u.batch));
-                let running: Vec<_> = users
-                    .iter()
-                    .filter(of_mine)
-                    .filter(|u| u.running.is_some())
-                    .collect();
-                let mut total = running.len() as u32;
-                let mut incremental = running
-                    .iter()
-                    .filter(|u| matches!(u.running, Some(SyncKind::Incremental | SyncKind::Final)))
-                    .count() as u32;
-                let mut candidates: Vec<(&UserRow, SyncKind)> = Vec::new();
-                for u in users.iter().filter(of_mine).filter(|u| u.running.is_none()) {
-                    let batch = mine
-                        .iter()
-                        .find(|b| b.name.eq_ignore_ascii_case(&u.batch))
-                        .expect("filtered");
-                    let due_incremental = u.sync_now
-                        || u.last_successful_sync_time.is_none_or(|t| {
-                            t + chrono::Duration::hours(INCREMENTAL_INTERVAL_HOURS) <= now
-                        });
-                    let kind = match (u.status, batch.status) {
-                        (UserStatus::Completing, BatchStatus::Completing) => SyncKind::Final,
-                        (UserStatus::Queued, BatchStatus::Syncing | BatchStatus::Starting) => {
-                            SyncKind::Initial
-                        }
-                        (
-                            UserStatus::Synced,
-                            BatchStatus::Synced | BatchStatus::SyncedWithErrors,
-                        ) if due_incremental => SyncKind::Incremental,
-                        _ => continue,
-                    };
-                    candidates.push((u, kind));
+                let (mut total, mut incremental) = (0u32, 0u32);
+                for b in &mine {
+                    let (t, i) = tx.running_counts(&b.name)?;
+                    total += t;
+                    incremental += i;
                 }
-                // Final syncs first, then initial syncs in queue order, then incrementals.
-                candidates.sort_by_key(|(u, k)| {
-                    (
-                        match k {
-                            SyncKind::Final => 0,
-                            SyncKind::Initial => 1,
-                            SyncKind::Incremental => 2,
-                        },
-                        u.queued_at,
-                        u.line,
+                let free = |total: u32| endpoint.max_concurrent_migrations.saturating_sub(total);
+                let free_incremental =
+                    |n: u32| endpoint.max_concurrent_incremental_syncs.saturating_sub(n);
+                // Each kind's candidates over the endpoint's batches, in their order.
+                let mut candidates: Vec<(UserRow, SyncKind)> = Vec::new();
+                let limit = free(total).min(free_incremental(incremental));
+                let mut finals = Vec::new();
+                for b in mine.iter().filter(|b| b.status == BatchStatus::Completing) {
+                    finals.extend(tx.idle_users_in_status(
+                        &b.name,
+                        UserStatus::Completing,
+                        limit,
+                    )?);
+                }
+                finals.sort_by_key(|u| (u.queued_at, u.line));
+                candidates.extend(finals.into_iter().map(|u| (u, SyncKind::Final)));
+                let mut initials = Vec::new();
+                for b in mine
+                    .iter()
+                    .filter(|b| matches!(b.status, BatchStatus::Syncing | BatchStatus::Starting))
+                {
+                    initials.extend(tx.queued_users(&b.name, free(total))?);
+                }
+                initials.sort_by_key(|u| (u.queued_at, u.line));
+                candidates.extend(initials.into_iter().map(|u| (u, SyncKind::Initial)));
+                let mut due = Vec::new();
+                for b in mine.iter().filter(|b| {
+                    matches!(
+                        b.status,
+                        BatchStatus::Synced | BatchStatus::SyncedWithErrors
                     )
-                });
+                }) {
+                    due.extend(tx.due_users(&b.name, cutoff, limit)?);
+                }
+                due.sort_by_key(|u| (!u.sync_now, u.last_successful_sync_time, u.line));
+                candidates.extend(due.into_iter().map(|u| (u, SyncKind::Incremental)));
                 for (u, kind) in candidates {
                     if total >= endpoint.max_concurrent_migrations {
                         break;
@@ -229,10 +227,10 @@ impl Service {
                     }
                     match kind {
                         SyncKind::Initial => {
-                            apply_user_event(tx, u, UserEvent::SlotAcquired, now)?;
+                            apply_user_event(tx, &u, UserEvent::SlotAcquired, now)?;
                         }
                         SyncKind::Incremental => {
-                            apply_user_event(tx, u, UserEvent::IncrementalDue, now)?;
+                            apply_user_event(tx, &u, UserEvent::IncrementalDue, now)?;
                         }
                         SyncKind::Final => {}
                     }
@@ -241,13 +239,12 @@ impl Service {
                     if counts_as_incremental {
                         incremental += 1;
                     }
-                    let batch = (*mine
+                    let batch = mine
                         .iter()
                         .find(|b| b.name.eq_ignore_ascii_case(&u.batch))
-                        .expect("filtered"))
-                    .clone();
+                        .expect("a candidate of one of these batches");
                     let user = tx.user(&u.email_address)?.expect("just updated");
-                    jobs.push((job(kind, &user, &batch, &endpoint), kind));
+                    jobs.push((job(kind, &user, batch, &endpoint), kind));
                 }
             }
             for b in &batches {

@@ -76,6 +76,20 @@ struct World {
 }
 
 fn world(max_migrations: u32, max_incremental: u32, sync: Scripted) -> World {
+    let names: Vec<String> = ["a", "b", "c", "e", "f"]
+        .iter()
+        .map(|u| format!("{u}@contoso.edu"))
+        .collect();
+    world_of(max_migrations, max_incremental, sync, &names)
+}
+
+/// A world whose tenant has these mailboxes.
+fn world_of(
+    max_migrations: u32,
+    max_incremental: u32,
+    sync: Scripted,
+    mailboxes: &[String],
+) -> World {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at_epoch();
     let engine =
@@ -87,13 +101,9 @@ fn world(max_migrations: u32, max_incremental: u32, sync: Scripted) -> World {
         },
         Arc::new(clock.clone()),
     );
-    for u in ["a", "b", "c", "e", "f"] {
+    for address in mailboxes {
         tenant
-            .add_recipient(Recipient::mailbox(
-                &format!("{u}@contoso.edu"),
-                true,
-                tenant.now(),
-            ))
+            .add_recipient(Recipient::mailbox(address, true, tenant.now()))
             .unwrap();
     }
     let mut endpoint = Endpoint::imap("src", "127.0.0.1", 143, Security::None);
@@ -601,4 +611,54 @@ async fn an_interrupted_run_restarts_only_what_was_in_flight() {
         ]
     );
     assert_eq!(w.status("B"), BatchStatus::Synced);
+}
+
+/// The limits hold at scale: 5,000 users never run more than MaxConcurrentMigrations syncs at
+/// once (and come near it), incrementals never more than MaxConcurrentIncrementalSyncs, and every
+/// user gets exactly one sync per pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_limits_hold_with_five_thousand_users() {
+    const USERS: usize = 5000;
+    let mailboxes: Vec<String> = (0..USERS).map(|i| format!("u{i}@contoso.edu")).collect();
+    let w = world_of(
+        20,
+        7,
+        Scripted {
+            delay: Duration::from_millis(1),
+            ..Scripted::default()
+        },
+        &mailboxes,
+    );
+    let mut csv = String::from("EmailAddress,UserName,Password\n");
+    for m in &mailboxes {
+        csv.push_str(&format!("{m},{m},pw\n"));
+    }
+    let outcome = w.new_batch("Big", &csv, BatchSettings::default()).await;
+    assert!(outcome.row_errors.is_empty());
+    w.engine.batch_start("Big").unwrap();
+    w.run().await;
+    assert_eq!(w.status("Big"), BatchStatus::Synced);
+    let calls = w.calls();
+    assert_eq!(calls.len(), USERS, "one initial sync per user");
+    assert!(calls.iter().all(|(_, k)| *k == SyncKind::Initial));
+    let peak = w.sync.peak.swap(0, Ordering::SeqCst);
+    // Never more than the limit; many at once (a sync may end before the last one starts).
+    assert!((10..=20).contains(&peak), "initial syncs at once: {peak}");
+
+    w.clock.advance(chrono::Duration::hours(25));
+    w.run().await;
+    let calls = w.calls();
+    assert_eq!(calls.len(), USERS, "one incremental sync per user");
+    let distinct: std::collections::HashSet<&String> = calls.iter().map(|(e, _)| e).collect();
+    assert_eq!(distinct.len(), USERS);
+    assert!(calls.iter().all(|(_, k)| *k == SyncKind::Incremental));
+    let peak = w.sync.peak.load(Ordering::SeqCst);
+    assert!((3..=7).contains(&peak), "incremental syncs at once: {peak}");
+    assert!(
+        w.engine
+            .users(Some("Big"))
+            .unwrap()
+            .iter()
+            .all(|u| u.status == UserStatus::Synced)
+    );
 }

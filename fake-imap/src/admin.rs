@@ -68,16 +68,47 @@ pub struct Directory {
     pub shared_root: String,
     pub users: Vec<UserAccount>,
     pub admins: Vec<Credentials>,
+    /// User name -> index in `users` (the first with that name).
+    pub by_name: std::collections::HashMap<String, usize>,
+    /// Lower-cased `name@domain` -> index in `users`, for users with a domain.
+    pub by_domain_form: std::collections::HashMap<String, usize>,
 }
 
 impl Directory {
+    pub fn new(
+        mode: AdminMode,
+        separator: char,
+        shared_root: String,
+        users: Vec<UserAccount>,
+        admins: Vec<Credentials>,
+    ) -> Self {
+        let mut by_name = std::collections::HashMap::with_capacity(users.len());
+        let mut by_domain_form = std::collections::HashMap::new();
+        for (i, u) in users.iter().enumerate() {
+            by_name.entry(u.name.clone()).or_insert(i);
+            if let Some(d) = &u.domain {
+                by_domain_form
+                    .entry(format!("{}@{d}", u.name).to_ascii_lowercase())
+                    .or_insert(i);
+            }
+        }
+        Self {
+            mode,
+            separator,
+            shared_root,
+            users,
+            admins,
+            by_name,
+            by_domain_form,
+        }
+    }
+
     fn user(&self, name: &str) -> Option<&UserAccount> {
-        self.users.iter().find(|u| {
-            u.name == name
-                || u.domain
-                    .as_deref()
-                    .is_some_and(|d| name.eq_ignore_ascii_case(&format!("{}@{d}", u.name)))
-        })
+        // Hash lookups, not a scan of every account per login.
+        self.by_name
+            .get(name)
+            .or_else(|| self.by_domain_form.get(&name.to_ascii_lowercase()))
+            .and_then(|&i| self.users.get(i))
     }
 
     fn admin(&self, name: &str, password: &str) -> bool {
@@ -168,11 +199,11 @@ mod tests {
     use super::*;
 
     fn dir(mode: AdminMode) -> Directory {
-        Directory {
+        Directory::new(
             mode,
-            separator: '*',
-            shared_root: "/users".into(),
-            users: vec![
+            '*',
+            "/users".into(),
+            vec![
                 UserAccount {
                     name: "terry.adams".into(),
                     password: "1091990".into(),
@@ -184,11 +215,11 @@ mod tests {
                     domain: None,
                 },
             ],
-            admins: vec![Credentials {
+            vec![Credentials {
                 name: "mailadmin".into(),
                 password: "P@ssw0rd".into(),
             }],
-        }
+        )
     }
 
     fn owner(l: Option<Login>) -> Option<String> {

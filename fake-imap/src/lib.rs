@@ -199,11 +199,11 @@ impl FakeImapServer {
 
         let certs = tls::CertBundle::generate()?;
         let tls = TlsAcceptor::from(certs.server_config(config.server.tls_versions)?);
-        let directory = Directory {
-            mode: config.server.mode,
-            separator: config.separator()?,
-            shared_root: config.server.shared_root.clone(),
-            users: config
+        let directory = Directory::new(
+            config.server.mode,
+            config.separator()?,
+            config.server.shared_root.clone(),
+            config
                 .users
                 .iter()
                 .map(|u| UserAccount {
@@ -212,8 +212,8 @@ impl FakeImapServer {
                     domain: u.domain.clone(),
                 })
                 .collect(),
-            admins: config.admins.clone(),
-        };
+            config.admins.clone(),
+        );
         let shared = Arc::new(Shared {
             store: store.clone(),
             directory,

@@ -87,6 +87,9 @@ struct Mailbox {
 struct State {
     settings: Settings,
     recipients: Vec<Recipient>,
+    /// Lower-cased address and aliases -> index in `recipients` (the first that answers to
+    /// it): a lookup per import must not scan a 50,000-recipient tenant.
+    by_address: HashMap<String, usize>,
     /// By lower-cased primary address.
     mailboxes: HashMap<String, Mailbox>,
     tenant_buckets: Buckets,
@@ -214,6 +217,7 @@ impl Tenant {
             rng: ChaCha8Rng::seed_from_u64(settings.seed),
             settings,
             recipients: Vec::new(),
+            by_address: HashMap::new(),
             mailboxes: HashMap::new(),
             next_id: 1,
         };
@@ -395,7 +399,7 @@ impl Tenant {
                     "the domain of {addr} is not an accepted domain of the tenant"
                 )));
             }
-            if st.recipients.iter().any(|r| r.answers_to(addr)) {
+            if st.find(addr).is_some() {
                 return Err(Error::Invalid(format!("{addr} is already in use")));
             }
         }
@@ -407,23 +411,19 @@ impl Tenant {
     }
 
     pub fn recipient(&self, address: &str) -> Option<Recipient> {
-        self.state()
-            .recipients
-            .iter()
-            .find(|r| r.answers_to(address))
-            .cloned()
+        let st = self.state();
+        st.find(address).map(|i| st.recipients[i].clone())
     }
 
     fn update_recipient(&self, address: &str, f: impl FnOnce(&mut Recipient)) -> Result<(), Error> {
         let mut st = self.state();
-        let r = st
-            .recipients
-            .iter_mut()
-            .find(|r| r.answers_to(address))
+        let i = st
+            .find(address)
             .ok_or_else(|| Error::NoSuchRecipient(address.to_string()))?;
-        f(r);
+        f(&mut st.recipients[i]);
+        st.index(i);
         if let Some(db) = self.db() {
-            db.save_recipient(r)?;
+            db.save_recipient(&st.recipients[i])?;
         }
         Ok(())
     }
@@ -470,10 +470,7 @@ impl Tenant {
 
     /// The mailbox key of an address, if it names a user mailbox.
     fn mailbox_key(st: &State, address: &str) -> Option<String> {
-        st.recipients
-            .iter()
-            .find(|r| r.answers_to(address) && r.kind == RecipientKind::UserMailbox)
-            .map(|r| r.address.to_ascii_lowercase())
+        st.mailbox(address).map(|r| r.address.to_ascii_lowercase())
     }
 
     pub fn create_folder(&self, address: &str, path: &str) -> Result<String, Error> {
@@ -533,12 +530,7 @@ impl Tenant {
     fn import_now(&self, address: &str, request: &ImportRequest, mime: Bytes) -> ImportOutcome {
         let now = self.now();
         let mut st = self.state();
-        let Some(recipient) = st
-            .recipients
-            .iter()
-            .find(|r| r.answers_to(address) && r.kind == RecipientKind::UserMailbox)
-            .cloned()
-        else {
+        let Some(recipient) = st.mailbox(address).cloned() else {
             return ImportOutcome::Rejected(Rejection::NoSuchRecipient);
         };
         if !recipient.active_at(now) {
@@ -728,6 +720,37 @@ impl State {
             );
         }
         self.recipients.push(r);
+        self.index(self.recipients.len() - 1);
+    }
+
+    /// Indexes the addresses recipient `i` answers to (an earlier recipient keeps a shared
+    /// address, as a scan in order would find it first).
+    fn index(&mut self, i: usize) {
+        let r = &self.recipients[i];
+        for a in std::iter::once(&r.address).chain(r.aliases.iter()) {
+            self.by_address.entry(a.to_ascii_lowercase()).or_insert(i);
+        }
+    }
+
+    fn find(&self, address: &str) -> Option<usize> {
+        let i = *self.by_address.get(&address.to_ascii_lowercase())?;
+        // An alias removed since it was indexed no longer answers.
+        self.recipients[i].answers_to(address).then_some(i)
+    }
+
+    /// The user mailbox an address names (the first recipient answering to it must be one,
+    /// as with a scan that looks for a mailbox among all that answer).
+    fn mailbox(&self, address: &str) -> Option<&Recipient> {
+        match self.find(address) {
+            Some(i) if self.recipients[i].kind == RecipientKind::UserMailbox => {
+                Some(&self.recipients[i])
+            }
+            Some(_) => self
+                .recipients
+                .iter()
+                .find(|r| r.answers_to(address) && r.kind == RecipientKind::UserMailbox),
+            None => None,
+        }
     }
 }
 

@@ -40,21 +40,45 @@ fn target_error(e: fake_target::Error) -> TargetError {
     }
 }
 
+/// The tenant's recipients by lower-cased address and alias.
+struct Directory(std::collections::HashMap<String, (bool, bool)>);
+
+impl Directory {
+    async fn read(tenant: &dyn TenantApi) -> Result<Self, TargetError> {
+        let users = tenant.users().await.map_err(target_error)?;
+        let mut map = std::collections::HashMap::with_capacity(users.len());
+        for u in users {
+            let mailbox = u.kind == RecipientKind::UserMailbox.name();
+            for a in std::iter::once(&u.address).chain(u.aliases.iter()) {
+                map.entry(a.to_ascii_lowercase())
+                    .or_insert((mailbox, u.enabled));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    fn check(&self, address: &str) -> Option<String> {
+        match self.0.get(&address.to_ascii_lowercase()) {
+            Some((true, true)) => None,
+            Some((true, false)) => Some(Rejection::MailboxDisabled.message(address)),
+            _ => Some(Rejection::NoSuchRecipient.message(address)),
+        }
+    }
+}
+
 #[async_trait]
 impl Target for TenantTarget {
     async fn check_recipient(&self, address: &str) -> Result<Option<String>, TargetError> {
-        let users = self.0.users().await.map_err(target_error)?;
-        let found = users.iter().find(|u| {
-            u.address.eq_ignore_ascii_case(address)
-                || u.aliases.iter().any(|a| a.eq_ignore_ascii_case(address))
-        });
-        Ok(match found {
-            Some(u) if u.kind == RecipientKind::UserMailbox.name() && u.enabled => None,
-            Some(u) if u.kind == RecipientKind::UserMailbox.name() => {
-                Some(Rejection::MailboxDisabled.message(address))
-            }
-            _ => Some(Rejection::NoSuchRecipient.message(address)),
-        })
+        let directory = Directory::read(&*self.0).await?;
+        Ok(directory.check(address))
+    }
+
+    /// One listing of the tenant's recipients for every address.
+    async fn check_recipients(&self, addresses: &[String]) -> Vec<Option<Option<String>>> {
+        match Directory::read(&*self.0).await {
+            Ok(directory) => addresses.iter().map(|a| Some(directory.check(a))).collect(),
+            Err(_) => vec![None; addresses.len()],
+        }
     }
 
     async fn ensure_folder(&self, address: &str, path: &str) -> Result<String, TargetError> {

@@ -112,33 +112,24 @@ pub fn refresh_batch(
     let Some(batch) = tx.batch(name)? else {
         return Ok(None);
     };
-    let users = tx.users(Some(name))?;
-    let count = |f: &dyn Fn(&UserRow) -> bool| users.iter().filter(|u| f(u)).count();
-    let active =
-        count(&|u| u.running.is_some() || u.status.is_active() || u.status == UserStatus::Stopping);
-    let waiting = count(&|u| matches!(u.status, UserStatus::Queued | UserStatus::Validating));
-    let failed = count(&|u| u.status == UserStatus::Failed);
-    let warned = count(&|u| u.status == UserStatus::CompletedWithWarnings);
+    // Index probes, not a read of every user: this runs after every sync.
+    let c = tx.census(name)?;
     use BatchStatus as B;
     let next = match batch.status {
-        B::Stopping if active == 0 => B::Stopped,
-        B::Starting | B::Syncing if active == 0 && waiting == 0 => {
-            if !users.is_empty() && failed == users.len() {
+        B::Stopping if !c.active => B::Stopped,
+        B::Starting | B::Syncing if !c.active && !c.waiting => {
+            if c.any && c.all_failed {
                 B::Failed
-            } else if failed > 0 {
+            } else if c.failed {
                 B::SyncedWithErrors
             } else {
                 B::Synced
             }
         }
-        B::Synced | B::SyncedWithErrors | B::Stopped if waiting > 0 => B::Syncing,
-        B::Synced if failed > 0 && active == 0 => B::SyncedWithErrors,
-        B::Completing
-            if !users
-                .iter()
-                .any(|u| u.status == UserStatus::Completing || u.status == UserStatus::Queued) =>
-        {
-            if failed + warned > 0 {
+        B::Synced | B::SyncedWithErrors | B::Stopped if c.waiting => B::Syncing,
+        B::Synced if c.failed && !c.active => B::SyncedWithErrors,
+        B::Completing if !c.completing => {
+            if c.failed || c.warned {
                 B::CompletedWithErrors
             } else {
                 B::Completed
@@ -309,11 +300,12 @@ impl Engine {
         parsed: &ParsedCsv,
         target: &dyn Target,
     ) -> Vec<Option<Option<String>>> {
-        let mut out = Vec::with_capacity(parsed.rows.len());
-        for row in &parsed.rows {
-            out.push(target.check_recipient(&row.email_address).await.ok());
-        }
-        out
+        let addresses: Vec<String> = parsed
+            .rows
+            .iter()
+            .map(|r| r.email_address.clone())
+            .collect();
+        target.check_recipients(&addresses).await
     }
 
     pub fn batch(&self, name: &str) -> Result<BatchRow, Error> {
@@ -541,12 +533,14 @@ impl Engine {
     pub async fn revalidate(&self, target: &dyn Target) -> Result<(), Error> {
         let pending: Vec<UserRow> = self
             .db
-            .read(|tx| tx.users(None))?
-            .into_iter()
-            .filter(|u| u.status == UserStatus::Validating)
-            .collect();
-        for u in pending {
-            let Ok(check) = target.check_recipient(&u.email_address).await else {
+            .read(|tx| tx.users_in_status(UserStatus::Validating))?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let addresses: Vec<String> = pending.iter().map(|u| u.email_address.clone()).collect();
+        let checks = target.check_recipients(&addresses).await;
+        for (u, check) in pending.into_iter().zip(checks) {
+            let Some(check) = check else {
                 continue;
             };
             let now = self.now();

@@ -36,6 +36,17 @@ pub trait Target: Send + Sync {
     /// `Ok(None)` when the address can receive a migration, `Ok(Some(message))` with
     /// Exchange's words when it cannot.
     async fn check_recipient(&self, address: &str) -> Result<Option<String>, TargetError>;
+    /// [`Target::check_recipient`] for many addresses at once, answered in order; `None` for an
+    /// address the target could not be asked about. A target that can look them all up in one
+    /// go (one directory listing) overrides this, so checking a 50,000-row CSV is not 50,000
+    /// round trips or 50,000 listings.
+    async fn check_recipients(&self, addresses: &[String]) -> Vec<Option<Option<String>>> {
+        let mut out = Vec::with_capacity(addresses.len());
+        for a in addresses {
+            out.push(self.check_recipient(a).await.ok());
+        }
+        out
+    }
     /// Creates a folder path (and its parents); returns the target's spelling of it.
     async fn ensure_folder(&self, address: &str, path: &str) -> Result<String, TargetError>;
     /// Imports one message; idempotent by `request.source_key`.

@@ -44,7 +44,7 @@ pub struct Totals {
 impl Tx<'_> {
     /// The records of one folder under one UID validity, by UID.
     pub fn copied(&self, key: FolderKey<'_>) -> Result<HashMap<u32, CopiedRecord>, Error> {
-        let mut stmt = self.0.prepare(
+        let mut stmt = self.0.prepare_cached(
             "SELECT uid, flags, fingerprint, source_key, size FROM copied
              WHERE email = ?1 AND folder = ?2 AND uidvalidity = ?3",
         )?;
@@ -70,7 +70,7 @@ impl Tx<'_> {
         &self,
         key: FolderKey<'_>,
     ) -> Result<Vec<(String, String)>, Error> {
-        let mut stmt = self.0.prepare(
+        let mut stmt = self.0.prepare_cached(
             "SELECT fingerprint, source_key FROM copied
              WHERE email = ?1 AND folder = ?2 AND uidvalidity <> ?3 ORDER BY uidvalidity, uid",
         )?;
@@ -88,7 +88,7 @@ impl Tx<'_> {
         target_folder: &str,
         done: &[CopiedRecord],
     ) -> Result<(), Error> {
-        let mut stmt = self.0.prepare(
+        let mut stmt = self.0.prepare_cached(
             "INSERT INTO copied (email, folder, uidvalidity, uid, flags, fingerprint,
                                  target_folder, source_key, size)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -112,24 +112,25 @@ impl Tx<'_> {
 
     /// Distinct target items recorded for a mailbox, and their bytes.
     pub fn copied_totals(&self, email: &str) -> Result<Totals, Error> {
-        Ok(self.0.query_row(
-            "SELECT count(*), coalesce(sum(size), 0) FROM (
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(size), 0) FROM (
                  SELECT source_key, max(size) AS size FROM copied WHERE email = ?1
                  GROUP BY source_key)",
-            params![email],
-            |r| {
+            )?
+            .query_row(params![email], |r| {
                 Ok(Totals {
                     items: r.get::<_, i64>(0)? as u64,
                     bytes: r.get::<_, i64>(1)? as u64,
                 })
-            },
-        )?)
+            })?)
     }
 
     /// Forgets every record of the copy (all mailboxes): what a lost state file looks like to
     /// the next run. For tests of the target-side idempotence.
     pub fn forget_copied(&self) -> Result<(), Error> {
-        self.0.execute("DELETE FROM copied", [])?;
+        self.0.prepare_cached("DELETE FROM copied")?.execute([])?;
         Ok(())
     }
 
@@ -140,7 +141,7 @@ impl Tx<'_> {
         skipped: &[SkippedItem],
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let mut stmt = self.0.prepare(
+        let mut stmt = self.0.prepare_cached(
             "INSERT INTO skipped_items (email, folder, item, reason, detail, at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(email, folder, item) DO UPDATE SET reason = excluded.reason,
@@ -161,7 +162,7 @@ impl Tx<'_> {
 
     /// Every skip recorded for a user, in folder and item order.
     pub fn skipped_items(&self, email: &str) -> Result<Vec<SkippedItem>, Error> {
-        let mut stmt = self.0.prepare(
+        let mut stmt = self.0.prepare_cached(
             "SELECT folder, item, reason, detail FROM skipped_items WHERE email = ?1
              ORDER BY folder, item",
         )?;

@@ -18,7 +18,8 @@ use crate::error::Error;
 use crate::sync::SyncKind;
 
 /// 2: endpoints carry their type (`kind` column, `endpointType` in the JSON).
-pub const SCHEMA_VERSION: i64 = 2;
+/// 3: indexes for scheduling by status, due time and running flag (v2 files gain them).
+pub const SCHEMA_VERSION: i64 = 3;
 pub const DB_FILE: &str = "mailmig.sqlite";
 
 /// Settings of a batch (New-/Set-MigrationBatch parameters).
@@ -257,6 +258,8 @@ impl StateDb {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Every hot statement stays compiled (rusqlite keeps 16 by default).
+        conn.set_prepared_statement_cache_capacity(128);
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY COLLATE NOCASE,
@@ -278,6 +281,11 @@ impl StateDb {
                  last_sync_ms INTEGER NOT NULL DEFAULT 0,
                  missing_in_target INTEGER);
              CREATE INDEX IF NOT EXISTS users_by_batch ON users (batch);
+             CREATE INDEX IF NOT EXISTS users_by_status ON users (status);
+             CREATE INDEX IF NOT EXISTS users_queued ON users (batch, status, queued_at, line);
+             CREATE INDEX IF NOT EXISTS users_due ON users (batch, status, last_successful_sync, line);
+             CREATE INDEX IF NOT EXISTS users_running ON users (batch, running);
+             CREATE INDEX IF NOT EXISTS users_sync_now ON users (batch) WHERE sync_now = 1;
              CREATE TABLE IF NOT EXISTS skipped_items (
                  email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL, item TEXT NOT NULL,
                  reason TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL,
@@ -303,6 +311,13 @@ impl StateDb {
                 )?;
             }
             Some(Ok(SCHEMA_VERSION)) => {}
+            // Version 3 only adds indexes, which the statements above just created.
+            Some(Ok(2)) => {
+                conn.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'schema'",
+                    params![SCHEMA_VERSION.to_string()],
+                )?;
+            }
             Some(Ok(1)) => migrate_from_v1(&mut conn).map_err(|e| {
                 Error::State(format!(
                     "{}: migrating the state from schema version 1: {e}",
@@ -345,6 +360,33 @@ impl StateDb {
     pub fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, Error>) -> Result<T, Error> {
         self.transaction(f)
     }
+}
+
+/// `IN ('A', 'B')` for the user statuses `pick` chooses: SQL built from the status table, so
+/// the two never disagree.
+fn statuses(pick: impl Fn(UserStatus) -> bool) -> String {
+    let names: Vec<String> = UserStatus::ALL
+        .into_iter()
+        .filter(|u| pick(*u))
+        .map(|u| format!("'{}'", u.as_str()))
+        .collect();
+    format!("IN ({})", names.join(", "))
+}
+
+/// Existence facts about a batch's users, each an index probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Census {
+    pub any: bool,
+    /// A sync runs or is stopping.
+    pub active: bool,
+    /// Queued or Validating users.
+    pub waiting: bool,
+    pub failed: bool,
+    /// Every user failed (true for a batch without users).
+    pub all_failed: bool,
+    pub warned: bool,
+    /// Completing or Queued users (a Completing batch is not done).
+    pub completing: bool,
 }
 
 /// Queries and updates inside a transaction.
@@ -423,21 +465,23 @@ impl Tx<'_> {
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), Error> {
-        self.0.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+        self.0
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![key, value],
-        )?;
+            )?
+            .execute(params![key, value])?;
         Ok(())
     }
 
     pub fn put_endpoint(&self, e: &Endpoint) -> Result<(), Error> {
         let json = serde_json::to_string(e).map_err(|e| Error::State(e.to_string()))?;
-        self.0.execute(
-            "INSERT INTO endpoints (name, kind, json) VALUES (?1, ?2, ?3)
+        self.0
+            .prepare_cached(
+                "INSERT INTO endpoints (name, kind, json) VALUES (?1, ?2, ?3)
              ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, json = excluded.json",
-            params![e.name, e.endpoint_type().as_str(), json],
-        )?;
+            )?
+            .execute(params![e.name, e.endpoint_type().as_str(), json])?;
         Ok(())
     }
 
@@ -455,7 +499,9 @@ impl Tx<'_> {
     }
 
     pub fn endpoints(&self) -> Result<Vec<Endpoint>, Error> {
-        let mut stmt = self.0.prepare("SELECT json FROM endpoints ORDER BY name")?;
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT json FROM endpoints ORDER BY name")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         rows.map(|j| serde_json::from_str(&j?).map_err(|e| Error::State(e.to_string())))
             .collect()
@@ -469,11 +515,13 @@ impl Tx<'_> {
     }
 
     pub fn insert_batch(&self, b: &BatchRow) -> Result<(), Error> {
-        self.0.execute(
-            "INSERT INTO batches (name, endpoint, status, settings, created_at,
+        self.0
+            .prepare_cached(
+                "INSERT INTO batches (name, endpoint, status, settings, created_at,
                                   last_admin_action_at, status_since)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
+            )?
+            .execute(params![
                 b.name,
                 b.endpoint,
                 b.status.as_str(),
@@ -481,8 +529,7 @@ impl Tx<'_> {
                 ts(b.created_at),
                 ts(b.last_admin_action_at),
                 ts(b.status_since),
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
@@ -499,7 +546,7 @@ impl Tx<'_> {
     }
 
     pub fn batches(&self) -> Result<Vec<BatchRow>, Error> {
-        let mut stmt = self.0.prepare(
+        let mut stmt = self.0.prepare_cached(
             "SELECT name, endpoint, status, settings, created_at, last_admin_action_at,
                     status_since FROM batches ORDER BY created_at, name",
         )?;
@@ -514,42 +561,35 @@ impl Tx<'_> {
         status: BatchStatus,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        self.0.execute(
-            "UPDATE batches SET status = ?2, status_since = ?3 WHERE name = ?1 AND status <> ?2",
-            params![name, status.as_str(), ts(now)],
-        )?;
+        self.0.prepare_cached("UPDATE batches SET status = ?2, status_since = ?3 WHERE name = ?1 AND status <> ?2")?.execute(params![name, status.as_str(), ts(now)])?;
         Ok(())
     }
 
     pub fn touch_batch(&self, name: &str, now: DateTime<Utc>) -> Result<(), Error> {
-        self.0.execute(
-            "UPDATE batches SET last_admin_action_at = ?2 WHERE name = ?1",
-            params![name, ts(now)],
-        )?;
+        self.0
+            .prepare_cached("UPDATE batches SET last_admin_action_at = ?2 WHERE name = ?1")?
+            .execute(params![name, ts(now)])?;
         Ok(())
     }
 
     pub fn set_batch_settings(&self, name: &str, settings: &BatchSettings) -> Result<(), Error> {
-        self.0.execute(
-            "UPDATE batches SET settings = ?2 WHERE name = ?1",
-            params![
+        self.0
+            .prepare_cached("UPDATE batches SET settings = ?2 WHERE name = ?1")?
+            .execute(params![
                 name,
                 serde_json::to_string(settings).expect("settings serialize")
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
     /// Deletes a batch and everything of its users.
     pub fn delete_batch(&self, name: &str) -> Result<(), Error> {
-        self.0.execute(
-            "DELETE FROM skipped_items WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
-            params![name],
-        )?;
-        self.0.execute(
-            "DELETE FROM copied WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
-            params![name],
-        )?;
+        self.0.prepare_cached("DELETE FROM skipped_items WHERE email IN (SELECT email FROM users WHERE batch = ?1)")?.execute(params![name])?;
+        self.0
+            .prepare_cached(
+                "DELETE FROM copied WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
+            )?
+            .execute(params![name])?;
         self.0
             .execute("DELETE FROM users WHERE batch = ?1", params![name])?;
         self.0
@@ -589,11 +629,10 @@ impl Tx<'_> {
     pub fn user(&self, email: &str) -> Result<Option<UserRow>, Error> {
         Ok(self
             .0
-            .query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
-                params![email],
-                user_from_row,
-            )
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE email = ?1"
+            ))?
+            .query_row(params![email], user_from_row)
             .optional()?)
     }
 
@@ -603,7 +642,7 @@ impl Tx<'_> {
             Some(_) => format!("SELECT {USER_COLUMNS} FROM users WHERE batch = ?1 ORDER BY line"),
             None => format!("SELECT {USER_COLUMNS} FROM users ORDER BY batch, line"),
         };
-        let mut stmt = self.0.prepare(&sql)?;
+        let mut stmt = self.0.prepare_cached(&sql)?;
         let rows = match batch {
             Some(b) => stmt
                 .query_map(params![b], user_from_row)?
@@ -615,27 +654,165 @@ impl Tx<'_> {
         Ok(rows?)
     }
 
-    pub fn set_user_status(&self, email: &str, status: UserStatus) -> Result<(), Error> {
-        self.0.execute(
-            "UPDATE users SET status = ?2 WHERE email = ?1",
-            params![email, status.as_str()],
+    /// Users by a condition, through the named index: the scheduling queries pin their plans,
+    /// so SQLite never picks a scan of every user (the state is never ANALYZEd).
+    fn users_where(
+        &self,
+        index: &str,
+        condition: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<UserRow>, Error> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users INDEXED BY {index} WHERE {condition}");
+        let mut stmt = self.0.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(args, user_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Users in one status, over all batches (an index lookup: the cost is what is found).
+    pub fn users_in_status(&self, status: UserStatus) -> Result<Vec<UserRow>, Error> {
+        self.users_where("users_by_status", "status = ?1", &[&status.as_str()])
+    }
+
+    /// Users with a sync in flight.
+    pub fn running_users(&self) -> Result<Vec<UserRow>, Error> {
+        let mut out = Vec::new();
+        for b in self.batches()? {
+            out.extend(self.users_where(
+                "users_running",
+                "batch = ?1 AND running IS NOT NULL",
+                &[&b.name],
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// How many users of a batch run a sync, and how many of those are incremental or final.
+    pub fn running_counts(&self, batch: &str) -> Result<(u32, u32), Error> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT count(*), coalesce(sum(running != 'Initial'), 0) FROM users \
+             INDEXED BY users_running WHERE batch = ?1 AND running IS NOT NULL",
         )?;
+        Ok(stmt.query_row(params![batch], |r| {
+            Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u32))
+        })?)
+    }
+
+    /// Up to `limit` users of a batch waiting for their initial sync, in queue order.
+    pub fn queued_users(&self, batch: &str, limit: u32) -> Result<Vec<UserRow>, Error> {
+        self.users_where(
+            "users_queued",
+            "batch = ?1 AND status = 'Queued' AND running IS NULL \
+             ORDER BY queued_at, line LIMIT ?2",
+            &[&batch, &limit],
+        )
+    }
+
+    /// Up to `limit` users of a batch in `status` with no sync running, in queue order (final
+    /// syncs).
+    pub fn idle_users_in_status(
+        &self,
+        batch: &str,
+        status: UserStatus,
+        limit: u32,
+    ) -> Result<Vec<UserRow>, Error> {
+        self.users_where(
+            "users_queued",
+            "batch = ?1 AND status = ?2 AND running IS NULL ORDER BY queued_at, line LIMIT ?3",
+            &[&batch, &status.as_str(), &limit],
+        )
+    }
+
+    /// Up to `limit` Synced users of a batch whose incremental sync is due: asked for now,
+    /// or last synced at `cutoff` or before; the longest waiting first.
+    pub fn due_users(
+        &self,
+        batch: &str,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<UserRow>, Error> {
+        let mut due = self.users_where(
+            "users_sync_now",
+            "batch = ?1 AND sync_now = 1 AND status = 'Synced' AND running IS NULL \
+             ORDER BY line LIMIT ?2",
+            &[&batch, &limit],
+        )?;
+        let left = limit.saturating_sub(due.len() as u32);
+        if left > 0 {
+            // The index keeps (status, last sync) in order: the due ones are a prefix.
+            let more = self.users_where(
+                "users_due",
+                "batch = ?1 AND status = 'Synced' AND running IS NULL AND sync_now = 0 \
+                 AND (last_successful_sync IS NULL OR last_successful_sync <= ?2) \
+                 ORDER BY last_successful_sync, line LIMIT ?3",
+                &[&batch, &ts(cutoff), &left],
+            )?;
+            due.extend(more);
+        }
+        Ok(due)
+    }
+
+    /// Whether any user of a batch matches a condition (an index probe, not a scan).
+    fn any_user(&self, batch: &str, condition: &str) -> Result<bool, Error> {
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM users WHERE batch = ?1 AND ({condition}))");
+        let mut stmt = self.0.prepare_cached(&sql)?;
+        Ok(stmt.query_row(params![batch], |r| r.get::<_, bool>(0))?)
+    }
+
+    /// What a batch's users say about the batch's status.
+    pub fn census(&self, batch: &str) -> Result<Census, Error> {
+        use UserStatus as U;
+        let active = statuses(|u| u.is_active() || u == U::Stopping);
+        let failed = statuses(|u| u == U::Failed);
+        Ok(Census {
+            any: self.any_user(batch, "1")?,
+            // Two probes, not one OR: each can use its own index.
+            active: self.any_user(batch, "running IS NOT NULL")?
+                || self.any_user(batch, &format!("status {active}"))?,
+            waiting: self.any_user(
+                batch,
+                &format!(
+                    "status {}",
+                    statuses(|u| matches!(u, U::Queued | U::Validating))
+                ),
+            )?,
+            failed: self.any_user(batch, &format!("status {failed}"))?,
+            all_failed: !self.any_user(batch, &format!("status NOT {failed}"))?,
+            warned: self.any_user(
+                batch,
+                &format!("status {}", statuses(|u| u == U::CompletedWithWarnings)),
+            )?,
+            completing: self.any_user(
+                batch,
+                &format!(
+                    "status {}",
+                    statuses(|u| matches!(u, U::Completing | U::Queued))
+                ),
+            )?,
+        })
+    }
+
+    pub fn set_user_status(&self, email: &str, status: UserStatus) -> Result<(), Error> {
+        self.0
+            .prepare_cached("UPDATE users SET status = ?2 WHERE email = ?1")?
+            .execute(params![email, status.as_str()])?;
         Ok(())
     }
 
     pub fn set_user_error(&self, email: &str, error: Option<&str>) -> Result<(), Error> {
-        self.0.execute(
-            "UPDATE users SET error = ?2 WHERE email = ?1",
-            params![email, error],
-        )?;
+        self.0
+            .prepare_cached("UPDATE users SET error = ?2 WHERE email = ?1")?
+            .execute(params![email, error])?;
         Ok(())
     }
 
     pub fn set_user_queued(&self, email: &str, now: DateTime<Utc>) -> Result<(), Error> {
-        self.0.execute(
-            "UPDATE users SET status = 'Queued', queued_at = ?2, error = NULL WHERE email = ?1",
-            params![email, ts(now)],
-        )?;
+        self.0
+            .prepare_cached(
+                "UPDATE users SET status = 'Queued', queued_at = ?2, error = NULL WHERE email = ?1",
+            )?
+            .execute(params![email, ts(now)])?;
         Ok(())
     }
 
@@ -646,10 +823,7 @@ impl Tx<'_> {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         match running {
-            Some(kind) => self.0.execute(
-                "UPDATE users SET running = ?2, sync_started_at = ?3, sync_now = 0 WHERE email = ?1",
-                params![email, kind.as_str(), ts(now)],
-            )?,
+            Some(kind) => self.0.prepare_cached("UPDATE users SET running = ?2, sync_started_at = ?3, sync_now = 0 WHERE email = ?1")?.execute(params![email, kind.as_str(), ts(now)])?,
             None => self
                 .0
                 .execute("UPDATE users SET running = NULL WHERE email = ?1", params![email])?,
@@ -658,10 +832,9 @@ impl Tx<'_> {
     }
 
     pub fn set_sync_now(&self, email: &str) -> Result<(), Error> {
-        self.0.execute(
-            "UPDATE users SET sync_now = 1 WHERE email = ?1",
-            params![email],
-        )?;
+        self.0
+            .prepare_cached("UPDATE users SET sync_now = 1 WHERE email = ?1")?
+            .execute(params![email])?;
         Ok(())
     }
 
@@ -674,18 +847,19 @@ impl Tx<'_> {
         bytes_synced: u64,
         success_at: Option<DateTime<Utc>>,
     ) -> Result<(), Error> {
-        self.0.execute(
-            "UPDATE users SET items_synced = ?2, items_skipped = ?3, bytes_synced = ?4,
+        self.0
+            .prepare_cached(
+                "UPDATE users SET items_synced = ?2, items_skipped = ?3, bytes_synced = ?4,
                     last_successful_sync = COALESCE(?5, last_successful_sync)
              WHERE email = ?1",
-            params![
+            )?
+            .execute(params![
                 email,
                 items_synced as i64,
                 items_skipped as i64,
                 bytes_synced as i64,
                 success_at.map(ts)
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
@@ -694,23 +868,24 @@ impl Tx<'_> {
         email: &str,
         stats: &crate::sync::SyncStats,
     ) -> Result<(), Error> {
-        self.0.execute(
-            "UPDATE users SET last_sync_items = ?2, last_sync_bytes = ?3, last_sync_ms = ?4,
+        self.0
+            .prepare_cached(
+                "UPDATE users SET last_sync_items = ?2, last_sync_bytes = ?3, last_sync_ms = ?4,
                     missing_in_target = ?5 WHERE email = ?1",
-            params![
+            )?
+            .execute(params![
                 email,
                 stats.items as i64,
                 stats.bytes as i64,
                 stats.elapsed_ms as i64,
                 stats.missing_in_target.map(|m| m as i64)
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
     /// Skipped items of a user, counted by reason.
     pub fn skipped_by_reason(&self, email: &str) -> Result<Vec<(String, u64)>, Error> {
-        let mut stmt = self.0.prepare(
+        let mut stmt = self.0.prepare_cached(
             "SELECT reason, count(*) FROM skipped_items WHERE email = ?1 AND item <> '(folder)'
              GROUP BY reason ORDER BY reason",
         )?;
@@ -722,7 +897,9 @@ impl Tx<'_> {
 
     /// Addresses in any batch (lower case) -> batch name.
     pub fn all_addresses(&self) -> Result<Vec<(String, String)>, Error> {
-        let mut stmt = self.0.prepare("SELECT lower(email), batch FROM users")?;
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT lower(email), batch FROM users")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -788,11 +965,52 @@ mod tests {
             })
             .unwrap();
         assert_eq!(kind, "IMAP");
-        assert_eq!(version.as_deref(), Some("2"));
+        assert_eq!(version, Some(SCHEMA_VERSION.to_string()));
         drop(db);
         // Opening again changes nothing.
         let db = StateDb::open(dir.path()).unwrap();
         assert_eq!(db.read(|tx| tx.endpoints()).unwrap(), vec![e]);
+    }
+
+    #[test]
+    fn a_version_2_state_file_gains_the_scheduling_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = StateDb::open(dir.path()).unwrap();
+            db.transaction(|tx| {
+                tx.0.execute_batch(
+                    "DROP INDEX users_by_status; DROP INDEX users_queued; DROP INDEX users_due;
+                     DROP INDEX users_running; DROP INDEX users_sync_now;",
+                )?;
+                tx.set_meta("schema", "2")
+            })
+            .unwrap();
+        }
+        let db = StateDb::open(dir.path()).unwrap();
+        let (indexes, version): (Vec<String>, Option<String>) = db
+            .read(|tx| {
+                let mut stmt = tx.0.prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users' \
+                     AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                )?;
+                let names = stmt
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok((names, tx.meta("schema")?))
+            })
+            .unwrap();
+        assert_eq!(version.as_deref(), Some("3"));
+        assert_eq!(
+            indexes,
+            [
+                "users_by_batch",
+                "users_by_status",
+                "users_due",
+                "users_queued",
+                "users_running",
+                "users_sync_now"
+            ]
+        );
     }
 
     #[test]
