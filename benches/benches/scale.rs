@@ -116,22 +116,7 @@ async fn one(users: usize) -> Row {
     )
     .await;
 
-    let started = Instant::now();
-    engine
-        .batch_new(
-            NewBatch {
-                name: "Scale".into(),
-                source_endpoint: "Source".into(),
-                autostart: true,
-                settings: BatchSettings::default(),
-            },
-            Path::new("users.csv"),
-            csv_bytes,
-            &*target,
-        )
-        .await
-        .expect("batch new");
-    let batch_new = started.elapsed();
+    let batch_new = timed_batch_new(&engine, csv_bytes, &*target, true).await;
 
     let copier = Copier {
         engine: engine.clone(),
@@ -173,6 +158,31 @@ async fn one(users: usize) -> Row {
     }
 }
 
+/// `batch new` of the batch "Scale" from the Source endpoint, timed.
+async fn timed_batch_new(
+    engine: &Engine,
+    csv: &[u8],
+    target: &dyn Target,
+    autostart: bool,
+) -> Duration {
+    let started = Instant::now();
+    engine
+        .batch_new(
+            NewBatch {
+                name: "Scale".into(),
+                source_endpoint: "Source".into(),
+                autostart,
+                settings: BatchSettings::default(),
+            },
+            Path::new("users.csv"),
+            csv,
+            target,
+        )
+        .await
+        .expect("batch new");
+    started.elapsed()
+}
+
 /// `batch new` of the same CSV against the same tenant through its HTTP face (a state of its
 /// own, so the main run is unaffected).
 async fn http_batch_new(
@@ -191,22 +201,7 @@ async fn http_batch_new(
     engine
         .endpoint_new(Endpoint::imap("Source", "127.0.0.1", port, Security::None))
         .expect("endpoint");
-    let started = Instant::now();
-    engine
-        .batch_new(
-            NewBatch {
-                name: "Scale".into(),
-                source_endpoint: "Source".into(),
-                autostart: false,
-                settings: BatchSettings::default(),
-            },
-            Path::new("users.csv"),
-            csv,
-            &target,
-        )
-        .await
-        .expect("batch new over HTTP");
-    let took = started.elapsed();
+    let took = timed_batch_new(&engine, csv, &target, false).await;
     let invalid = engine
         .users(Some("Scale"))
         .expect("users")

@@ -377,25 +377,11 @@ impl Session {
             C::Select {
                 mailbox,
                 parameters,
-            } => {
-                let condstore = parameters.contains(&SelectParameter::CondStore);
-                if condstore && !self.shared.extensions.condstore {
-                    Done::Bad("CONDSTORE is not enabled".into())
-                } else {
-                    cmd::mailbox::select(self, conn, &mailbox, false, condstore).await?
-                }
-            }
+            } => self.select(conn, &mailbox, &parameters, false).await?,
             C::Examine {
                 mailbox,
                 parameters,
-            } => {
-                let condstore = parameters.contains(&SelectParameter::CondStore);
-                if condstore && !self.shared.extensions.condstore {
-                    Done::Bad("CONDSTORE is not enabled".into())
-                } else {
-                    cmd::mailbox::select(self, conn, &mailbox, true, condstore).await?
-                }
-            }
+            } => self.select(conn, &mailbox, &parameters, true).await?,
             C::Create { mailbox } => cmd::mailbox::create(self, &mailbox),
             C::Delete { mailbox } => cmd::mailbox::delete(self, &mailbox),
             C::Rename { from, to } => cmd::mailbox::rename(self, &from, &to),
@@ -529,6 +515,21 @@ impl Session {
         let expunges = !matches!(name.as_str(), "FETCH" | "STORE" | "SEARCH");
         cmd::selected::sync_view(self, conn, expunges).await?;
         Ok(done)
+    }
+
+    /// SELECT / EXAMINE, with CONDSTORE's `(CONDSTORE)` parameter when that is offered.
+    async fn select(
+        &mut self,
+        conn: &mut Connection,
+        mailbox: &Mailbox<'static>,
+        parameters: &[SelectParameter],
+        read_only: bool,
+    ) -> io::Result<Done> {
+        let condstore = parameters.contains(&SelectParameter::CondStore);
+        if condstore && !self.shared.extensions.condstore {
+            return Ok(Done::Bad("CONDSTORE is not enabled".into()));
+        }
+        cmd::mailbox::select(self, conn, mailbox, read_only, condstore).await
     }
 
     /// Faults that replace or precede the command: throttling, BYE, UIDVALIDITY change.

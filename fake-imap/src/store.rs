@@ -246,58 +246,29 @@ impl Store {
 
     /// Creates a folder and any missing parents (RFC 3501 says a server SHOULD).
     pub fn create_folder(&self, user: &str, name: &str) -> Result<(), Error> {
-        self.create_folder_with(user, name, true, false)
+        self.create_folder_with(user, name, true, false, false)
     }
 
     /// CREATE as an IMAP client does it: missing parents become \Noselect placeholders (as
     /// in Dovecot), nothing is subscribed, and naming a placeholder makes it a mailbox.
     pub fn create_folder_by_client(&self, user: &str, name: &str) -> Result<(), Error> {
-        let mut inner = self.lock();
-        let delimiter = inner.delimiter;
-        let name = canonical(name, delimiter);
-        if name.is_empty() {
-            return Err(Error::InvalidFolderName(name));
-        }
-        let mut uv = inner.next_uid_validity;
-        let account = inner
-            .users
-            .get_mut(user)
-            .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
-        match account.folders.get_mut(&name) {
-            Some(f) if f.implicit => {
-                f.implicit = false;
-                f.selectable = true;
-                return Ok(());
-            }
-            Some(_) => return Err(Error::FolderExists(name)),
-            None => {}
-        }
-        let parts: Vec<&str> = name.split(delimiter).collect();
-        for depth in 1..parts.len() {
-            let parent = parts[..depth].join(&delimiter.to_string());
-            if !parent.is_empty() && !account.folders.contains_key(&parent) {
-                let mut f = Folder::new(uv, false);
-                f.implicit = true;
-                account.folders.insert(parent, f);
-                uv += 1;
-            }
-        }
-        account.folders.insert(name, Folder::new(uv, true));
-        inner.next_uid_validity = uv + 1;
-        Ok(())
+        self.create_folder_with(user, name, true, false, true)
     }
 
     /// Creates a folder that can hold no messages (LIST shows it `\Noselect`).
     pub fn create_noselect_folder(&self, user: &str, name: &str) -> Result<(), Error> {
-        self.create_folder_with(user, name, false, true)
+        self.create_folder_with(user, name, false, true, false)
     }
 
+    /// A fixture's folder (`by_client` false: real parents, everything subscribed) or a
+    /// client's CREATE (placeholder parents, nothing subscribed).
     fn create_folder_with(
         &self,
         user: &str,
         name: &str,
         selectable: bool,
         exist_ok: bool,
+        by_client: bool,
     ) -> Result<(), Error> {
         let mut inner = self.lock();
         let delimiter = inner.delimiter;
@@ -310,31 +281,37 @@ impl Store {
             .users
             .get_mut(user)
             .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
-        if account.folders.contains_key(&name) {
-            return if exist_ok {
-                Ok(())
-            } else {
-                Err(Error::FolderExists(name))
-            };
+        match account.folders.get_mut(&name) {
+            Some(f) if by_client && f.implicit => {
+                f.implicit = false;
+                f.selectable = true;
+                return Ok(());
+            }
+            Some(_) if exist_ok => return Ok(()),
+            Some(_) => return Err(Error::FolderExists(name)),
+            None => {}
         }
         // Parents first, so LIST always shows a connected tree.
         let parts: Vec<&str> = name.split(delimiter).collect();
         for depth in 1..parts.len() {
             let parent = parts[..depth].join(&delimiter.to_string());
             if !parent.is_empty() && !account.folders.contains_key(&parent) {
-                account
-                    .folders
-                    .insert(parent.clone(), Folder::new(uv, true));
-                account.subscriptions.insert(parent);
+                let mut folder = Folder::new(uv, !by_client);
+                folder.implicit = by_client;
+                account.folders.insert(parent.clone(), folder);
+                if !by_client {
+                    account.subscriptions.insert(parent);
+                }
                 uv += 1;
             }
         }
         account
             .folders
             .insert(name.clone(), Folder::new(uv, selectable));
-        account.subscriptions.insert(name);
-        uv += 1;
-        inner.next_uid_validity = uv;
+        if !by_client {
+            account.subscriptions.insert(name);
+        }
+        inner.next_uid_validity = uv + 1;
         Ok(())
     }
 

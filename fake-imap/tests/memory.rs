@@ -2,7 +2,11 @@
 //! the same 10 MB message must not hold 100 copies of it. (Its own test binary, so no other
 //! test's allocations blur the peak.)
 
+mod common;
+
 use std::time::Duration;
+
+use common::status_kib;
 
 use fake_imap::FakeImapServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -10,16 +14,6 @@ use tokio::net::TcpStream;
 
 const CONNECTIONS: usize = 100;
 const MESSAGE: usize = 10 * 1024 * 1024;
-
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
-}
 
 /// Logs in, fetches the message and reads it in small pieces, returning the bytes received.
 async fn fetch_and_discard(addr: std::net::SocketAddr) -> usize {

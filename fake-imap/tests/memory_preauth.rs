@@ -3,7 +3,11 @@
 //! the server never asked for, must not grow the server's memory by more than 20 MB. (Its
 //! own test binary, so no other test's allocations blur the peak.)
 
+mod common;
+
 use std::time::Duration;
+
+use common::status_kib;
 
 use fake_imap::FakeImapServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -11,16 +15,6 @@ use tokio::net::TcpStream;
 
 const CONNECTIONS: usize = 100;
 const PUSH: usize = 10 * 1024 * 1024;
-
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
-}
 
 /// Sends the start of a command, then up to `PUSH` bytes of filler from one shared buffer;
 /// returns what the server answered before it hung up.

@@ -202,14 +202,7 @@ pub async fn sync_view(s: &mut Session, conn: &mut Connection, expunges: bool) -
         if condstore {
             items.push(modseq_item(m.modseq));
         }
-        send_data(
-            conn,
-            Data::Fetch {
-                seq: nz(seq),
-                items: Vec1::try_from(items).expect("not empty"),
-            },
-        )
-        .await?;
+        send_fetch(conn, seq, items).await?;
     }
     let State::Selected(sel) = &mut s.state else {
         return Ok(());
@@ -221,6 +214,23 @@ pub async fn sync_view(s: &mut Session, conn: &mut Connection, expunges: bool) -
         send_data(conn, Data::Recent(recent)).await?;
     }
     Ok(())
+}
+
+/// An untagged FETCH of these (non-empty) items.
+async fn send_fetch(
+    conn: &mut Connection,
+    seq: u32,
+    items: Vec<MessageDataItem<'static>>,
+) -> io::Result<()> {
+    let items = Vec1::try_from(items).expect("at least one item");
+    send_data(
+        conn,
+        Data::Fetch {
+            seq: nz(seq),
+            items,
+        },
+    )
+    .await
 }
 
 pub fn modseq_item(modseq: u64) -> MessageDataItem<'static> {
@@ -349,14 +359,7 @@ pub async fn store(
         if condstore {
             items.push(modseq_item(m.modseq));
         }
-        send_data(
-            conn,
-            Data::Fetch {
-                seq: nz(seq),
-                items: Vec1::try_from(items).expect("not empty"),
-            },
-        )
-        .await?;
+        send_fetch(conn, seq, items).await?;
     }
     if !modified.is_empty() {
         let set = SequenceSet::try_from(
