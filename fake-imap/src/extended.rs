@@ -100,15 +100,16 @@ fn tokenize(input: &[u8]) -> Option<(Vec<Tok>, usize)> {
                 }
                 out.push(Tok::Str(s));
             }
-            b'{' | b'~' => {
-                let start = if input[i] == b'~' { i + 1 } else { i };
+            b'{' | b'~' if input.get(i + usize::from(input[i] == b'~')) == Some(&b'{') => {
+                let start = i + usize::from(input[i] == b'~');
                 let close = input[start..].iter().position(|&b| b == b'}')? + start;
                 let spec = std::str::from_utf8(&input[start + 1..close]).ok()?;
                 let n: usize = spec.trim_end_matches(['+', '-']).parse().ok()?;
-                let data = close + 3; // "}\r\n"
-                let bytes = input.get(data..data + n)?.to_vec();
+                let data = close.checked_add(3)?; // "}\r\n"
+                let end = data.checked_add(n)?;
+                let bytes = input.get(data..end)?.to_vec();
                 out.push(Tok::Literal(bytes));
-                i = data + n;
+                i = end;
             }
             _ => {
                 let start = i;
@@ -361,6 +362,26 @@ mod tests {
     }
 
     #[test]
+    fn broken_literals_are_not_ours_and_never_panic() {
+        for line in [
+            &b"a LIST ~}\r\n"[..],
+            b"a LIST ~\r\n",
+            b"a LIST \"\" {99999999999999999999999}\r\n",
+            b"a LIST \"\" {18446744073709551615}\r\nx",
+            b"a APPEND INBOX {5}\r\nab",
+            b"a SEARCH RETURN (",
+            b"a UID",
+            b"a LIST (((((",
+        ] {
+            let _ = parse(line);
+        }
+        assert!(matches!(
+            parse(b"a LIST ~foo \"\"\r\n"),
+            Parsed::NotOurs | Parsed::Command(..)
+        ));
+    }
+
+    #[test]
     fn multiappend_messages() {
         let Parsed::Command(_, Extra::MultiAppend(all)) =
             parse(b"a APPEND INBOX (\\Seen) {3}\r\none {3}\r\ntwo\r\n")
@@ -372,5 +393,46 @@ mod tests {
             panic!("not an append");
         };
         assert_eq!(flags.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod robustness {
+    use rand::{Rng, SeedableRng};
+
+    /// Random inputs made of the characters these parsers care about never panic them (the
+    /// fuzz target `fake_imap_commands` does this at length; this is the quick version).
+    #[test]
+    fn random_input_never_panics_the_hand_written_parsers() {
+        let alphabet = b" ()[]{}<>~+-:;,.@\"\\\r\n0123456789aAsSlLtTuUrRnN%*=/";
+        let words: [&[u8]; 8] = [
+            b"a LIST ",
+            b"a SEARCH RETURN ",
+            b"a UID SEARCH RETURN (",
+            b"a APPEND INBOX ",
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n",
+            b"message/rfc822",
+            b"--b--",
+            b"From: ",
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..20_000 {
+            let mut input = Vec::new();
+            for _ in 0..rng.random_range(0..12) {
+                if rng.random_bool(0.3) {
+                    input.extend_from_slice(words[rng.random_range(0..words.len())]);
+                } else {
+                    for _ in 0..rng.random_range(1..6) {
+                        input.push(alphabet[rng.random_range(0..alphabet.len())]);
+                    }
+                }
+            }
+            let _ = super::parse(&input);
+            let top = crate::mime::parse(&input);
+            let _ = crate::mime::structure(&input, &top, true);
+            let _ = crate::mime::locate(&top, &[1, 2, 1]);
+            let _ = crate::envelope::envelope(&input);
+            let _ = crate::envelope::parse_list(&input);
+        }
     }
 }
