@@ -67,6 +67,12 @@ pub enum Incoming {
         tag: Option<Tag<'static>>,
         text: String,
     },
+    /// Well-formed but naming no mailbox there can be (8-bit bytes in a mailbox name): NO,
+    /// as Dovecot answers, not BAD.
+    No {
+        tag: Option<Tag<'static>>,
+        text: String,
+    },
     /// A message that imap-codec could not parse; the tag if one could be read.
     Malformed {
         tag: Option<Tag<'static>>,
@@ -223,6 +229,10 @@ impl Connection {
                             crate::extended::Parsed::Bad(text) => Incoming::Bad { tag, text },
                             crate::extended::Parsed::NotOurs => match lenient_login(bytes) {
                                 Some(command) => Incoming::Command(command, None),
+                                None if names_mailbox_in_8bit(bytes) => Incoming::No {
+                                    tag,
+                                    text: "Mailbox name is not valid mUTF-7".into(),
+                                },
                                 None => Incoming::Malformed { tag },
                             },
                         }
@@ -397,6 +407,31 @@ fn command_name(line: &[u8]) -> String {
     } else {
         first
     }
+}
+
+/// A mailbox command whose line holds 8-bit bytes (a raw UTF-8 name, which IMAP4rev1 cannot
+/// carry: names are modified UTF-7). APPEND's message is a literal and does not count.
+fn names_mailbox_in_8bit(message: &[u8]) -> bool {
+    const TAKES_A_MAILBOX: [&str; 11] = [
+        "CREATE",
+        "DELETE",
+        "RENAME",
+        "SELECT",
+        "EXAMINE",
+        "SUBSCRIBE",
+        "UNSUBSCRIBE",
+        "STATUS",
+        "LIST",
+        "LSUB",
+        "APPEND",
+    ];
+    let line_end = message
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(message.len());
+    let line = &message[..line_end];
+    let verb = command_name(line);
+    TAKES_A_MAILBOX.contains(&verb.as_str()) && line.iter().any(|b| !b.is_ascii())
 }
 
 /// `LOGIN user*admin pw` with bare atoms that hold list wildcards (`*`, `%`) or other

@@ -203,6 +203,7 @@ impl Session {
                 }
                 Incoming::Malformed { tag } => (tag, Done::Bad("Error in IMAP command".into())),
                 Incoming::Bad { tag, text } => (tag, Done::Bad(text)),
+                Incoming::No { tag, text } => (tag, Done::no(text)),
                 Incoming::TooBig { tag } => (
                     tag,
                     Done::No(
