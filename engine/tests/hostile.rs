@@ -16,7 +16,7 @@ use engine::control::{Engine, NewBatch};
 use engine::imap::Security;
 use engine::pipeline::{Copier, CopyOptions};
 use engine::service::{RunOptions, Service};
-use fake_target::{Recipient, Settings, Tenant};
+use fake_target::{Settings, Tenant};
 use harness::TenantTarget;
 use harness::hostile::{HostileFolder, HostileServer, Misbehaviour};
 
@@ -47,16 +47,11 @@ async fn world(server: &HostileServer) -> World {
     let clock = ManualClock::at_epoch();
     let engine =
         Arc::new(Engine::open(&dir.path().join("state"), Arc::new(clock.clone())).unwrap());
-    let tenant = Tenant::with_clock(
-        Settings {
-            accepted_domains: vec!["contoso.edu".into()],
-            ..Settings::default()
-        },
+    let tenant = harness::contoso_tenant(
         Arc::new(clock.clone()),
+        Settings::default(),
+        &[EMAIL.to_string()],
     );
-    tenant
-        .add_recipient(Recipient::mailbox(EMAIL, true, tenant.now()))
-        .unwrap();
     let target = Arc::new(TenantTarget::new(tenant.clone()));
     engine
         .endpoint_new(Endpoint::imap(

@@ -18,7 +18,7 @@ use engine::service::{RunOptions, Service};
 use engine::sync::SyncKind;
 use engine::sync::{SyncJob, SyncOutcome, SyncReport, UserSync};
 use engine::target::Target;
-use fake_target::{Recipient, Settings, Tenant};
+use fake_target::Settings;
 use harness::TenantTarget;
 
 /// A copy that does what it is told per user, and remembers what it was asked.
@@ -94,18 +94,7 @@ fn world_of(
     let clock = ManualClock::at_epoch();
     let engine =
         Arc::new(Engine::open(&dir.path().join("state"), Arc::new(clock.clone())).unwrap());
-    let tenant = Tenant::with_clock(
-        Settings {
-            accepted_domains: vec!["contoso.edu".into()],
-            ..Settings::default()
-        },
-        Arc::new(clock.clone()),
-    );
-    for address in mailboxes {
-        tenant
-            .add_recipient(Recipient::mailbox(address, true, tenant.now()))
-            .unwrap();
-    }
+    let tenant = harness::contoso_tenant(Arc::new(clock.clone()), Settings::default(), mailboxes);
     let mut endpoint = Endpoint::imap("src", "127.0.0.1", 143, Security::None);
     endpoint.max_concurrent_migrations = max_migrations;
     endpoint.max_concurrent_incremental_syncs = max_incremental;

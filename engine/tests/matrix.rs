@@ -16,7 +16,7 @@ use engine::target::Target;
 use engine::target::imap::{ImapTarget, ImapTargetConfig, KEY_HEADER};
 use fake_imap::{AdminMode, FakeImapServer};
 use fake_target::inspect::{fingerprint, reconcile, target_messages};
-use fake_target::{Recipient, Settings, Tenant, TenantApi};
+use fake_target::{Settings, TenantApi};
 use harness::TenantTarget;
 use harness::source_from_fake_imap;
 
@@ -64,16 +64,11 @@ async fn one(mode: AdminMode, security: Security, kind: Kind) {
     endpoint.imap_settings_mut().unwrap().ca_file = Some(ca);
     engine.endpoint_new(endpoint).unwrap();
 
-    let tenant = Tenant::with_clock(
-        Settings {
-            accepted_domains: vec!["contoso.edu".into()],
-            ..Settings::default()
-        },
+    let tenant = harness::contoso_tenant(
         Arc::new(clock.clone()),
+        Settings::default(),
+        &["terry@contoso.edu".to_string()],
     );
-    tenant
-        .add_recipient(Recipient::mailbox("terry@contoso.edu", true, tenant.now()))
-        .unwrap();
     let imap_target_server = FakeImapServer::new()
         .mode(AdminMode::Dovecot)
         .admin("root", "rootpw")

@@ -171,16 +171,6 @@ fn before_line_break(raw: &[u8], floor: usize, at: usize) -> usize {
     end
 }
 
-/// What a section spec names inside a message.
-pub enum Target<'e> {
-    Whole(&'e Entity),
-    Header(&'e Entity),
-    Text(&'e Entity),
-    Mime(&'e Entity),
-    /// The body of a part (`BODY[1.2]`).
-    Part(&'e Entity),
-}
-
 /// Follows part numbers: `[]` is the message, `[n]` the n-th part of a multipart (or, for a
 /// single-part entity, `1` its body); after a message/rfc822 part the numbers go on inside
 /// the message it carries.

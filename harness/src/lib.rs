@@ -2,6 +2,7 @@
 //!
 //! - [`TenantTarget`]: the fake tenant (in-process or over HTTP) as an engine [`Target`];
 //! - [`source_from_fake_imap`]: a fake-imap user's mail as input to the tenant's reconciliation;
+//! - [`contoso_tenant`]: the in-process tenant most tests start from;
 //! - [`hostile`]: a scripted IMAP server that breaks the rules on demand.
 //!
 //! Invariant: nothing here is needed by the engine or by a fake; this crate only adapts one to
@@ -20,6 +21,28 @@ use fake_target::inspect::{SourceMessage, fingerprint};
 use mailmig_model::{
     FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, RecipientKind, Rejection,
 };
+
+/// An in-process tenant for tests: `settings` with contoso.edu accepted, and a licensed user
+/// mailbox for each address.
+pub fn contoso_tenant(
+    clock: Arc<dyn fake_target::Clock>,
+    settings: fake_target::Settings,
+    mailboxes: &[String],
+) -> fake_target::Tenant {
+    let tenant = fake_target::Tenant::with_clock(
+        fake_target::Settings {
+            accepted_domains: vec!["contoso.edu".into()],
+            ..settings
+        },
+        clock,
+    );
+    for address in mailboxes {
+        tenant
+            .add_recipient(fake_target::Recipient::mailbox(address, true, tenant.now()))
+            .expect("a new mailbox in an accepted domain");
+    }
+    tenant
+}
 
 /// A fake tenant, whichever face, as a migration target.
 #[derive(Clone)]

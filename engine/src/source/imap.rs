@@ -267,6 +267,16 @@ impl ImapSource {
 
 /// The outcomes of a fetch whose connection broke: what arrived, what was damaged (the message
 /// named by an oversized reply, or the only one asked for), and the rest to ask again.
+/// A fetched message as an item (only fetches with a body are kept).
+fn item(uid: u32, f: commands::Fetched) -> FetchOutcome {
+    FetchOutcome::Item(SourceItem {
+        uid,
+        flags: f.flags,
+        date: f.date,
+        raw: f.body.expect("kept only with a body"),
+    })
+}
+
 fn broken_fetch(uids: &[u32], reply: commands::FetchReply, e: ClientError) -> Vec<FetchOutcome> {
     let mut got: HashMap<u32, commands::Fetched> = HashMap::new();
     for f in reply.fetched {
@@ -290,12 +300,7 @@ fn broken_fetch(uids: &[u32], reply: commands::FetchReply, e: ClientError) -> Ve
     let alone = uids.len() == 1;
     uids.iter()
         .map(|&uid| match got.remove(&uid) {
-            Some(f) => FetchOutcome::Item(SourceItem {
-                uid,
-                flags: f.flags,
-                date: f.date,
-                raw: f.body.expect("kept only with a body"),
-            }),
+            Some(f) => item(uid, f),
             None => match damaged.remove(&uid) {
                 Some(why) => FetchOutcome::Damaged(uid, why),
                 None if alone => FetchOutcome::Damaged(
@@ -487,12 +492,7 @@ impl MailSource for ImapSource {
         Ok(uids
             .iter()
             .map(|&uid| match got.remove(&uid) {
-                Some(f) => FetchOutcome::Item(SourceItem {
-                    uid,
-                    flags: f.flags,
-                    date: f.date,
-                    raw: f.body.expect("kept only with a body"),
-                }),
+                Some(f) => item(uid, f),
                 None => match damaged.get(&uid) {
                     Some(reply) => FetchOutcome::Damaged(
                         uid,

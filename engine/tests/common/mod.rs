@@ -16,7 +16,7 @@ use engine::service::{RunOptions, Service};
 use engine::target::Target;
 use fake_imap::{FakeImapServer, ServerHandle};
 use fake_target::inspect::{Reconciliation, reconcile, target_messages};
-use fake_target::{Recipient, Settings, Tenant, TenantApi};
+use fake_target::{Settings, Tenant, TenantApi};
 use harness::TenantTarget;
 use harness::source_from_fake_imap;
 
@@ -57,22 +57,8 @@ pub async fn world_with(
     let clock = ManualClock::at_epoch();
     let engine =
         Arc::new(Engine::open(&dir.path().join("state"), Arc::new(clock.clone())).unwrap());
-    let tenant = Tenant::with_clock(
-        Settings {
-            accepted_domains: vec!["contoso.edu".into()],
-            ..settings
-        },
-        Arc::new(clock.clone()),
-    );
-    for u in users {
-        tenant
-            .add_recipient(Recipient::mailbox(
-                &format!("{u}@contoso.edu"),
-                true,
-                tenant.now(),
-            ))
-            .unwrap();
-    }
+    let addresses: Vec<String> = users.iter().map(|u| format!("{u}@contoso.edu")).collect();
+    let tenant = harness::contoso_tenant(Arc::new(clock.clone()), settings, &addresses);
     let (api, server): (Arc<dyn TenantApi>, _) = if http {
         let server = fake_target::http::serve(tenant.clone(), "tok".into())
             .await
