@@ -68,6 +68,12 @@ enum Command {
         #[command(subcommand)]
         command: commands::scenario::ScenarioCommand,
     },
+    /// The fake on-premises Exchange organisation (Autodiscover, LDAP, EWS), run standalone.
+    #[command(name = "fake-exchange")]
+    FakeExchange {
+        #[command(subcommand)]
+        command: commands::fake_exchange::FakeExchangeCommand,
+    },
     /// The in-process fake IMAP server, run standalone.
     #[command(name = "fake-imap")]
     FakeImap {
@@ -115,6 +121,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::User { command } => commands::user::run(&dir, command),
         Command::Run(args) => commands::run::run(&dir, args).await,
         Command::Scenario { command } => commands::scenario::run(command).await,
+        Command::FakeExchange { command } => commands::fake_exchange::run(command).await,
         Command::FakeImap { command } => commands::fake_imap::run(command).await,
         Command::FakeTarget { command } => commands::fake_target::run(command).await,
     }

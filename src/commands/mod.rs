@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod csv;
 pub mod endpoint;
+pub mod fake_exchange;
 pub mod fake_imap;
 pub mod fake_target;
 pub mod run;
