@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const FAKES: [&str; 2] = ["fake-imap", "fake-target"];
+const FAKES: [&str; 3] = ["fake-exchange", "fake-imap", "fake-target"];
 
 /// Each workspace crate's normal (non-dev, non-build) dependencies on other workspace crates.
 fn workspace_dependencies() -> BTreeMap<String, BTreeSet<String>> {

@@ -162,10 +162,12 @@ fn settings_or_error(state: &OrgState, asked: &str) -> Reply {
     };
     if !r.kind.is_mailbox() {
         // A mail user's mailbox lives elsewhere: send the client there.
-        if let Some(target) = r
+        let target = r
             .target_address
             .as_deref()
-            .map(|t| t.trim_start_matches("SMTP:").trim_start_matches("smtp:"))
+            .map(|t| t.trim_start_matches("SMTP:").trim_start_matches("smtp:"));
+        if r.kind == crate::config::RecipientKind::MailUser
+            && let Some(target) = target.filter(|t| !t.eq_ignore_ascii_case(asked))
         {
             return redirect("redirectAddr", "RedirectAddr", target);
         }

@@ -75,6 +75,9 @@ pub struct EwsFaults {
     pub back_off_ms: u64,
     /// Every Nth EWS request is answered HTTP 503.
     pub http_503_every: u64,
+    /// Every EWS request takes this long (a slow server; requests pile up against the
+    /// concurrent-connection limit).
+    pub delay_ms: u64,
     /// Every Nth EWS request has its response cut off halfway and the connection closed.
     pub close_mid_response_every: u64,
     /// Mailboxes being moved (ErrorMailboxMoveInProgress).
@@ -93,6 +96,7 @@ impl Default for EwsFaults {
             busy_every: 0,
             back_off_ms: 200,
             http_503_every: 0,
+            delay_ms: 0,
             close_mid_response_every: 0,
             moving: Vec::new(),
             store_unavailable: false,

@@ -65,6 +65,7 @@ impl FakeExchange {
         };
         {
             let mut state = org.lock();
+            state.store_unavailable = config.faults.ews.store_unavailable;
             for m in &config.faults.ews.moving {
                 if let Some(mb) = state.mailbox_mut(m) {
                     mb.moving = true;
@@ -101,7 +102,11 @@ impl FakeExchange {
             stop_rx.clone(),
         ));
         tokio::spawn(server::serve_http(http, shared.clone(), stop_rx.clone()));
+        let mut unreachable_ldap_port = None;
         let (ldap_addr, ldaps_addr) = if config.faults.ldap.unreachable {
+            // A port that was free a moment ago: connections to it are refused.
+            let probe = TcpListener::bind("127.0.0.1:0").await?;
+            unreachable_ldap_port = Some(probe.local_addr()?.port());
             (None, None)
         } else {
             let ldap = TcpListener::bind("127.0.0.1:0").await?;
@@ -119,7 +124,7 @@ impl FakeExchange {
             http_addr,
             ldap_addr,
             ldaps_addr,
-            unreachable_ldap_port: None,
+            unreachable_ldap_port,
             stop: stop_tx,
         })
     }

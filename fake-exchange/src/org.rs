@@ -592,7 +592,12 @@ impl OrgState {
             members: lower_all(&s.members),
             um_enabled: s.um_enabled,
             database,
-            target_address: s.target_address.clone(),
+            // A mail user or contact always has an external address (its own by default).
+            target_address: s.target_address.clone().or_else(|| {
+                matches!(s.kind, RecipientKind::MailUser | RecipientKind::MailContact)
+                    .then(|| address.as_ref().map(|a| format!("SMTP:{a}")))
+                    .flatten()
+            }),
             password: s.password.clone(),
             first_name: s.first_name.clone(),
             last_name: s.last_name.clone(),

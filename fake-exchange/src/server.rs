@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use futures::StreamExt;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use tokio::net::TcpListener;
@@ -238,7 +239,10 @@ async fn route(request: &Request, shared: &Shared, face: Face) -> Reply {
 /// Runs one EWS request, counting it against the principal's concurrent-connection limit.
 async fn ews_with_limit(request: &Request, shared: &Shared, principal: Principal) -> Reply {
     let key = principal.address().to_string();
-    let limit = shared.org.lock().connection_limit;
+    let (limit, version) = {
+        let state = shared.org.lock();
+        (state.connection_limit, state.version)
+    };
     let over = {
         let mut map = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let n = map.entry(key.clone()).or_insert(0);
@@ -246,7 +250,7 @@ async fn ews_with_limit(request: &Request, shared: &Shared, principal: Principal
         *n > limit
     };
     let reply = if over {
-        ews::exceeded_connection_count()
+        ews::exceeded_connection_count(&version)
     } else {
         ews::handle(request, shared, &principal).await
     };
@@ -282,12 +286,15 @@ fn finish(reply: Reply) -> hyper::Response<Body> {
     let body: Body = if reply.cut {
         // Half the bytes, then an error: hyper closes the connection mid-response.
         let half = Bytes::from(reply.body[..reply.body.len() / 2].to_vec());
-        let stream = futures::stream::iter(vec![
-            Ok(Frame::data(half)),
-            Err(std::io::Error::other(
-                "connection closed mid-response (fault)",
-            )),
-        ]);
+        // The error comes after a pause so that the head and the first half are on the wire.
+        let stream = futures::stream::iter(vec![Ok(Frame::data(half))]).chain(
+            futures::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(std::io::Error::other(
+                    "connection closed mid-response (fault)",
+                ))
+            }),
+        );
         BodyExt::boxed(StreamBody::new(stream))
     } else {
         Full::new(Bytes::from(reply.body))

@@ -26,8 +26,6 @@ pub struct Context<'a> {
     pub principal: &'a Principal,
     /// The impersonated mailbox, when the request impersonates.
     pub impersonated: Option<String>,
-    pub moving: &'a [String],
-    pub store_down: bool,
 }
 
 impl Context<'_> {
@@ -51,12 +49,10 @@ impl Context<'_> {
         if !allowed {
             return Err("ErrorAccessDenied");
         }
-        if self.store_down || state.store_unavailable {
+        if state.store_unavailable {
             return Err("ErrorMailboxStoreUnavailable");
         }
-        let moving = state.mailbox(&primary).is_some_and(|m| m.moving)
-            || self.moving.iter().any(|m| m.eq_ignore_ascii_case(&primary));
-        if moving {
+        if state.mailbox(&primary).is_some_and(|m| m.moving) {
             return Err("ErrorMailboxMoveInProgress");
         }
         Ok(primary)
@@ -84,6 +80,9 @@ pub async fn handle(request: &Request, shared: &Shared, principal: &Principal) -
                 .header("Retry-After", "1");
         }
         EwsDecision::Serve | EwsDecision::CloseMidResponse => {}
+    }
+    if faults.delay_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(faults.delay_ms)).await;
     }
     let mut reply = dispatch(request, shared, principal);
     if decision == EwsDecision::CloseMidResponse {
@@ -158,8 +157,6 @@ fn dispatch(request: &Request, shared: &Shared, principal: &Principal) -> Reply 
     let ctx = Context {
         principal,
         impersonated,
-        moving: &shared.faults.ews.moving,
-        store_down: shared.faults.ews.store_unavailable,
     };
     let inner = match op.name.as_str() {
         "ConvertId" => items::convert_id(&state, &ctx, op),
@@ -212,18 +209,9 @@ pub fn fault(
 }
 
 /// Past the concurrent-connection limit (EWSMaxConcurrency).
-pub fn exceeded_connection_count() -> Reply {
-    let version =
-        crate::org::ExchangeVersion::parse("2016").unwrap_or(crate::org::ExchangeVersion {
-            major: 15,
-            minor: 1,
-            build: 0,
-            minor_build: 0,
-            schema: "V2017_07_11",
-            connection_limit: 27,
-        });
+pub fn exceeded_connection_count(version: &crate::org::ExchangeVersion) -> Reply {
     fault(
-        &version,
+        version,
         "ErrorExceededConnectionCount",
         "You have exceeded the available concurrent connections for your account. Try again once your other requests have completed.",
         "",
