@@ -23,8 +23,8 @@ use tokio::sync::oneshot;
 use crate::api::TenantApi;
 use crate::error::Error;
 use crate::model::{
-    FlagUpdate, FolderInfo, ImportOutcome, ImportRequest, ItemFlags, ItemInfo, RecipientInfo,
-    Rejection,
+    FlagUpdate, FolderInfo, ImportOutcome, ImportRequest, ItemFlags, ItemInfo, ItemKind,
+    RecipientInfo, Rejection,
 };
 use crate::tenant::Tenant;
 
@@ -156,6 +156,8 @@ fn api_error(e: Error) -> Response {
 #[serde(rename_all = "camelCase")]
 struct ImportQuery {
     folder: String,
+    #[serde(default)]
+    kind: ItemKind,
     source_key: String,
     received_time: Option<DateTime<Utc>>,
     flags: Option<String>,
@@ -246,6 +248,7 @@ async fn import(
         Err(_) => return too_large(announced.unwrap_or(max + 1)),
     };
     let request = ImportRequest {
+        kind: q.kind,
         folder: q.folder,
         source_key: q.source_key,
         received_time: q.received_time,
@@ -560,6 +563,7 @@ impl TenantApi for HttpTenant {
     ) -> Result<ImportOutcome, Error> {
         let mut query = vec![
             ("folder", request.folder.clone()),
+            ("kind", request.kind.name().to_string()),
             ("sourceKey", request.source_key.clone()),
             ("flags", request.flags.to_imap().join(",")),
         ];

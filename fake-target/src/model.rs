@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 // The import vocabulary is shared with the engine through the neutral model crate.
 pub use mailmig_model::{
-    FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, RecipientKind, Rejection,
+    DirectoryKind, DirectoryLinks, DirectoryObject, DirectoryRefusal, FlagUpdate, ImportOutcome,
+    ImportRequest, ItemFlags, ItemKind, MEMBERS_PER_CALL, PersonAttributes, ProvisionOutcome,
+    RecipientKind, Rejection,
 };
 
 /// 35 MiB, Exchange Online's largest message.
@@ -85,10 +87,12 @@ pub enum WellKnown {
     JunkEmail,
     Archive,
     Outbox,
+    Calendar,
+    Contacts,
 }
 
 impl WellKnown {
-    pub const ALL: [WellKnown; 7] = [
+    pub const ALL: [WellKnown; 9] = [
         WellKnown::Inbox,
         WellKnown::Drafts,
         WellKnown::SentItems,
@@ -96,6 +100,8 @@ impl WellKnown {
         WellKnown::JunkEmail,
         WellKnown::Archive,
         WellKnown::Outbox,
+        WellKnown::Calendar,
+        WellKnown::Contacts,
     ];
 
     /// The display name, which is also the folder's path.
@@ -108,6 +114,8 @@ impl WellKnown {
             WellKnown::JunkEmail => "Junk Email",
             WellKnown::Archive => "Archive",
             WellKnown::Outbox => "Outbox",
+            WellKnown::Calendar => "Calendar",
+            WellKnown::Contacts => "Contacts",
         }
     }
 
@@ -120,6 +128,17 @@ impl WellKnown {
             WellKnown::JunkEmail => "junkemail",
             WellKnown::Archive => "archive",
             WellKnown::Outbox => "outbox",
+            WellKnown::Calendar => "calendar",
+            WellKnown::Contacts => "contacts",
+        }
+    }
+
+    /// The kind of item the folder (and its subfolders) holds.
+    pub fn item_kind(self) -> ItemKind {
+        match self {
+            WellKnown::Calendar => ItemKind::Calendar,
+            WellKnown::Contacts => ItemKind::Contact,
+            _ => ItemKind::Mail,
         }
     }
 }
@@ -131,15 +150,6 @@ pub struct FolderInfo {
     pub path: String,
     pub well_known_name: Option<String>,
     pub item_count: u64,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ItemKind {
-    #[default]
-    Mail,
-    Calendar,
-    Contact,
 }
 
 /// An item's metadata (`GET .../messages`).

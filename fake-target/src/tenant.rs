@@ -146,6 +146,25 @@ pub fn normalize_folder(path: &str) -> Result<(String, Option<WellKnown>), Strin
     Ok((parts.join("/"), well_known))
 }
 
+/// Calendar items live under Calendar, contacts under Contacts, mail anywhere else (as in
+/// Exchange, where a folder's class decides what it holds).
+pub fn kind_fits_folder(kind: ItemKind, path: &str) -> Result<(), String> {
+    let top = path.split('/').next().unwrap_or("");
+    let holds = WellKnown::ALL
+        .into_iter()
+        .find(|wk| wk.display_name().eq_ignore_ascii_case(top))
+        .map_or(ItemKind::Mail, WellKnown::item_kind);
+    if holds == kind {
+        Ok(())
+    } else {
+        Err(format!(
+            "a {} item cannot go into {path:?}, which holds {} items",
+            kind.name(),
+            holds.name()
+        ))
+    }
+}
+
 impl Mailbox {
     fn new(buckets: Buckets) -> Self {
         let mut folders = BTreeMap::new();
@@ -546,8 +565,13 @@ impl Tenant {
         if let Some(id) = st.mailboxes[&key].by_source_key.get(&request.source_key) {
             return ImportOutcome::AlreadyPresent(id.clone());
         }
-        if let Err(message) = normalize_folder(&request.folder) {
-            return ImportOutcome::Rejected(Rejection::InvalidFolder { message });
+        match normalize_folder(&request.folder) {
+            Err(message) => return ImportOutcome::Rejected(Rejection::InvalidFolder { message }),
+            Ok((path, _)) => {
+                if let Err(message) = kind_fits_folder(request.kind, &path) {
+                    return ImportOutcome::Rejected(Rejection::InvalidFolder { message });
+                }
+            }
         }
         let State {
             mailboxes,
@@ -587,7 +611,7 @@ impl Tenant {
             size,
             received_time: request.received_time.unwrap_or(now),
             flags: request.flags.to_imap(),
-            kind: ItemKind::Mail,
+            kind: request.kind,
         };
         if let Some(db) = self.db() {
             // The database is the truth for an on-disk tenant: write it before acknowledging.
@@ -709,7 +733,7 @@ impl Tenant {
 
 impl State {
     fn add_loaded(&mut self, r: Recipient, now: DateTime<Utc>) {
-        if r.kind == RecipientKind::UserMailbox {
+        if r.kind.has_mailbox() {
             self.mailboxes.insert(
                 r.address.to_ascii_lowercase(),
                 Mailbox::new(Buckets::new(
@@ -742,13 +766,11 @@ impl State {
     /// as with a scan that looks for a mailbox among all that answer).
     fn mailbox(&self, address: &str) -> Option<&Recipient> {
         match self.find(address) {
-            Some(i) if self.recipients[i].kind == RecipientKind::UserMailbox => {
-                Some(&self.recipients[i])
-            }
+            Some(i) if self.recipients[i].kind.has_mailbox() => Some(&self.recipients[i]),
             Some(_) => self
                 .recipients
                 .iter()
-                .find(|r| r.answers_to(address) && r.kind == RecipientKind::UserMailbox),
+                .find(|r| r.answers_to(address) && r.kind.has_mailbox()),
             None => None,
         }
     }

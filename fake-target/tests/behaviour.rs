@@ -53,6 +53,7 @@ async fn fixture(http: bool, settings: Settings) -> Fixture {
 
 fn req(key: &str) -> ImportRequest {
     ImportRequest {
+        kind: Default::default(),
         folder: "Inbox".into(),
         source_key: key.into(),
         received_time: None,
@@ -125,6 +126,7 @@ async fn import_round_trips_bytes_flags_and_time(http: bool) {
         .unwrap()
         .to_utc();
     let request = ImportRequest {
+        kind: Default::default(),
         folder: "Inbox/Projects".into(),
         source_key: "u|INBOX.Projects|17|3".into(),
         received_time: Some(when),

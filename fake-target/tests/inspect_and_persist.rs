@@ -27,6 +27,7 @@ async fn export_writes_eml_files_and_a_manifest() {
     let t = tenant();
     let body = Bytes::from_static(b"Subject: x\r\n\r\nbody\r\n");
     let request = ImportRequest {
+        kind: Default::default(),
         folder: "Inbox/Sub".into(),
         source_key: "k".into(),
         received_time: None,
@@ -73,6 +74,7 @@ async fn an_on_disk_tenant_survives_a_restart() {
             .unwrap();
         t.create_folder("terry@contoso.edu", "Inbox/Empty").unwrap();
         let request = ImportRequest {
+            kind: Default::default(),
             folder: "Archive/2019".into(),
             source_key: "k1".into(),
             received_time: None,
@@ -102,6 +104,7 @@ async fn an_on_disk_tenant_survives_a_restart() {
     assert!(folders.iter().any(|f| f.path == "Inbox/Empty"));
     // Idempotence survives the restart, and new ids do not collide with old ones.
     let again = ImportRequest {
+        kind: Default::default(),
         folder: "Archive/2019".into(),
         source_key: "k1".into(),
         received_time: None,
@@ -114,6 +117,7 @@ async fn an_on_disk_tenant_survives_a_restart() {
         ImportOutcome::AlreadyPresent(first_id.clone())
     );
     let new = ImportRequest {
+        kind: Default::default(),
         source_key: "k2".into(),
         ..again
     };

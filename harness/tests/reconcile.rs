@@ -35,6 +35,7 @@ async fn copy_inbox(
         }
         let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
         let mut request = ImportRequest {
+            kind: Default::default(),
             folder: "Inbox".into(),
             source_key: format!("terry|INBOX|1|{}", m.uid),
             received_time: Some(m.internal_date.to_utc()),

@@ -63,10 +63,32 @@ impl ItemFlags {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportRequest {
     pub folder: String,
+    /// Mail (RFC 5322), a calendar item (iCalendar) or a contact (vCard).
+    pub kind: ItemKind,
     /// The caller's identity for the message: the same key never makes a second item.
     pub source_key: String,
     pub received_time: Option<DateTime<Utc>>,
     pub flags: ItemFlags,
+}
+
+/// What an item is, which decides the folders it may go to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemKind {
+    #[default]
+    Mail,
+    Calendar,
+    Contact,
+}
+
+impl ItemKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ItemKind::Mail => "mail",
+            ItemKind::Calendar => "calendar",
+            ItemKind::Contact => "contact",
+        }
+    }
 }
 
 /// Why an import was refused for good.

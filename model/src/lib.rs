@@ -16,7 +16,10 @@ pub mod skip;
 pub mod sync;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use directory::RecipientKind;
-pub use import::{FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, Rejection};
+pub use directory::{
+    DirectoryKind, DirectoryLinks, DirectoryObject, DirectoryRefusal, MEMBERS_PER_CALL,
+    PersonAttributes, ProvisionOutcome, RecipientKind,
+};
+pub use import::{FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, ItemKind, Rejection};
 pub use skip::SkipReason;
 pub use sync::SyncKind;

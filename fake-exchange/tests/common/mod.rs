@@ -67,21 +67,172 @@ pub async fn start(extra: &str) -> RunningExchange {
     FakeExchange::start(config(extra)).await.expect("starts")
 }
 
-/// A client that trusts the organisation's CA and resolves its names to the listener.
-pub fn client(exchange: &RunningExchange) -> reqwest::Client {
-    let https: SocketAddr = exchange.https_addr();
-    let mut builder = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config(exchange.ca_pem()))
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(20));
-    for name in [
-        "contoso.com",
-        "autodiscover.contoso.com",
-        "mail.contoso.com",
-    ] {
-        builder = builder.resolve(name, https);
+/// A client that trusts the organisation's CA and reaches its names on the listeners (a test
+/// resolver: `https://` names go to the HTTPS port, `http://` names to the plain one).
+pub fn client(exchange: &RunningExchange) -> Http {
+    Http::new(exchange, exchange.ca_pem())
+}
+
+/// A small HTTP/1.1 client (hyper's client side over tokio-rustls), shaped like reqwest's.
+#[derive(Clone)]
+pub struct Http {
+    https: SocketAddr,
+    http: SocketAddr,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl Http {
+    pub fn new(exchange: &RunningExchange, ca_pem: &str) -> Self {
+        Self {
+            https: exchange.https_addr(),
+            http: exchange.http_addr(),
+            tls: std::sync::Arc::new(tls_config(ca_pem)),
+        }
     }
-    builder.build().unwrap()
+
+    pub fn post(&self, url: impl Into<String>) -> Req {
+        self.request("POST", url)
+    }
+
+    pub fn get(&self, url: impl Into<String>) -> Req {
+        self.request("GET", url)
+    }
+
+    fn request(&self, method: &str, url: impl Into<String>) -> Req {
+        Req {
+            http: self.clone(),
+            method: method.to_string(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+}
+
+pub struct Req {
+    http: Http,
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    status: u16,
+    pub headers: std::collections::HashMap<String, String>,
+    body: Result<bytes::Bytes, String>,
+}
+
+impl Resp {
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    pub async fn bytes(self) -> Result<bytes::Bytes, String> {
+        self.body
+    }
+
+    pub async fn text(self) -> Result<String, String> {
+        self.body.map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+}
+
+impl Req {
+    pub fn basic_auth(mut self, user: &str, password: Option<&str>) -> Self {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{user}:{}", password.unwrap_or("")));
+        self.headers
+            .push(("Authorization".into(), format!("Basic {token}")));
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub async fn send(self) -> Result<Resp, String> {
+        let (scheme, rest) = self.url.split_once("://").ok_or("no scheme")?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let host = authority.split(':').next().unwrap_or(authority).to_string();
+        let path = if path.is_empty() { "/" } else { path };
+        let tcp = |addr| async move {
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let request = {
+            let mut b = hyper::Request::builder()
+                .method(self.method.as_str())
+                .uri(path)
+                .header("Host", &host);
+            for (k, v) in &self.headers {
+                b = b.header(k.as_str(), v.as_str());
+            }
+            b.body(http_body_util::Full::new(bytes::Bytes::from(self.body)))
+                .map_err(|e| e.to_string())?
+        };
+        let timeout = std::time::Duration::from_secs(20);
+        let exchange = async {
+            if scheme == "https" {
+                let name = rustls_pki_types::ServerName::try_from(host.clone())
+                    .map_err(|e| e.to_string())?;
+                let stream = tokio_rustls::TlsConnector::from(self.http.tls.clone())
+                    .connect(name, tcp(self.http.https).await?)
+                    .await
+                    .map_err(|e| format!("TLS: {e:?}"))?;
+                round_trip(stream, request).await
+            } else {
+                round_trip(tcp(self.http.http).await?, request).await
+            }
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| "timed out".to_string())?
+    }
+}
+
+async fn round_trip<S>(
+    io: S,
+    request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+) -> Result<Resp, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::BodyExt;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| e.to_string());
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// rustls (ring) trusting only `ca_pem`.
@@ -126,7 +277,7 @@ pub async fn ews(
         .send()
         .await
         .expect("EWS answers");
-    let status = response.status().as_u16();
+    let status = response.status();
     let text = response.bytes().await.expect("a whole body");
     let doc =
         xml::parse(&text).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&text)));
