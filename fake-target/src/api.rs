@@ -5,7 +5,8 @@ use bytes::Bytes;
 
 use crate::error::Error;
 use crate::model::{
-    FlagUpdate, FolderInfo, ImportOutcome, ImportRequest, ItemFlags, ItemInfo, RecipientInfo,
+    DirectoryEntry, DirectoryLinks, DirectoryObject, FlagUpdate, FolderInfo, ImportOutcome,
+    ImportRequest, ItemFlags, ItemInfo, OrganizationInfo, ProvisionOutcome, RecipientInfo,
 };
 use crate::tenant::Tenant;
 
@@ -28,6 +29,13 @@ pub trait TenantApi: Send + Sync {
     ) -> Result<FlagUpdate, Error>;
     async fn items(&self, address: &str, folder: Option<&str>) -> Result<Vec<ItemInfo>, Error>;
     async fn item_bytes(&self, address: &str, id: &str) -> Result<Bytes, Error>;
+
+    // The directory (cutover's provisioning; see directory.rs).
+    async fn organization(&self) -> Result<OrganizationInfo, Error>;
+    async fn provision(&self, object: &DirectoryObject) -> Result<ProvisionOutcome, Error>;
+    async fn set_links(&self, address: &str, links: &DirectoryLinks) -> Result<(), Error>;
+    async fn add_members(&self, group: &str, members: &[String]) -> Result<(), Error>;
+    async fn directory_entry(&self, address: &str) -> Result<Option<DirectoryEntry>, Error>;
 }
 
 #[async_trait]
@@ -62,5 +70,20 @@ impl TenantApi for Tenant {
     }
     async fn item_bytes(&self, address: &str, id: &str) -> Result<Bytes, Error> {
         Tenant::item_bytes(self, address, id)
+    }
+    async fn organization(&self) -> Result<OrganizationInfo, Error> {
+        Ok(Tenant::organization(self))
+    }
+    async fn provision(&self, object: &DirectoryObject) -> Result<ProvisionOutcome, Error> {
+        Tenant::provision(self, object)
+    }
+    async fn set_links(&self, address: &str, links: &DirectoryLinks) -> Result<(), Error> {
+        Tenant::set_links(self, address, links)
+    }
+    async fn add_members(&self, group: &str, members: &[String]) -> Result<(), Error> {
+        Tenant::add_members(self, group, members)
+    }
+    async fn directory_entry(&self, address: &str) -> Result<Option<DirectoryEntry>, Error> {
+        Ok(Tenant::directory_entry(self, address))
     }
 }

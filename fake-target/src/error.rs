@@ -25,6 +25,9 @@ pub enum Error {
     Unauthorized,
     #[error("cannot reach the tenant: {0}")]
     Transport(String),
+    /// The directory refused a provisioning call (Exchange's words in the message).
+    #[error("{0}")]
+    Directory(mailmig_model::DirectoryRefusal),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

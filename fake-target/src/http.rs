@@ -13,7 +13,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,8 +23,9 @@ use tokio::sync::oneshot;
 use crate::api::TenantApi;
 use crate::error::Error;
 use crate::model::{
-    FlagUpdate, FolderInfo, ImportOutcome, ImportRequest, ItemFlags, ItemInfo, ItemKind,
-    RecipientInfo, Rejection,
+    DirectoryEntry, DirectoryLinks, DirectoryObject, DirectoryRefusal, FlagUpdate, FolderInfo,
+    ImportOutcome, ImportRequest, ItemFlags, ItemInfo, ItemKind, OrganizationInfo,
+    ProvisionOutcome, RecipientInfo, Rejection,
 };
 use crate::tenant::Tenant;
 
@@ -124,6 +125,24 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 
 fn api_error(e: Error) -> Response {
     match e {
+        Error::Directory(refusal) => {
+            let status = match refusal {
+                DirectoryRefusal::NoSuchObject { .. } => StatusCode::NOT_FOUND,
+                DirectoryRefusal::TooManyMembers { .. } | DirectoryRefusal::NotAGroup { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+                _ => StatusCode::CONFLICT,
+            };
+            (
+                status,
+                axum::Json(json!({
+                    "error": {"code": "directoryRefusal", "message": refusal.message()},
+                    "refusal": refusal,
+                })),
+            )
+                .into_response()
+        }
+        Error::Invalid(message) => error(StatusCode::BAD_REQUEST, "invalid", &message),
         Error::NoSuchRecipient(a) => error(
             StatusCode::NOT_FOUND,
             "recipientNotFound",
@@ -345,6 +364,87 @@ async fn message_value(
     }
 }
 
+async fn organization(_: Authorized, State(s): State<AppState>) -> Response {
+    axum::Json(s.tenant.organization()).into_response()
+}
+
+async fn provision(
+    _: Authorized,
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+    body: Result<axum::Json<DirectoryObject>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let object = match body {
+        Ok(axum::Json(o)) => o,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalidBody", &e.body_text()),
+    };
+    if !object.address.eq_ignore_ascii_case(&address) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalidBody",
+            &format!(
+                "The body's address {} is not the path's {address}.",
+                object.address
+            ),
+        );
+    }
+    match s.tenant.provision(&object) {
+        Ok(outcome @ ProvisionOutcome::Created { .. }) => {
+            (StatusCode::CREATED, axum::Json(outcome)).into_response()
+        }
+        Ok(outcome) => axum::Json(outcome).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn directory_entry(
+    _: Authorized,
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+) -> Response {
+    match s.tenant.directory_entry(&address) {
+        Some(entry) => axum::Json(entry).into_response(),
+        None => api_error(Error::NoSuchRecipient(address)),
+    }
+}
+
+async fn set_links(
+    _: Authorized,
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+    body: Result<axum::Json<DirectoryLinks>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let links = match body {
+        Ok(axum::Json(l)) => l,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalidBody", &e.body_text()),
+    };
+    match s.tenant.set_links(&address, &links) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+#[derive(Deserialize, Serialize)]
+struct MembersBody {
+    members: Vec<String>,
+}
+
+async fn add_members(
+    _: Authorized,
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+    body: Result<axum::Json<MembersBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let members = match body {
+        Ok(axum::Json(m)) => m.members,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalidBody", &e.body_text()),
+    };
+    match s.tenant.add_members(&address, &members) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
 /// The API as an axum router (what [`serve`] serves; in-process callers and fuzzing drive it
 /// directly).
 pub fn router(tenant: Tenant, token: String) -> Router {
@@ -361,6 +461,13 @@ pub fn router(tenant: Tenant, token: String) -> Router {
             "/v1/users/{address}/messages/{id}/$value",
             get(message_value),
         )
+        .route("/v1/organization", get(organization))
+        .route(
+            "/v1/directory/{address}",
+            get(directory_entry).put(provision),
+        )
+        .route("/v1/directory/{address}/links", put(set_links))
+        .route("/v1/directory/{address}/members", post(add_members))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(AppState { tenant, token })
 }
@@ -453,6 +560,8 @@ pub struct HttpTenant {
 #[derive(Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,
+    #[serde(default)]
+    refusal: Option<DirectoryRefusal>,
 }
 
 #[derive(Deserialize)]
@@ -498,6 +607,13 @@ impl HttpTenant {
         let body = resp.json::<ErrorBody>().await.ok();
         match (status, body) {
             (401, _) => Error::Unauthorized,
+            (
+                _,
+                Some(ErrorBody {
+                    refusal: Some(r), ..
+                }),
+            ) => Error::Directory(r),
+            (400, Some(b)) if b.error.code == "invalid" => Error::Invalid(b.error.message),
             (404, Some(b)) if b.error.code == "recipientNotFound" => {
                 Error::NoSuchRecipient(address.to_string())
             }
@@ -678,6 +794,63 @@ impl TenantApi for HttpTenant {
         resp.bytes()
             .await
             .map_err(|e| Error::Transport(e.without_url().to_string()))
+    }
+
+    async fn organization(&self) -> Result<OrganizationInfo, Error> {
+        let url = format!("{}/v1/organization", self.base);
+        self.json(self.client.get(url), "").await
+    }
+
+    async fn provision(&self, object: &DirectoryObject) -> Result<ProvisionOutcome, Error> {
+        let req = self
+            .client
+            .put(self.directory_url(&object.address, ""))
+            .json(object);
+        self.json(req, &object.address).await
+    }
+
+    async fn set_links(&self, address: &str, links: &DirectoryLinks) -> Result<(), Error> {
+        let req = self
+            .client
+            .put(self.directory_url(address, "/links"))
+            .json(links);
+        self.no_content(req, address).await
+    }
+
+    async fn add_members(&self, group: &str, members: &[String]) -> Result<(), Error> {
+        let req = self
+            .client
+            .post(self.directory_url(group, "/members"))
+            .json(&MembersBody {
+                members: members.to_vec(),
+            });
+        self.no_content(req, group).await
+    }
+
+    async fn directory_entry(&self, address: &str) -> Result<Option<DirectoryEntry>, Error> {
+        match self
+            .json(self.client.get(self.directory_url(address, "")), address)
+            .await
+        {
+            Ok(entry) => Ok(Some(entry)),
+            Err(Error::NoSuchRecipient(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl HttpTenant {
+    fn directory_url(&self, address: &str, rest: &str) -> String {
+        format!("{}/v1/directory/{address}{rest}", self.base)
+    }
+
+    async fn no_content(&self, req: reqwest::RequestBuilder, address: &str) -> Result<(), Error> {
+        let resp = self.send(req).await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(Self::fail(resp, address).await)
+        }
     }
 }
 

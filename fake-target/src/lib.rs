@@ -17,6 +17,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod directory;
 pub mod error;
 pub mod http;
 pub mod inspect;

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 
 // The import vocabulary is shared with the engine through the neutral model crate.
 pub use mailmig_model::{
-    DirectoryKind, DirectoryLinks, DirectoryObject, DirectoryRefusal, FlagUpdate, ImportOutcome,
-    ImportRequest, ItemFlags, ItemKind, MEMBERS_PER_CALL, PersonAttributes, ProvisionOutcome,
-    RecipientKind, Rejection,
+    DirectoryEntry, DirectoryKind, DirectoryLinks, DirectoryObject, DirectoryRefusal, FlagUpdate,
+    ImportOutcome, ImportRequest, ItemFlags, ItemKind, MEMBERS_PER_CALL, OrganizationInfo,
+    PersonAttributes, ProvisionOutcome, RecipientKind, Rejection,
 };
 
 /// 35 MiB, Exchange Online's largest message.
@@ -33,6 +33,25 @@ pub struct Recipient {
     /// Mailbox quota in bytes; `None` = unlimited.
     #[serde(default)]
     pub quota_bytes: Option<u64>,
+    /// What provisioning wrote (cutover); empty for recipients made by configuration.
+    #[serde(default)]
+    pub directory: DirectoryAttributes,
+}
+
+/// A recipient's directory attributes beyond its addresses and kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DirectoryAttributes {
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    /// Non-SMTP proxy addresses (`X500:` ...); SMTP ones are `aliases`.
+    pub proxy_addresses: Vec<String>,
+    pub external_address: Option<String>,
+    pub person: PersonAttributes,
+    pub links: DirectoryLinks,
+    /// The generated initial password (kept for the test handle; never shown by the API).
+    pub initial_password: Option<String>,
+    pub must_change_password: bool,
 }
 
 impl Recipient {
@@ -45,6 +64,7 @@ impl Recipient {
             licensed,
             grace_started: now,
             quota_bytes: None,
+            directory: DirectoryAttributes::default(),
         }
     }
 

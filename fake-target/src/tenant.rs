@@ -84,9 +84,9 @@ struct Mailbox {
     buckets: Buckets,
 }
 
-struct State {
-    settings: Settings,
-    recipients: Vec<Recipient>,
+pub(crate) struct State {
+    pub(crate) settings: Settings,
+    pub(crate) recipients: Vec<Recipient>,
     /// Lower-cased address and aliases -> index in `recipients` (the first that answers to
     /// it): a lookup per import must not scan a 50,000-recipient tenant.
     by_address: HashMap<String, usize>,
@@ -94,7 +94,7 @@ struct State {
     mailboxes: HashMap<String, Mailbox>,
     tenant_buckets: Buckets,
     next_id: u64,
-    rng: ChaCha8Rng,
+    pub(crate) rng: ChaCha8Rng,
 }
 
 struct Inner {
@@ -285,6 +285,8 @@ impl Tenant {
                 continue;
             }
             let kind = match rs.kind.as_str() {
+                "roomMailbox" => RecipientKind::RoomMailbox,
+                "equipmentMailbox" => RecipientKind::EquipmentMailbox,
                 "mailUser" => RecipientKind::MailUser,
                 "mailContact" => RecipientKind::MailContact,
                 "distributionGroup" => RecipientKind::DistributionGroup {
@@ -295,8 +297,9 @@ impl Tenant {
                 },
                 other => {
                     return Err(Error::Invalid(format!(
-                        "recipients[{i}].kind: unknown kind {other:?} (mailUser, mailContact, \
-                         distributionGroup, mailEnabledSecurityGroup)"
+                        "recipients[{i}].kind: unknown kind {other:?} (roomMailbox, \
+                         equipmentMailbox, mailUser, mailContact, distributionGroup, \
+                         mailEnabledSecurityGroup)"
                     )));
                 }
             };
@@ -379,11 +382,11 @@ impl Tenant {
         Self::open_with(path, None, clock)
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn db(&self) -> Option<MutexGuard<'_, Db>> {
+    pub(crate) fn db(&self) -> Option<MutexGuard<'_, Db>> {
         self.inner
             .db
             .as_ref()
@@ -732,7 +735,7 @@ impl Tenant {
 }
 
 impl State {
-    fn add_loaded(&mut self, r: Recipient, now: DateTime<Utc>) {
+    pub(crate) fn add_loaded(&mut self, r: Recipient, now: DateTime<Utc>) {
         if r.kind.has_mailbox() {
             self.mailboxes.insert(
                 r.address.to_ascii_lowercase(),
@@ -749,14 +752,14 @@ impl State {
 
     /// Indexes the addresses recipient `i` answers to (an earlier recipient keeps a shared
     /// address, as a scan in order would find it first).
-    fn index(&mut self, i: usize) {
+    pub(crate) fn index(&mut self, i: usize) {
         let r = &self.recipients[i];
         for a in std::iter::once(&r.address).chain(r.aliases.iter()) {
             self.by_address.entry(a.to_ascii_lowercase()).or_insert(i);
         }
     }
 
-    fn find(&self, address: &str) -> Option<usize> {
+    pub(crate) fn find(&self, address: &str) -> Option<usize> {
         let i = *self.by_address.get(&address.to_ascii_lowercase())?;
         // An alias removed since it was indexed no longer answers.
         self.recipients[i].answers_to(address).then_some(i)

@@ -232,3 +232,34 @@ impl std::fmt::Display for DirectoryRefusal {
         f.write_str(&self.message())
     }
 }
+
+/// A directory object as the tenant shows it (never its password).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryEntry {
+    pub kind: DirectoryKind,
+    pub address: String,
+    /// Further SMTP addresses.
+    pub aliases: Vec<String>,
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    /// Non-SMTP proxy addresses (`X500:` ...).
+    pub proxy_addresses: Vec<String>,
+    pub external_address: Option<String>,
+    pub person: PersonAttributes,
+    pub links: DirectoryLinks,
+    /// Group members by primary address, sorted.
+    pub members: Vec<String>,
+    /// Created with a generated password the user must change at first sign-in.
+    pub must_change_password: bool,
+    pub licensed: bool,
+}
+
+/// The tenant as a cutover sees it before starting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationInfo {
+    pub accepted_domains: Vec<String>,
+    /// Directory synchronisation from on-premises (cutover is refused while it is on).
+    pub directory_sync: bool,
+}

@@ -17,8 +17,8 @@ pub mod sync;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
-    DirectoryKind, DirectoryLinks, DirectoryObject, DirectoryRefusal, MEMBERS_PER_CALL,
-    PersonAttributes, ProvisionOutcome, RecipientKind,
+    DirectoryEntry, DirectoryKind, DirectoryLinks, DirectoryObject, DirectoryRefusal,
+    MEMBERS_PER_CALL, OrganizationInfo, PersonAttributes, ProvisionOutcome, RecipientKind,
 };
 pub use import::{FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, ItemKind, Rejection};
 pub use skip::SkipReason;
