@@ -1,26 +1,33 @@
 //! `mailmig fake-exchange serve` as a real process, talked to by clients not written here:
 //! curl POSTs Autodiscover's POX request (settings, a redirect, error 500) through the printed
-//! `CONNECT_TO` lines with the CA verified, and ldapsearch (Debian's ldap-utils) reads a
-//! directory of 2,500 recipients with the paged-results control. Both come from
+//! `CONNECT_TO` lines with the CA verified; ldapsearch (Debian's ldap-utils) reads a directory
+//! of 2,500 recipients with the paged-results control; Python's exchangelib walks, syncs and
+//! fetches over EWS while the test changes the organisation through `--control`. All come from
 //! scripts/install-test-deps.sh.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines, Write};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 
 struct Served {
     child: Child,
     values: Vec<(String, String)>,
+    control: Option<(ChildStdin, Lines<BufReader<ChildStdout>>)>,
 }
 
 impl Served {
     fn start(config: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mailmig"))
-            .args(["fake-exchange", "serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("mailmig starts");
+        Self::start_with(config, false)
+    }
+
+    /// With `--control`: commands on stdin, one answer line each.
+    fn start_with(config: &Path, control: bool) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailmig"));
+        cmd.args(["fake-exchange", "serve", "--config"]).arg(config);
+        if control {
+            cmd.arg("--control").stdin(Stdio::piped());
+        }
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("mailmig starts");
         let mut values = Vec::new();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         // Everything up to the last CONNECT_TO line (the LDAPS one comes last).
@@ -32,7 +39,21 @@ impl Served {
                 break;
             }
         }
-        Self { child, values }
+        let control = control.then(|| (child.stdin.take().unwrap(), lines));
+        Self {
+            child,
+            values,
+            control,
+        }
+    }
+
+    /// Sends one control command and returns its answer (which must be OK).
+    fn control(&mut self, command: &str) -> String {
+        let (stdin, lines) = self.control.as_mut().expect("started with --control");
+        writeln!(stdin, "{command}").unwrap();
+        let answer = lines.next().expect("an answer").unwrap();
+        assert!(answer.starts_with("OK"), "{command}: {answer}");
+        answer
     }
 
     fn get(&self, key: &str) -> &str {
@@ -158,6 +179,20 @@ fn curl_gets_settings_a_redirect_and_error_500_from_the_example_organisation() {
         String::from_utf8(out.stdout).unwrap(),
         "302 https://mail.contoso.com/autodiscover/autodiscover.xml"
     );
+    // SIGTERM ends the server cleanly and removes the CA file it wrote.
+    let mut served = served;
+    let ca = served.get("CA").to_string();
+    let pid = served.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = served.child.wait().unwrap();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(!Path::new(&ca).exists(), "{ca} removed");
 }
 
 #[test]
@@ -202,4 +237,83 @@ fn ldapsearch_pages_through_two_thousand_five_hundred_recipients() {
         .filter_map(|l| l.strip_prefix("mail: "))
         .collect();
     assert_eq!(mails.len(), 2500, "every recipient once");
+}
+
+#[test]
+fn exchangelib_walks_syncs_fetches_and_impersonates_against_the_standalone_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/fake-exchange.toml"
+    ))
+    .unwrap();
+    // The example plus an admin with FullAccess on carol but no impersonation role.
+    let org = format!(
+        "{example}\n[[admins]]\naddress = \"helpdesk@contoso.com\"\npassword = \"Help1234!\"\nfull_access = [\"carol@contoso.com\"]\n"
+    );
+    let plain = dir.path().join("org.toml");
+    std::fs::write(&plain, &org).unwrap();
+    // The same organisation, throttling every second EWS request.
+    let busy = dir.path().join("busy.toml");
+    std::fs::write(
+        &busy,
+        format!("{org}\n[faults.ews]\nbusy_every = 2\nback_off_ms = 100\n"),
+    )
+    .unwrap();
+    let mut served = Served::start_with(&plain, true);
+    let busy_served = Served::start(&busy);
+    let bundle = dir.path().join("bundle.pem");
+    let pem = |s: &Served| std::fs::read_to_string(s.get("CA")).unwrap();
+    std::fs::write(&bundle, format!("{}{}", pem(&served), pem(&busy_served))).unwrap();
+    let message = dir.path().join("new.eml");
+    std::fs::write(
+        &message,
+        "From: dave@contoso.com\r\nTo: alice@contoso.com\r\nSubject: Delivered during the test\r\n\r\nHello\r\n",
+    )
+    .unwrap();
+
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/exchangelib_client.py"
+    );
+    let mut python = Command::new("python3")
+        .arg(script)
+        .arg(served.get("EWS"))
+        .arg(busy_served.get("EWS"))
+        .arg(&bundle)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/install-test-deps.sh)");
+    let mut to_python = python.stdin.take().unwrap();
+    let mut transcript = Vec::new();
+    for line in BufReader::new(python.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "WAITING" {
+            // Between the two syncs: one message read, one deleted, one delivered.
+            let listed = served.control("list alice@contoso.com Inbox");
+            let unread = listed
+                .split_whitespace()
+                .find_map(|w| w.strip_suffix(":unread"))
+                .expect("an unread message in the example's inbox")
+                .to_string();
+            served.control(&format!("set-read alice@contoso.com Inbox {unread} yes"));
+            let other = if unread == "0" { "1" } else { "0" };
+            served.control(&format!("delete alice@contoso.com Inbox {other}"));
+            served.control(&format!(
+                "deliver alice@contoso.com Inbox {}",
+                message.display()
+            ));
+            writeln!(to_python, "go").unwrap();
+        }
+        transcript.push(line);
+    }
+    let out = python.wait_with_output().unwrap();
+    let text = transcript.join("\n");
+    assert!(
+        out.status.success() && text.contains("all checks passed"),
+        "exchangelib client failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

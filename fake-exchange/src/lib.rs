@@ -21,6 +21,7 @@
 
 pub mod autodiscover;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod ews;
 pub mod faults;

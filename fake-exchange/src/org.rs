@@ -1160,6 +1160,65 @@ proxy_addresses = ["smtp:alice@contoso.com"]
     }
 
     #[test]
+    fn items_given_as_files_land_in_their_folders_with_their_kind() {
+        let dir = std::env::temp_dir().join(format!("fx-items-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.eml"), b"Subject: From a file\r\n\r\nbody\r\n").unwrap();
+        std::fs::write(dir.join("e.ics"), b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Standup\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").unwrap();
+        std::fs::write(
+            dir.join("c.vcf"),
+            b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Grace Green\r\nEND:VCARD\r\n",
+        )
+        .unwrap();
+        let text = r#"
+[organisation]
+primary_domain = "contoso.com"
+[[recipients]]
+kind = "user-mailbox"
+address = "alice@contoso.com"
+content = { inbox = 0, sent_items = 0, user_folders = [], calendar = 0, contacts = 0 }
+items = [
+  { folder = "Projects/2026", file = "a.eml", read = true },
+  { folder = "Calendar", file = "e.ics" },
+  { folder = "Contacts", file = "c.vcf" },
+]
+"#;
+        let mut config = Config::from_toml(text).unwrap();
+        config.base_dir = Some(dir.clone());
+        let o = OrgState::from_config(&config).unwrap();
+        let mb = o.mailbox("alice@contoso.com").unwrap();
+        let found: Vec<(String, ItemKind, String, bool)> = mb
+            .folders
+            .iter()
+            .flat_map(|f| {
+                f.items
+                    .values()
+                    .map(move |i| (f.name.clone(), i.kind, i.subject.clone(), i.is_read))
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("Calendar".into(), ItemKind::Event, "Standup".into(), false),
+                (
+                    "Contacts".into(),
+                    ItemKind::Contact,
+                    "Grace Green".into(),
+                    false
+                ),
+                ("2026".into(), ItemKind::Message, "From a file".into(), true),
+            ]
+        );
+        config.recipients[0].items[0].file = "missing.eml".into();
+        let e = OrgState::from_config(&config).unwrap_err().to_string();
+        assert!(
+            e.contains("missing.eml") && e.contains("alice@contoso.com"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn packed_server_version_reads_like_outlooks() {
         let v = ExchangeVersion::parse("2016").unwrap();
         assert!(v.packed_hex().starts_with("73C1"), "{}", v.packed_hex());

@@ -23,11 +23,20 @@ pub enum FakeExchangeCommand {
         /// exit).
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
+        /// Read commands that change the organisation while it runs from standard input, one
+        /// per line, each answered with one `OK ...` or `ERROR ...` line (`help` lists them;
+        /// see fake-exchange/README.md). End of input does not stop the server.
+        #[arg(long)]
+        control: bool,
     },
 }
 
 pub async fn run(command: FakeExchangeCommand) -> anyhow::Result<u8> {
-    let FakeExchangeCommand::Serve { config, ca_file } = command;
+    let FakeExchangeCommand::Serve {
+        config,
+        ca_file,
+        control,
+    } = command;
     let config = fake_exchange::Config::from_file(&config)?;
     let exchange = fake_exchange::FakeExchange::start(config)
         .await
@@ -55,6 +64,21 @@ pub async fn run(command: FakeExchangeCommand) -> anyhow::Result<u8> {
     }
     out.flush()?;
     drop(out);
+    if control {
+        let org = exchange.org().clone();
+        // A blocking reader of its own: stdin has no async face worth having here.
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                let answer = fake_exchange::control::apply(&org, &line);
+                let mut out = std::io::stdout().lock();
+                if writeln!(out, "{answer}").and_then(|_| out.flush()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
     wait_for_signal().await?;
     drop(exchange);
     if remove_ca {

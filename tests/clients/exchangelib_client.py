@@ -1,10 +1,10 @@
 """exchangelib (a client not written here) against fake-exchange's EWS, over HTTPS with the CA
 verified and Basic authentication.
 
-Run by fake-exchange/tests/exchangelib.rs:
+Run by tests/fake_exchange_serve.rs against `mailmig fake-exchange serve --control`:
     exchangelib_client.py EWS_URL BUSY_EWS_URL CA_FILE
 It prints one line per step; between the two item syncs it prints `WAITING` and reads a line
-from stdin, while the test changes the mailbox through the fake's handle. Ends with
+from stdin, while the test changes the mailbox through the fake's handle (the control commands). Ends with
 `all checks passed`.
 """
 
