@@ -808,6 +808,17 @@ members = ["alice@contoso.com", "bob@contoso.com"]
         );
         assert_eq!(find("(&(mail=*)(!(groupType=*)))").len(), 2);
         assert_eq!(find("(msExchUMEnabledFlags=*)").len(), 1);
+        // Ordering on integers and on strings.
+        assert_eq!(
+            find("(&(objectClass=group)(groupType>=8))").len(),
+            1,
+            "the distribution group"
+        );
+        assert_eq!(
+            find("(&(objectClass=user)(mail<=b))").len(),
+            1,
+            "alice sorts before b"
+        );
         // A DN value (the test's filter parser stops at '='; on the wire it is BER).
         let s = state();
         let member_of = LdapFilter::Equality(

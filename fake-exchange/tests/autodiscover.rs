@@ -273,3 +273,15 @@ async fn connect_to_lines_cover_every_name() {
         assert!(lines.contains(&expected), "{expected} not in {lines:?}");
     }
 }
+
+#[tokio::test]
+async fn a_url_that_is_no_autodiscover_endpoint_answers_404() {
+    let ex =
+        start("[[faults.autodiscover]]\nhost = \"contoso.com\"\naction = \"not-found\"\n").await;
+    let (status, _) = ask(&ex, "contoso.com", "alice@contoso.com").await;
+    assert_eq!(status, 404);
+    // The next URL of the lookup order still answers.
+    let (status, doc) = ask(&ex, "autodiscover.contoso.com", "alice@contoso.com").await;
+    assert_eq!(status, 200);
+    assert_eq!(action(&doc.unwrap()).unwrap().0, "settings");
+}

@@ -498,3 +498,70 @@ async fn malformed_soap_is_a_schema_fault_not_a_crash() {
         assert!(text.contains("ErrorSchemaValidation"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn convert_id_keeps_our_ids_and_sync_ignores_what_it_is_told_to() {
+    let ex = start("").await;
+    let inbox = distinguished("inbox", Some("alice@contoso.com"));
+    let (_, first) = ews(&ex, ADMIN, "", &sync_items(&inbox, None, 512)).await;
+    let ids = item_ids(&first);
+    let convert = format!(
+        "<m:ConvertId DestinationFormat=\"EwsId\"><m:SourceIds><t:AlternateId Format=\"EwsId\" Id=\"{}\" Mailbox=\"alice@contoso.com\"/></m:SourceIds></m:ConvertId>",
+        ids[0]
+    );
+    let (_, doc) = ews(&ex, ADMIN, "", &convert).await;
+    assert_eq!(codes(&doc), ["NoError"]);
+    let alt = doc.find("AlternateId").unwrap();
+    assert_eq!(alt.attr("Id"), Some(ids[0].as_str()));
+    assert_eq!(alt.attr("Mailbox"), Some("alice@contoso.com"));
+    // Ignore: changes of the listed items are left out.
+    let state = first.find("SyncState").unwrap().text.clone();
+    let org = ex.org();
+    let all_ids = org.item_ids("alice@contoso.com", "Inbox").unwrap();
+    org.set_subject("alice@contoso.com", all_ids[0], "a")
+        .unwrap();
+    org.set_subject("alice@contoso.com", all_ids[1], "b")
+        .unwrap();
+    let body = sync_items(&inbox, Some(&state), 512).replace(
+        "<m:MaxChangesReturned>",
+        &format!(
+            "<m:Ignore><t:ItemId Id=\"{}\"/></m:Ignore><m:MaxChangesReturned>",
+            ids[0]
+        ),
+    );
+    let (_, doc) = ews(&ex, ADMIN, "", &body).await;
+    let updated = item_ids(doc.find("Changes").unwrap());
+    assert_eq!(updated, [ids[1].clone()]);
+}
+
+#[tokio::test]
+async fn find_folder_pages_from_the_end_too() {
+    let ex = start("").await;
+    let find = |offset: usize| {
+        format!(
+            "<m:FindFolder Traversal=\"Shallow\"><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:IndexedPageFolderView MaxEntriesReturned=\"3\" Offset=\"{offset}\" BasePoint=\"End\"/><m:ParentFolderIds>{}</m:ParentFolderIds></m:FindFolder>",
+            distinguished("msgfolderroot", Some("alice@contoso.com"))
+        )
+    };
+    let (_, doc) = ews(&ex, ADMIN, "", &find(0)).await;
+    let names: Vec<String> = all(&doc, "DisplayName")
+        .iter()
+        .map(|e| e.text.clone())
+        .collect();
+    // The last three of the eleven children.
+    assert_eq!(names, ["Tasks", "Notes", "Projects"]);
+    assert_eq!(
+        doc.find("RootFolder")
+            .unwrap()
+            .attr("IncludesLastItemInRange"),
+        Some("false")
+    );
+    let (_, doc) = ews(&ex, ADMIN, "", &find(9)).await;
+    assert_eq!(all(&doc, "DisplayName").len(), 2);
+    assert_eq!(
+        doc.find("RootFolder")
+            .unwrap()
+            .attr("IncludesLastItemInRange"),
+        Some("true")
+    );
+}
