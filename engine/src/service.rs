@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
@@ -81,11 +81,18 @@ impl Service {
         self.recover()?;
         let mut tasks: JoinSet<Finished> = JoinSet::new();
         let mut stops: HashMap<String, watch::Sender<bool>> = HashMap::new();
+        // Housekeeping, revalidation and stop requests run on a tick (every `poll`, and
+        // whenever nothing runs), not on every finished sync: their cost must not grow with
+        // the number of users synced.
+        let mut last_tick: Option<Instant> = None;
         loop {
             let now = self.engine.now();
-            self.housekeeping(now)?;
-            self.engine.revalidate(&*self.target).await?;
-            self.signal_stops(&stops)?;
+            if tasks.is_empty() || last_tick.is_none_or(|t| t.elapsed() >= options.poll) {
+                self.housekeeping(now)?;
+                self.engine.revalidate(&*self.target).await?;
+                self.signal_stops(&stops)?;
+                last_tick = Some(Instant::now());
+            }
             for job in self.claim(now)? {
                 let (tx, rx) = watch::channel(false);
                 let email = job.0.email_address.clone();
@@ -111,18 +118,27 @@ impl Service {
             tokio::select! {
                 joined = tasks.join_next() => {
                     let Some(joined) = joined else { continue };
-                    let (email, kind, report) = joined
-                        .map_err(|e| Error::State(format!("a sync task panicked: {e}")))?;
-                    stops.remove(&email.to_ascii_lowercase());
-                    if let Some(cb) = &options.on_event {
-                        cb(&ServiceEvent::Finished {
-                            email: email.clone(),
-                            kind,
-                            outcome: report.outcome.clone(),
-                            items_synced: report.items_synced,
-                        });
+                    // Every sync that has ended by now is recorded in one transaction.
+                    let mut ended = vec![joined];
+                    while let Some(more) = tasks.try_join_next() {
+                        ended.push(more);
                     }
-                    self.finish(&email, kind, report)?;
+                    let mut finished = Vec::with_capacity(ended.len());
+                    for joined in ended {
+                        let (email, kind, report) = joined
+                            .map_err(|e| Error::State(format!("a sync task panicked: {e}")))?;
+                        stops.remove(&email.to_ascii_lowercase());
+                        if let Some(cb) = &options.on_event {
+                            cb(&ServiceEvent::Finished {
+                                email: email.clone(),
+                                kind,
+                                outcome: report.outcome.clone(),
+                                items_synced: report.items_synced,
+                            });
+                        }
+                        finished.push((email, kind, report));
+                    }
+                    self.finish(&finished)?;
                 }
                 _ = tokio::time::sleep(options.poll) => {}
             }
@@ -254,47 +270,21 @@ impl Service {
         })
     }
 
-    /// Records how a sync ended.
-    fn finish(&self, email: &str, kind: SyncKind, report: SyncReport) -> Result<(), Error> {
+    /// Records how syncs ended, all in one transaction; each batch is refreshed once.
+    fn finish(&self, finished: &[Finished]) -> Result<(), Error> {
         let now = self.engine.now();
         self.engine.db.transaction(|tx| {
-            let Some(u) = tx.user(email)? else {
-                return Ok(());
-            };
-            tx.set_user_running(email, None, now)?;
-            tx.record_skipped(email, &report.skipped, now)?;
-            tx.set_user_last_sync(email, &report.stats)?;
-            let success_at = (report.outcome == SyncOutcome::Completed).then_some(now);
-            tx.set_user_stats(
-                email,
-                report.items_synced,
-                report.items_skipped,
-                report.bytes_synced,
-                success_at,
-            )?;
-            let event = match &report.outcome {
-                SyncOutcome::Completed => {
-                    tx.set_user_error(email, None)?;
-                    UserEvent::SyncSucceeded {
-                        with_warnings: kind == SyncKind::Final && report.items_skipped > 0,
-                    }
+            let mut batches: Vec<String> = Vec::new();
+            for (email, kind, report) in finished {
+                if let Some(batch) = record_end(tx, email, *kind, report, now)?
+                    && !batches.iter().any(|b| b.eq_ignore_ascii_case(&batch))
+                {
+                    batches.push(batch);
                 }
-                SyncOutcome::Stopped => UserEvent::SyncStopped,
-                SyncOutcome::Failed(message) => {
-                    tx.set_user_error(email, Some(message))?;
-                    UserEvent::SyncFailed
-                }
-            };
-            let event = if crate::control::status::user_event(u.status, event).is_some() {
-                event
-            } else {
-                // A stop that came after the sync ended on its own, or the like.
-                UserEvent::Interrupted
-            };
-            if crate::control::status::user_event(u.status, event).is_some() {
-                apply_user_event(tx, &u, event, now)?;
             }
-            refresh_batch(tx, &u.batch, now)?;
+            for b in &batches {
+                refresh_batch(tx, b, now)?;
+            }
             Ok(())
         })
     }
@@ -368,5 +358,54 @@ fn job(kind: SyncKind, user: &UserRow, batch: &BatchRow, endpoint: &Endpoint) ->
             include: batch.settings.include_folders.clone(),
         },
         stop,
+        totals_before: (user.items_synced, user.bytes_synced),
     }
+}
+
+/// One sync's end: statistics, error, the user's next status. Returns the user's batch (None
+/// when the user is gone, e.g. its batch was removed meanwhile).
+fn record_end(
+    tx: &crate::control::state::Tx<'_>,
+    email: &str,
+    kind: SyncKind,
+    report: &SyncReport,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, Error> {
+    let Some(u) = tx.user(email)? else {
+        return Ok(None);
+    };
+    tx.set_user_running(email, None, now)?;
+    tx.record_skipped(email, &report.skipped, now)?;
+    tx.set_user_last_sync(email, &report.stats)?;
+    let success_at = (report.outcome == SyncOutcome::Completed).then_some(now);
+    tx.set_user_stats(
+        email,
+        report.items_synced,
+        report.items_skipped,
+        report.bytes_synced,
+        success_at,
+    )?;
+    let event = match &report.outcome {
+        SyncOutcome::Completed => {
+            tx.set_user_error(email, None)?;
+            UserEvent::SyncSucceeded {
+                with_warnings: kind == SyncKind::Final && report.items_skipped > 0,
+            }
+        }
+        SyncOutcome::Stopped => UserEvent::SyncStopped,
+        SyncOutcome::Failed(message) => {
+            tx.set_user_error(email, Some(message))?;
+            UserEvent::SyncFailed
+        }
+    };
+    let event = if crate::control::status::user_event(u.status, event).is_some() {
+        event
+    } else {
+        // A stop that came after the sync ended on its own, or the like.
+        UserEvent::Interrupted
+    };
+    if crate::control::status::user_event(u.status, event).is_some() {
+        apply_user_event(tx, &u, event, now)?;
+    }
+    Ok(Some(u.batch))
 }

@@ -30,6 +30,9 @@ pub struct SyncJob {
     pub folders: FolderFilter,
     /// Becomes true when the batch is stopped: end soon, keeping what was copied.
     pub stop: watch::Receiver<bool>,
+    /// The user's totals (items, bytes) when the sync was claimed: a sync's own numbers are
+    /// what it adds to them.
+    pub totals_before: (u64, u64),
 }
 
 /// An item (or a whole folder) the sync did not copy, and why.

@@ -30,9 +30,9 @@ pub(super) async fn run(
     }
     let work = list_folders(job, source.as_mut(), &listed.folders, report).await?;
     let work = cap::apply(work, copier.options.item_cap, report);
-    let listed: Vec<Listed> = work.iter().map(Listed::of).collect();
-    for w in work {
-        folder::copy(copier, job, source.as_mut(), w, report, attempts).await?;
+    let mut listed: Vec<Listed> = work.iter().map(Listed::of).collect();
+    for (w, l) in work.into_iter().zip(listed.iter_mut()) {
+        l.copied = folder::copy(copier, job, source.as_mut(), w, report, attempts).await?;
     }
     source.close().await;
     report.stats.missing_in_target = reconcile::missing(copier, job, &listed, report).await?;

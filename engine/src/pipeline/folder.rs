@@ -30,6 +30,10 @@ struct FolderCopy<'a> {
     renumbered: HashMap<String, Vec<String>>,
 }
 
+/// What a folder's copy leaves for the closing reconciliation: the checkpoint's records of the
+/// folder when the copy recorded nothing new (so they need not be read again).
+pub(super) type Unchanged = Option<HashMap<u32, CopiedRecord>>;
+
 pub(super) async fn copy(
     copier: &Copier,
     job: &SyncJob,
@@ -37,7 +41,7 @@ pub(super) async fn copy(
     work: FolderWork,
     report: &mut SyncReport,
     attempts: &mut Attempts,
-) -> Result<(), SyncError> {
+) -> Result<Unchanged, SyncError> {
     let FolderWork {
         folder,
         target,
@@ -51,12 +55,19 @@ pub(super) async fn copy(
         uid_validity: listing.uid_validity,
         renumbered: HashMap::new(),
     };
-    let copied = copier.engine.db.read(|tx| tx.copied(c.key()))?;
-    c.renumbered = c.renumbered(&copied)?;
+    // The folder's records under this UIDVALIDITY and under others, in one read.
+    let (copied, other_validity) = copier.engine.db.read(|tx| {
+        Ok((
+            tx.copied(c.key())?,
+            tx.copied_under_other_validity(c.key())?,
+        ))
+    })?;
+    c.renumbered = renumbered(other_validity, &copied);
     c.reapply_flags(&listing.items, &copied).await?;
     let mut pending = c.new_items(listing.items, &copied, report);
     if pending.is_empty() || !c.ensure_target_folder(&pending, report).await? {
-        return Ok(());
+        // Flag updates change no key: the records still say what the target holds.
+        return Ok(Some(copied));
     }
     // The listing pass left another folder open: open this one again, and make sure its UIDs
     // still mean what they meant when it was listed.
@@ -104,7 +115,25 @@ pub(super) async fn copy(
         // Acknowledged by the target: now, and only now, recorded.
         c.record(&done)?;
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Fingerprint -> the old keys not yet taken over by a record of the current numbering.
+fn renumbered(
+    other_validity: Vec<(String, String)>,
+    copied: &HashMap<u32, CopiedRecord>,
+) -> HashMap<String, Vec<String>> {
+    let mut old: HashMap<String, Vec<String>> = HashMap::new();
+    for (fp, key) in other_validity {
+        old.entry(fp).or_default().push(key);
+    }
+    for r in copied.values() {
+        // A row of this UIDVALIDITY that took over an old key has consumed it.
+        if let Some(keys) = old.get_mut(&r.fingerprint) {
+            keys.retain(|k| *k != r.source_key);
+        }
+    }
+    old
 }
 
 fn outcome_uid(o: &FetchOutcome) -> u32 {
@@ -161,28 +190,6 @@ impl FolderCopy<'_> {
     /// Messages of this folder copied under an earlier UIDVALIDITY, by fingerprint, with the
     /// source keys the target knows them by; those also seen under the current UIDVALIDITY are
     /// taken out, so duplicates in the source still count one by one.
-    fn renumbered(
-        &self,
-        copied: &HashMap<u32, CopiedRecord>,
-    ) -> Result<HashMap<String, Vec<String>>, SyncError> {
-        let rows = self
-            .copier
-            .engine
-            .db
-            .read(|tx| tx.copied_under_other_validity(self.key()))?;
-        let mut old: HashMap<String, Vec<String>> = HashMap::new();
-        for (fp, key) in rows {
-            old.entry(fp).or_default().push(key);
-        }
-        for r in copied.values() {
-            // A row of this UIDVALIDITY that took over an old key has consumed it.
-            if let Some(keys) = old.get_mut(&r.fingerprint) {
-                keys.retain(|k| *k != r.source_key);
-            }
-        }
-        Ok(old)
-    }
-
     /// Flags changed at the source on messages copied before: re-applied.
     async fn reapply_flags(
         &self,

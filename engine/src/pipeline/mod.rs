@@ -226,12 +226,7 @@ impl UserSync for Copier {
     async fn sync(&self, job: SyncJob) -> SyncReport {
         let mut report = SyncReport::completed();
         let started = Instant::now();
-        let totals = || {
-            self.engine
-                .db
-                .read(|tx| tx.copied_totals(&job.email_address))
-        };
-        let before = totals().unwrap_or_default();
+        let (before_items, before_bytes) = job.totals_before;
         let mut failures = Failures::default();
         let mut attempts = Attempts::new();
         loop {
@@ -248,11 +243,15 @@ impl UserSync for Copier {
                 Next::Retry(wait) => tokio::time::sleep(wait).await,
             }
         }
-        if let Ok(now) = totals() {
+        let totals = self
+            .engine
+            .db
+            .read(|tx| tx.copied_totals(&job.email_address));
+        if let Ok(now) = totals {
             report.items_synced = now.items;
             report.bytes_synced = now.bytes;
-            report.stats.items = now.items.saturating_sub(before.items);
-            report.stats.bytes = now.bytes.saturating_sub(before.bytes);
+            report.stats.items = now.items.saturating_sub(before_items);
+            report.stats.bytes = now.bytes.saturating_sub(before_bytes);
         }
         report.stats.elapsed_ms = started.elapsed().as_millis() as u64;
         report.items_skipped = report.skipped.iter().filter(|s| !s.is_folder()).count() as u64;

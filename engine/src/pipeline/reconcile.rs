@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::folder::FolderWork;
+use super::folder::{self, FolderWork};
 use super::{Copier, SyncError};
 use crate::control::state::checkpoint::FolderKey;
 use crate::sync::{SyncJob, SyncReport};
@@ -14,6 +14,8 @@ pub(super) struct Listed {
     relative: String,
     uid_validity: u32,
     uids: Vec<u32>,
+    /// The folder's records when its copy recorded nothing new (else read again here).
+    pub(super) copied: folder::Unchanged,
 }
 
 impl Listed {
@@ -23,6 +25,7 @@ impl Listed {
             relative: w.folder.relative.clone(),
             uid_validity: w.listing.uid_validity,
             uids: w.listing.items.iter().map(|m| m.uid).collect(),
+            copied: None,
         }
     }
 }
@@ -50,7 +53,14 @@ pub(super) async fn missing(
             folder: &l.name,
             uid_validity: l.uid_validity,
         };
-        let copied = copier.engine.db.read(|tx| tx.copied(key))?;
+        let read;
+        let copied = match &l.copied {
+            Some(c) => c,
+            None => {
+                read = copier.engine.db.read(|tx| tx.copied(key))?;
+                &read
+            }
+        };
         for uid in &l.uids {
             if skipped.contains(&(l.relative.as_str(), format!("UID {uid}").as_str())) {
                 continue;

@@ -19,7 +19,7 @@ use crate::sync::SyncKind;
 
 /// 2: endpoints carry their type (`kind` column, `endpointType` in the JSON).
 /// 3: indexes for scheduling by status, due time and running flag (v2 files gain them).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 pub const DB_FILE: &str = "mailmig.sqlite";
 
 /// Settings of a batch (New-/Set-MigrationBatch parameters).
@@ -283,7 +283,8 @@ impl StateDb {
              CREATE INDEX IF NOT EXISTS users_by_batch ON users (batch);
              CREATE INDEX IF NOT EXISTS users_by_status ON users (status);
              CREATE INDEX IF NOT EXISTS users_queued ON users (batch, status, queued_at, line);
-             CREATE INDEX IF NOT EXISTS users_due ON users (batch, status, last_successful_sync, line);
+             CREATE INDEX IF NOT EXISTS users_idle_due ON users (batch, status, last_successful_sync, line)
+                 WHERE running IS NULL AND sync_now = 0;
              CREATE INDEX IF NOT EXISTS users_running ON users (batch, running);
              CREATE INDEX IF NOT EXISTS users_sync_now ON users (batch) WHERE sync_now = 1;
              CREATE TABLE IF NOT EXISTS skipped_items (
@@ -311,8 +312,10 @@ impl StateDb {
                 )?;
             }
             Some(Ok(SCHEMA_VERSION)) => {}
-            // Version 3 only adds indexes, which the statements above just created.
-            Some(Ok(2)) => {
+            // Versions 3 and 4 only change indexes: the statements above created the new ones;
+            // version 3's due index (which kept running users) goes.
+            Some(Ok(2 | 3)) => {
+                conn.execute_batch("DROP INDEX IF EXISTS users_due")?;
                 conn.execute(
                     "UPDATE meta SET value = ?1 WHERE key = 'schema'",
                     params![SCHEMA_VERSION.to_string()],
@@ -348,13 +351,28 @@ impl StateDb {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` in one transaction: all of it happens, or none.
+    /// Runs `f` in one transaction: all of it happens, or none. BEGIN and COMMIT are cached
+    /// statements (rusqlite's `transaction()` parses them anew every time, which showed in the
+    /// service loop's profile).
     pub fn transaction<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, Error>) -> Result<T, Error> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let out = f(&Tx(&tx))?;
-        tx.commit()?;
-        Ok(out)
+        let conn = self.lock();
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        match f(&Tx(&conn)) {
+            Ok(out) => match conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+            {
+                Ok(_) => Ok(out),
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(e.into())
+                }
+            },
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     pub fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, Error>) -> Result<T, Error> {
@@ -390,7 +408,7 @@ pub struct Census {
 }
 
 /// Queries and updates inside a transaction.
-pub struct Tx<'a>(&'a rusqlite::Transaction<'a>);
+pub struct Tx<'a>(&'a rusqlite::Connection);
 
 const USER_COLUMNS: &str = "email, batch, line, user_name, password, user_root, status, error, \
     items_synced, items_skipped, bytes_synced, last_successful_sync, queued_at, sync_started_at, \
@@ -742,7 +760,7 @@ impl Tx<'_> {
         if left > 0 {
             // The index keeps (status, last sync) in order: the due ones are a prefix.
             let more = self.users_where(
-                "users_due",
+                "users_idle_due",
                 "batch = ?1 AND status = 'Synced' AND running IS NULL AND sync_now = 0 \
                  AND (last_successful_sync IS NULL OR last_successful_sync <= ?2) \
                  ORDER BY last_successful_sync, line LIMIT ?3",
@@ -979,7 +997,7 @@ mod tests {
             let db = StateDb::open(dir.path()).unwrap();
             db.transaction(|tx| {
                 tx.0.execute_batch(
-                    "DROP INDEX users_by_status; DROP INDEX users_queued; DROP INDEX users_due;
+                    "DROP INDEX users_by_status; DROP INDEX users_queued; DROP INDEX users_idle_due;
                      DROP INDEX users_running; DROP INDEX users_sync_now;",
                 )?;
                 tx.set_meta("schema", "2")
@@ -999,13 +1017,13 @@ mod tests {
                 Ok((names, tx.meta("schema")?))
             })
             .unwrap();
-        assert_eq!(version.as_deref(), Some("3"));
+        assert_eq!(version.as_deref(), Some("4"));
         assert_eq!(
             indexes,
             [
                 "users_by_batch",
                 "users_by_status",
-                "users_due",
+                "users_idle_due",
                 "users_queued",
                 "users_running",
                 "users_sync_now"
