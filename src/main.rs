@@ -115,7 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::TestServer(args) => commands::test_server::run(args).await,
         Command::Csv { command } => commands::csv::run(command),
-        Command::Target { command } => commands::target::run(&dir, command),
+        Command::Target { command } => commands::target::run(&dir, command).await,
         Command::Endpoint { command } => commands::endpoint::run(&dir, command).await,
         Command::Batch { command } => commands::batch::run(&dir, command).await,
         Command::User { command } => commands::user::run(&dir, command),

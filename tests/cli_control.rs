@@ -401,3 +401,54 @@ async fn a_batch_name_with_a_terminal_escape_is_refused_and_not_echoed_raw() {
         "no raw escape reaches the terminal: {t:?}"
     );
 }
+
+/// `target set --fake-target` saves nothing unless the tenant answers with that token: a URL
+/// where nothing listens and a wrong token both fail, naming the problem.
+#[tokio::test]
+async fn target_set_refuses_a_fake_tenant_that_does_not_answer_or_refuses_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let o = mailmig(
+        &state,
+        &["target", "set", "--fake-target", &dead, "--token", "t"],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains(&dead) && t.contains("nothing was saved"), "{t}");
+    assert!(!state.exists(), "a refused target leaves no state behind");
+    let tenant = fake_target::Tenant::new(fake_target::Settings::default());
+    let server = fake_target::http::serve(tenant, "right-token".into())
+        .await
+        .unwrap();
+    let url = server.url();
+    let o = mailmig(
+        &state,
+        &["target", "set", "--fake-target", &url, "--token", "wrong"],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("refused the token"), "{}", text(&o));
+    assert!(
+        !text(&o).contains("wrong"),
+        "the token is not repeated: {}",
+        text(&o)
+    );
+    let o = common::mailmig_ok(
+        &state,
+        &[
+            "target",
+            "set",
+            "--fake-target",
+            &url,
+            "--token",
+            "right-token",
+        ],
+    )
+    .await;
+    assert!(text(&o).contains("0 recipients"), "{}", text(&o));
+}

@@ -4,9 +4,11 @@
 //! (`run --until-idle`) and a no-op incremental pass 24 hours later, and the peak RSS of the
 //! process (the engine and both fakes with all their mail).
 //!
-//! Run: `cargo bench -p mailmig-benches --bench scale -- 1000 5000 50000`
+//! Run: `cargo bench -p mailmig-benches --bench scale -- 1000 5000 50000 [--engine-rss]`
 //! (default sizes: 1000 5000). Prints one table row per size; the cost per user should stay
-//! flat as the batch grows.
+//! flat as the batch grows. `--engine-rss` runs each size again with the fakes in a child
+//! process (this binary with `--serve-fakes N`) and the tenant over HTTP, for the peak RSS of
+//! the engine alone (`--engine-only` skips the in-process rows).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -55,7 +57,9 @@ struct Row {
     peak_mib: u64,
 }
 
-async fn one(users: usize) -> Row {
+/// The two fakes of a run: fake-imap with `users` users x 2 small messages, and a tenant with
+/// their mailboxes.
+async fn fakes(users: usize, clock: &ManualClock) -> (fake_imap::ServerHandle, Tenant) {
     // Small messages: the subject is the batch's bookkeeping, not the bytes.
     let generator = GeneratorConfig {
         min_size: 300,
@@ -72,7 +76,6 @@ async fn one(users: usize) -> Row {
         source = source.user(&name, "pw").generated(&name, "INBOX", 2);
     }
     let source = source.start().await.expect("fake-imap starts");
-
     let mut tenant_toml = format!("[tenant]\naccepted_domains = [\"{DOMAIN}\"]\n");
     for i in 0..users {
         tenant_toml.push_str(&format!(
@@ -80,30 +83,16 @@ async fn one(users: usize) -> Row {
         ));
     }
     let tenant_config = TenantConfig::from_toml(&tenant_toml).expect("tenant config");
-    let clock = ManualClock::at_epoch();
     let tenant = Tenant::from_config(&tenant_config, Arc::new(clock.clone())).expect("tenant");
+    (source, tenant)
+}
+
+async fn one(users: usize) -> Row {
+    let clock = ManualClock::at_epoch();
+    let (source, tenant) = fakes(users, &clock).await;
     let target: Arc<dyn Target> = Arc::new(TenantTarget(Arc::new(tenant.clone())));
-
     let dir = tempfile::tempdir().expect("temp dir");
-    let engine = Arc::new(
-        Engine::open(&dir.path().join("state"), Arc::new(clock.clone())).expect("state opens"),
-    );
-    let mut endpoint = Endpoint::imap(
-        "Source",
-        "127.0.0.1",
-        source.imap_addr().port(),
-        Security::None,
-    );
-    endpoint.max_concurrent_migrations = 100;
-    endpoint.max_concurrent_incremental_syncs = 100;
-    engine.endpoint_new(endpoint).expect("endpoint");
-
-    let mut csv = String::from("EmailAddress,UserName,Password\n");
-    for i in 0..users {
-        csv.push_str(&format!("u{i}@{DOMAIN},u{i}*mailadmin,P@ssw0rd\n"));
-    }
-
-    let csv_bytes = csv.as_bytes();
+    let port = source.imap_addr().port();
     // The peak from here on is the engine's (and the fakes' growth as mail is imported).
     std::fs::write("/proc/self/clear_refs", "5").ok();
     let base_mib = status_mib("VmRSS:");
@@ -111,13 +100,53 @@ async fn one(users: usize) -> Row {
         &tenant,
         &dir.path().join("http-state"),
         &clock,
-        source.imap_addr().port(),
-        csv_bytes,
+        port,
+        csv(users).as_bytes(),
     )
     .await;
+    let t = run_engine(users, port, target, &clock, &dir.path().join("state")).await;
+    Row {
+        users,
+        batch_new: t.batch_new,
+        batch_new_http,
+        initial: t.initial,
+        noop: t.noop,
+        synced: t.synced,
+        base_mib,
+        peak_mib: peak_rss_mib(),
+    }
+}
 
-    let batch_new = timed_batch_new(&engine, csv_bytes, &*target, true).await;
+fn csv(users: usize) -> String {
+    let mut csv = String::from("EmailAddress,UserName,Password\n");
+    for i in 0..users {
+        csv.push_str(&format!("u{i}@{DOMAIN},u{i}*mailadmin,P@ssw0rd\n"));
+    }
+    csv
+}
 
+struct Timings {
+    batch_new: Duration,
+    initial: Duration,
+    noop: Duration,
+    synced: usize,
+}
+
+/// The engine's part: the endpoint, `batch new --autostart`, the initial sync, and a no-op
+/// incremental pass 25 hours later.
+async fn run_engine(
+    users: usize,
+    port: u16,
+    target: Arc<dyn Target>,
+    clock: &ManualClock,
+    state: &Path,
+) -> Timings {
+    let engine = Arc::new(Engine::open(state, Arc::new(clock.clone())).expect("state opens"));
+    let mut endpoint = Endpoint::imap("Source", "127.0.0.1", port, Security::None);
+    endpoint.max_concurrent_migrations = 100;
+    endpoint.max_concurrent_incremental_syncs = 100;
+    engine.endpoint_new(endpoint).expect("endpoint");
+    let batch_new = timed_batch_new(&engine, csv(users).as_bytes(), &*target, true).await;
     let copier = Copier {
         engine: engine.clone(),
         target: target.clone(),
@@ -134,28 +163,73 @@ async fn one(users: usize) -> Row {
     let started = Instant::now();
     service.run(options()).await.expect("initial sync");
     let initial = started.elapsed();
-
     clock.advance(chrono::Duration::hours(25));
     let started = Instant::now();
     service.run(options()).await.expect("no-op pass");
     let noop = started.elapsed();
-
     let synced = engine
         .users(Some("Scale"))
         .expect("users")
         .iter()
         .filter(|u| u.items_synced == 2)
         .count();
-    Row {
-        users,
+    Timings {
         batch_new,
-        batch_new_http,
         initial,
         noop,
         synced,
-        base_mib,
-        peak_mib: peak_rss_mib(),
     }
+}
+
+/// The fakes in a child process (this binary with `--serve-fakes N`), the tenant over HTTP:
+/// the engine's own peak RSS, and its times with a tenant across a socket.
+async fn engine_alone(users: usize) -> (Timings, u64) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().expect("this binary"))
+        .args(["--serve-fakes", &users.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the fakes' process starts");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut value = |key: &str| {
+        let line = lines.next().expect("a line").expect("UTF-8");
+        line.strip_prefix(&format!("{key}="))
+            .unwrap_or_else(|| panic!("expected {key}=, got {line}"))
+            .to_string()
+    };
+    let port: u16 = value("IMAP").parse().expect("a port");
+    let url = value("TENANT");
+    let clock = ManualClock::at_epoch();
+    let target: Arc<dyn Target> = Arc::new(TenantTarget(Arc::new(
+        fake_target::http::HttpTenant::new(&url, "token"),
+    )));
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write("/proc/self/clear_refs", "5").ok();
+    let t = run_engine(users, port, target, &clock, &dir.path().join("state")).await;
+    let peak = peak_rss_mib();
+    drop(child.stdin.take());
+    let _ = child.wait();
+    (t, peak)
+}
+
+/// Child mode: serve both fakes until standard input closes.
+async fn serve_fakes(users: usize) {
+    let clock = ManualClock::at_epoch();
+    let (source, tenant) = fakes(users, &clock).await;
+    let server = fake_target::http::serve(tenant, "token".into())
+        .await
+        .expect("HTTP tenant");
+    println!("IMAP={}", source.imap_addr().port());
+    println!("TENANT={}", server.url());
+    tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        while std::io::stdin().read_line(&mut sink).unwrap_or(0) > 0 {}
+    })
+    .await
+    .ok();
+    drop(server);
+    drop(source);
 }
 
 /// `batch new` of the batch "Scale" from the Source endpoint, timed.
@@ -213,24 +287,51 @@ async fn http_batch_new(
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if args.first().map(String::as_str) == Some("--serve-fakes") {
+        let users = args
+            .get(1)
+            .and_then(|a| a.parse().ok())
+            .expect("--serve-fakes N");
+        runtime.block_on(serve_fakes(users));
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--engine-alone") {
+        // A process of its own: its peak RSS is the engine's and nothing else's.
+        let users = args
+            .get(1)
+            .and_then(|a| a.parse().ok())
+            .expect("--engine-alone N");
+        let (t, peak) = runtime.block_on(engine_alone(users));
+        println!(
+            "| {users} | {peak} MiB | {:.2} s | {:.2} s | {} |",
+            t.initial.as_secs_f64(),
+            t.noop.as_secs_f64(),
+            t.synced
+        );
+        return;
+    }
+    let engine_rss = args
+        .iter()
+        .any(|a| a == "--engine-rss" || a == "--engine-only");
+    let only_engine = args.iter().any(|a| a == "--engine-only");
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() {
         vec![1000, 5000]
     } else {
         sizes
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    println!(
-        "| users | batch new | per user | batch new, HTTP tenant | initial sync | per user | no-op pass | per user | users with 2 items | RSS with the fakes loaded | peak RSS after (engine + tenant growth) |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for n in sizes {
+    if !only_engine {
+        println!(
+            "| users | batch new | per user | batch new, HTTP tenant | initial sync | per user | no-op pass | per user | users with 2 items | RSS with the fakes loaded | peak RSS after (engine + tenant growth) |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    }
+    for &n in sizes.iter().filter(|_| !only_engine) {
         let r = runtime.block_on(one(n));
         let per = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0 / r.users as f64);
         println!(
@@ -247,5 +348,19 @@ fn main() {
             r.base_mib,
             r.peak_mib.saturating_sub(r.base_mib)
         );
+    }
+    if engine_rss {
+        println!();
+        println!(
+            "| users | the engine alone (fakes in another process, tenant over HTTP): peak RSS | initial sync | no-op pass | users with 2 items |"
+        );
+        println!("|---|---|---|---|---|");
+        for &n in &sizes {
+            let out = std::process::Command::new(std::env::current_exe().expect("this binary"))
+                .args(["--engine-alone", &n.to_string()])
+                .output()
+                .expect("the engine's process runs");
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+        }
     }
 }

@@ -18,7 +18,7 @@ use crate::control::{Engine, apply_user_event, refresh_batch};
 use crate::error::Error;
 use crate::source::Credential;
 use crate::sync::{FolderFilter, SyncJob, SyncKind, SyncOutcome, SyncReport, UserSync};
-use crate::target::Target;
+use crate::target::{Target, TargetError};
 
 pub const INCREMENTAL_INTERVAL_HOURS: i64 = 24;
 pub const IDLE_SYNCED_DAYS: i64 = 60;
@@ -85,11 +85,14 @@ impl Service {
         // whenever nothing runs), not on every finished sync: their cost must not grow with
         // the number of users synced.
         let mut last_tick: Option<Instant> = None;
+        // Users the target did not answer for (they stay Validating): a run that would go idle
+        // with them says so instead of reporting success.
+        let mut unanswered = None;
         loop {
             let now = self.engine.now();
             if tasks.is_empty() || last_tick.is_none_or(|t| t.elapsed() >= options.poll) {
                 self.housekeeping(now)?;
-                self.engine.revalidate(&*self.target).await?;
+                unanswered = self.engine.revalidate(&*self.target).await?;
                 self.signal_stops(&stops)?;
                 last_tick = Some(Instant::now());
             }
@@ -110,7 +113,12 @@ impl Service {
             }
             if tasks.is_empty() {
                 if options.until_idle {
-                    return Ok(());
+                    return match unanswered.take() {
+                        None => Ok(()),
+                        Some((users, e)) => Err(Error::Target(TargetError::Failed(format!(
+                            "{users} user(s) are still Validating: the target didn't answer the recipient check ({e}); check the target (mailmig target get) and run again"
+                        )))),
+                    };
                 }
                 tokio::time::sleep(options.poll).await;
                 continue;

@@ -95,3 +95,58 @@ async fn a_target_that_keeps_failing_spends_its_own_budget() {
         )
     );
 }
+
+/// A batch created against a tenant that does not answer: the users stay Validating with the
+/// reason as their error, and a run that would go idle with them fails instead of reporting
+/// success; once the tenant answers, they are validated and synced.
+#[tokio::test]
+async fn a_target_that_does_not_answer_the_recipient_check_is_an_error_not_an_idle_success() {
+    let w = world_with(terry(3), &["terry"], Settings::default(), true).await;
+    // A port where nothing listens, by binding and letting go.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let unreachable: Arc<dyn Target> = Arc::new(TenantTarget::new(
+        fake_target::http::HttpTenant::new(&dead, "token"),
+    ));
+    w.engine
+        .batch_new(
+            engine::control::NewBatch {
+                name: "B".into(),
+                source_endpoint: "src".into(),
+                autostart: true,
+                settings: Default::default(),
+            },
+            std::path::Path::new("users.csv"),
+            CSV.as_bytes(),
+            &*unreachable,
+        )
+        .await
+        .unwrap();
+    let u = w.engine.user("terry@contoso.edu").unwrap();
+    assert_eq!(u.status, UserStatus::Validating);
+    let e = u.error.expect("the reason is recorded");
+    assert!(e.contains("didn't answer the recipient check"), "{e}");
+    let copy =
+        engine::pipeline::Copier::new(w.engine.clone(), unreachable.clone(), w.options.clone());
+    let err = engine::service::Service::new(w.engine.clone(), Arc::new(copy), unreachable)
+        .run(engine::service::RunOptions {
+            poll: std::time::Duration::from_millis(5),
+            ..Default::default()
+        })
+        .await
+        .expect_err("an idle run with users the target did not answer for is no success");
+    let text = err.to_string();
+    assert!(text.contains("1 user(s) are still Validating"), "{text}");
+    assert!(
+        text.contains(&dead[7..]) || text.contains("connect"),
+        "{text}"
+    );
+    // The tenant answers again: validated, synced, the error gone.
+    w.run().await;
+    let u = w.engine.user("terry@contoso.edu").unwrap();
+    assert_eq!(u.status, UserStatus::Synced);
+    assert_eq!(u.error, None);
+    assert_eq!(u.items_synced, 3);
+}

@@ -596,10 +596,18 @@ impl HttpTenant {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
-        req.bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| Error::Transport(e.without_url().to_string()))
+        req.bearer_auth(&self.token).send().await.map_err(|e| {
+            // The whole chain ("error sending request" alone says nothing), and where.
+            let e = e.without_url();
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            Error::Transport(format!("{} ({text})", self.base))
+        })
     }
 
     async fn fail(resp: reqwest::Response, address: &str) -> Error {

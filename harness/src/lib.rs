@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use engine::target::{Target, TargetError};
+use engine::target::{RecipientCheck, Target, TargetError};
 use fake_target::TenantApi;
 use fake_target::inspect::{SourceMessage, fingerprint};
 use mailmig_model::{
@@ -97,10 +97,10 @@ impl Target for TenantTarget {
     }
 
     /// One listing of the tenant's recipients for every address.
-    async fn check_recipients(&self, addresses: &[String]) -> Vec<Option<Option<String>>> {
+    async fn check_recipients(&self, addresses: &[String]) -> Vec<RecipientCheck> {
         match Directory::read(&*self.0).await {
-            Ok(directory) => addresses.iter().map(|a| Some(directory.check(a))).collect(),
-            Err(_) => vec![None; addresses.len()],
+            Ok(directory) => addresses.iter().map(|a| Ok(directory.check(a))).collect(),
+            Err(e) => vec![Err(e); addresses.len()],
         }
     }
 

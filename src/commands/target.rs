@@ -100,15 +100,30 @@ pub fn open(engine: &Engine, state_dir: &Path) -> anyhow::Result<Arc<dyn Target>
     })
 }
 
-pub fn run(state_dir: &Path, command: TargetCommand) -> anyhow::Result<u8> {
+pub async fn run(state_dir: &Path, command: TargetCommand) -> anyhow::Result<u8> {
     match command {
-        TargetCommand::Set(args) => set(state_dir, args),
+        TargetCommand::Set(args) => set(state_dir, args).await,
         TargetCommand::Get { json } => get(state_dir, json),
     }
 }
 
-fn set(state_dir: &Path, args: SetArgs) -> anyhow::Result<u8> {
-    let engine = engine_creating(state_dir)?;
+/// A fake tenant is saved only once it answered with this token: a wrong URL or token must
+/// fail here, not show up later as users that stay Validating.
+async fn verify_fake_target(url: &str, token: &str) -> anyhow::Result<usize> {
+    use fake_target::TenantApi;
+    let tenant = fake_target::http::HttpTenant::new(url, token);
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(15), tenant.users()).await;
+    match answer {
+        Err(_) => bail!("the fake tenant at {url} did not answer within 15 s; nothing was saved"),
+        Ok(Ok(users)) => Ok(users.len()),
+        Ok(Err(fake_target::Error::Unauthorized)) => bail!(
+            "the fake tenant at {url} refused the token (HTTP 401); check --token (nothing was saved)"
+        ),
+        Ok(Err(e)) => bail!("the fake tenant at {url} cannot be used: {e} (nothing was saved)"),
+    }
+}
+
+async fn set(state_dir: &Path, args: SetArgs) -> anyhow::Result<u8> {
     let setting = match (args.embedded, args.fake_target, args.token) {
         (false, None, None) if args.imap => {
             let imap = ImapTargetConfig {
@@ -140,7 +155,8 @@ fn set(state_dir: &Path, args: SetArgs) -> anyhow::Result<u8> {
             TargetSetting::Embedded
         }
         (false, Some(url), Some(token)) => {
-            println!("Target: the fake tenant at {url}.");
+            let users = verify_fake_target(&url, &token).await?;
+            println!("Target: the fake tenant at {url} ({users} recipients).");
             TargetSetting::FakeTarget { url, token }
         }
         _ => bail!(
@@ -149,6 +165,7 @@ fn set(state_dir: &Path, args: SetArgs) -> anyhow::Result<u8> {
         ),
     };
     let json = serde_json::to_string(&setting)?;
+    let engine = engine_creating(state_dir)?;
     engine.db.transaction(|tx| tx.set_meta("target", &json))?;
     Ok(EXIT_OK)
 }

@@ -20,7 +20,7 @@ use self::state::{BatchRow, BatchSettings, StateDb, Tx, UserRow};
 use self::status::{BatchOp, BatchStatus, Effect, UserEvent, UserStatus, batch_op, user_event};
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::target::Target;
+use crate::target::{RecipientCheck, Target, TargetError};
 
 pub const MAX_BATCH_NAME: usize = 64;
 
@@ -294,12 +294,9 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Recipient checks for valid rows: None = could not ask (the row stays Validating).
-    async fn validate_rows(
-        &self,
-        parsed: &ParsedCsv,
-        target: &dyn Target,
-    ) -> Vec<Option<Option<String>>> {
+    /// Recipient checks for valid rows: an error = the target did not answer (the row stays
+    /// Validating, with the reason as its error).
+    async fn validate_rows(&self, parsed: &ParsedCsv, target: &dyn Target) -> Vec<RecipientCheck> {
         let addresses: Vec<String> = parsed
             .rows
             .iter()
@@ -530,40 +527,70 @@ impl Engine {
     }
 
     /// Validates users still in Validating (the target was unreachable when they were added).
-    pub async fn revalidate(&self, target: &dyn Target) -> Result<(), Error> {
+    /// Checks the recipients of users still Validating. Returns how many the target did not
+    /// answer for, with its reason (they stay Validating, the reason as their error).
+    pub async fn revalidate(
+        &self,
+        target: &dyn Target,
+    ) -> Result<Option<(usize, TargetError)>, Error> {
         let pending: Vec<UserRow> = self
             .db
             .read(|tx| tx.users_in_status(UserStatus::Validating))?;
         if pending.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let addresses: Vec<String> = pending.iter().map(|u| u.email_address.clone()).collect();
         let checks = target.check_recipients(&addresses).await;
-        for (u, check) in pending.into_iter().zip(checks) {
-            let Some(check) = check else {
-                continue;
-            };
-            let now = self.now();
-            self.db.transaction(|tx| {
+        let mut unanswered_count = 0;
+        let mut reason = None;
+        let now = self.now();
+        self.db.transaction(|tx| {
+            let mut batches: Vec<String> = Vec::new();
+            for (u, check) in pending.iter().zip(&checks) {
                 let Some(u) = tx.user(&u.email_address)? else {
-                    return Ok(());
+                    continue;
                 };
                 if u.status != UserStatus::Validating {
-                    return Ok(());
+                    continue;
                 }
-                match &check {
-                    None => apply_user_event(tx, &u, UserEvent::Validated, now)?,
-                    Some(message) => {
+                match check {
+                    Ok(None) => apply_user_event(tx, &u, UserEvent::Validated, now)?,
+                    Ok(Some(message)) => {
                         tx.set_user_error(&u.email_address, Some(message))?;
                         apply_user_event(tx, &u, UserEvent::Invalid, now)?
                     }
+                    Err(e) => {
+                        unanswered_count += 1;
+                        tx.set_user_error(&u.email_address, Some(&unanswered(e)))?;
+                        reason.get_or_insert_with(|| e.clone());
+                        continue;
+                    }
                 };
-                refresh_batch(tx, &u.batch, now)?;
-                Ok(())
-            })?;
+                if !batches.iter().any(|b| b.eq_ignore_ascii_case(&u.batch)) {
+                    batches.push(u.batch.clone());
+                }
+            }
+            for b in &batches {
+                refresh_batch(tx, b, now)?;
+            }
+            Ok(())
+        })?;
+        if let Some(e) = &reason {
+            tracing::warn!(
+                users = unanswered_count,
+                error = %e,
+                "the target did not answer the recipient check; the users stay Validating"
+            );
         }
-        Ok(())
+        Ok(reason.map(|e| (unanswered_count, e)))
     }
+}
+
+/// A user's error while the target cannot be asked whether its recipient exists.
+fn unanswered(e: &TargetError) -> String {
+    format!(
+        "The target didn't answer the recipient check (the user is validated again on the next run): {e}"
+    )
 }
 
 /// Adds a parsed CSV's users to a batch: errors as Failed users, valid rows per their check.
@@ -571,7 +598,7 @@ fn insert_users(
     tx: &Tx<'_>,
     batch: &str,
     parsed: &ParsedCsv,
-    checks: &[Option<Option<String>>],
+    checks: &[RecipientCheck],
     now: DateTime<Utc>,
 ) -> Result<CsvOutcome, Error> {
     let mut outcome = CsvOutcome {
@@ -606,15 +633,15 @@ fn insert_users(
         u.password = row.password.clone();
         u.user_root = row.user_root.clone();
         match check {
-            Some(None) => {
+            Ok(None) => {
                 u.status = UserStatus::Queued;
                 u.queued_at = Some(now);
             }
-            Some(Some(message)) => {
+            Ok(Some(message)) => {
                 u.status = UserStatus::Failed;
                 u.error = Some(message.clone());
             }
-            None => {}
+            Err(e) => u.error = Some(unanswered(e)),
         }
         tx.insert_user(&u)?;
         outcome.added += 1;

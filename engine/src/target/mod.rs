@@ -31,19 +31,23 @@ impl TargetError {
     }
 }
 
+/// One address's check: `Ok(None)` can receive a migration, `Ok(Some(message))` cannot (in
+/// Exchange's words), `Err` the target did not answer.
+pub type RecipientCheck = Result<Option<String>, TargetError>;
+
 #[async_trait]
 pub trait Target: Send + Sync {
     /// `Ok(None)` when the address can receive a migration, `Ok(Some(message))` with
     /// Exchange's words when it cannot.
     async fn check_recipient(&self, address: &str) -> Result<Option<String>, TargetError>;
-    /// [`Target::check_recipient`] for many addresses at once, answered in order; `None` for an
-    /// address the target could not be asked about. A target that can look them all up in one
-    /// go (one directory listing) overrides this, so checking a 50,000-row CSV is not 50,000
-    /// round trips or 50,000 listings.
-    async fn check_recipients(&self, addresses: &[String]) -> Vec<Option<Option<String>>> {
+    /// [`Target::check_recipient`] for many addresses at once, answered in order; an error for
+    /// an address the target could not be asked about (the row stays Validating, with the
+    /// reason). A target that can look them all up in one go (one directory listing) overrides
+    /// this, so checking a 50,000-row CSV is not 50,000 round trips or 50,000 listings.
+    async fn check_recipients(&self, addresses: &[String]) -> Vec<RecipientCheck> {
         let mut out = Vec::with_capacity(addresses.len());
         for a in addresses {
-            out.push(self.check_recipient(a).await.ok());
+            out.push(self.check_recipient(a).await);
         }
         out
     }

@@ -260,6 +260,10 @@ impl StateDb {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Every hot statement stays compiled (rusqlite keeps 16 by default).
         conn.set_prepared_statement_cache_capacity(128);
+        // 32 MiB of page cache (SQLite's default is 2 MiB): a 50,000-user batch's users,
+        // indexes and checkpoint stay in memory instead of being read back page by page on
+        // every sync.
+        conn.pragma_update(None, "cache_size", -32768)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY COLLATE NOCASE,
@@ -297,7 +301,8 @@ impl StateDb {
                  fingerprint TEXT NOT NULL, target_folder TEXT NOT NULL,
                  source_key TEXT NOT NULL, size INTEGER NOT NULL,
                  PRIMARY KEY (email, folder, uidvalidity, uid));
-             CREATE INDEX IF NOT EXISTS copied_by_fingerprint ON copied (email, fingerprint);",
+             CREATE INDEX IF NOT EXISTS copied_by_fingerprint ON copied (email, fingerprint);
+             CREATE INDEX IF NOT EXISTS copied_by_key ON copied (email, source_key, size);",
         )?;
         let version: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
@@ -312,8 +317,9 @@ impl StateDb {
                 )?;
             }
             Some(Ok(SCHEMA_VERSION)) => {}
-            // Versions 3 and 4 only change indexes: the statements above created the new ones;
-            // version 3's due index (which kept running users) goes.
+            // Versions 3 and 4 only change indexes: the statements above created the new ones
+            // (4: the due index without running users, the copied totals' covering index);
+            // version 3's due index goes.
             Some(Ok(2 | 3)) => {
                 conn.execute_batch("DROP INDEX IF EXISTS users_due")?;
                 conn.execute(
