@@ -263,7 +263,7 @@ async fn test_server_exit_codes_and_refusals() {
     .await;
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        text(&o).contains("MaxConcurrentIncrementalSyncs (50)"),
+        text(&o).contains("--max-concurrent-incremental-syncs (50)"),
         "{}",
         text(&o)
     );
@@ -451,4 +451,79 @@ async fn target_set_refuses_a_fake_tenant_that_does_not_answer_or_refuses_the_to
     )
     .await;
     assert!(text(&o).contains("0 recipients"), "{}", text(&o));
+}
+
+/// A low --max-concurrent-migrations brings the incremental default down with it, and a
+/// contradiction is refused naming this command's flags, not PowerShell's parameters.
+#[tokio::test]
+async fn endpoint_limits_default_sensibly_and_errors_name_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let new = |extra: &'static [&'static str], name: &'static str| {
+        let mut args = vec![
+            "endpoint",
+            "new",
+            "--imap",
+            "--name",
+            name,
+            "--remote-server",
+            "127.0.0.1",
+            "--port",
+            "143",
+            "--security",
+            "none",
+            "--skip-verification",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    common::mailmig_ok(&state, &new(&["--max-concurrent-migrations", "2"], "low")).await;
+    let o = common::mailmig_ok(&state, &["endpoint", "get", "low", "--json"]).await;
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let e = if v.is_array() { v[0].clone() } else { v };
+    assert_eq!(e["maxConcurrentMigrations"], 2, "{e}");
+    assert_eq!(e["maxConcurrentIncrementalSyncs"], 2, "{e}");
+    let o = mailmig(
+        &state,
+        &new(
+            &[
+                "--max-concurrent-migrations",
+                "2",
+                "--max-concurrent-incremental-syncs",
+                "5",
+            ],
+            "contradiction",
+        ),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("--max-concurrent-incremental-syncs (5) must be between 1 and --max-concurrent-migrations (2)"),
+        "{t}"
+    );
+    assert!(!t.contains("MaxConcurrent"), "{t}");
+}
+
+/// Empty tables say so; the embedded tenant (copies of people's mail) is private like the
+/// state; the batch table keeps Synced and Completed apart.
+#[tokio::test]
+async fn empty_tables_say_so_and_the_embedded_tenant_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    common::mailmig_ok(&state, &["target", "set", "--embedded"]).await;
+    let mode = std::fs::metadata(state.join("tenant.sqlite"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    for (args, says) in [
+        (&["batch", "get"][..], "No migration batches."),
+        (&["endpoint", "get"][..], "No migration endpoints."),
+        (&["user", "get"][..], "No migration users."),
+    ] {
+        let o = common::mailmig_ok(&state, args).await;
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), says, "{args:?}");
+    }
 }

@@ -417,7 +417,7 @@ async fn stop_and_remove_while_syncing() {
     let err = w.engine.batch_remove("B").unwrap_err().to_string();
     assert_eq!(
         err,
-        "The migration batch can't be removed while it's Syncing. Stop it first, then remove it."
+        "The migration batch can't be removed while it's Syncing. Stop it first (mailmig batch stop), then remove it."
     );
     assert_eq!(w.engine.batch_stop("B").unwrap(), BatchStatus::Stopping);
     assert_eq!(w.user("a@contoso.edu"), UserStatus::Stopping);

@@ -66,7 +66,7 @@ fn refusals_say_why() {
     let m = batch_op(BatchStatus::Syncing, BatchOp::Remove, false).unwrap_err();
     assert_eq!(
         m,
-        "The migration batch can't be removed while it's Syncing. Stop it first, then remove it."
+        "The migration batch can't be removed while it's Syncing. Stop it first (mailmig batch stop), then remove it."
     );
     let m = batch_op(BatchStatus::Stopped, BatchOp::Stop, false).unwrap_err();
     assert_eq!(

@@ -216,18 +216,24 @@ fn get(engine: &Engine, name: Option<String>, json: bool) -> anyhow::Result<u8> 
         println!("{}", serde_json::to_string_pretty(&views)?);
         return Ok(EXIT_OK);
     }
+    if views.is_empty() {
+        println!("No migration batches.");
+        return Ok(EXIT_OK);
+    }
+    // Exchange's summaries, each its own column (Synced once counted completed users too).
     println!(
-        "{:<20} {:<20} {:<14} {:>6} {:>7} {:>7} {:>7}",
-        "Identity", "Status", "Endpoint", "Total", "Synced", "Failed", "Active"
+        "{:<20} {:<20} {:<14} {:>6} {:>7} {:>9} {:>7} {:>7}",
+        "Identity", "Status", "Endpoint", "Total", "Synced", "Completed", "Failed", "Active"
     );
     for v in views {
         println!(
-            "{:<20} {:<20} {:<14} {:>6} {:>7} {:>7} {:>7}",
+            "{:<20} {:<20} {:<14} {:>6} {:>7} {:>9} {:>7} {:>7}",
             v.batch.name,
             v.batch.status.as_str(),
             v.batch.endpoint,
             v.stats.total_count,
-            v.stats.synced_count + v.stats.completed_count,
+            v.stats.synced_count,
+            v.stats.completed_count,
             v.stats.failed_count,
             v.stats.active_count
         );

@@ -44,9 +44,10 @@ pub struct NewArgs {
     /// Users synced at once from this endpoint (1 to 100).
     #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT_MIGRATIONS)]
     pub max_concurrent_migrations: u32,
-    /// Incremental syncs at once (at most --max-concurrent-migrations).
-    #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT_INCREMENTAL_SYNCS)]
-    pub max_concurrent_incremental_syncs: u32,
+    /// Incremental syncs at once (at most --max-concurrent-migrations; default 10, or
+    /// --max-concurrent-migrations when that is lower).
+    #[arg(long)]
+    pub max_concurrent_incremental_syncs: Option<u32>,
     /// How users log in to the source.
     #[arg(long, value_enum, ignore_case = true, default_value = "basic")]
     pub authentication: AuthenticationArg,
@@ -104,8 +105,10 @@ async fn new(state_dir: &Path, args: NewArgs) -> anyhow::Result<u8> {
     settings.master_separator = args.master_separator;
     let mut e = Endpoint::new(&args.name, SourceSettings::Imap(settings.clone()));
     e.max_concurrent_migrations = args.max_concurrent_migrations;
-    e.max_concurrent_incremental_syncs = args.max_concurrent_incremental_syncs;
-    e.validate()?;
+    e.max_concurrent_incremental_syncs = args
+        .max_concurrent_incremental_syncs
+        .unwrap_or(DEFAULT_MAX_CONCURRENT_INCREMENTAL_SYNCS.min(args.max_concurrent_migrations));
+    e.validate().map_err(flag_names)?;
     if !args.skip_verification {
         let r = test_server(&settings, None, DEFAULT_TIMEOUT).await;
         if r.result == TestResult::Failed {
@@ -130,6 +133,10 @@ fn get(state_dir: &Path, name: Option<String>, json: bool) -> anyhow::Result<u8>
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(EXIT_OK);
+    }
+    if list.is_empty() {
+        println!("No migration endpoints.");
         return Ok(EXIT_OK);
     }
     println!(
@@ -179,7 +186,19 @@ fn set(state_dir: &Path, c: SetArgs) -> anyhow::Result<u8> {
     if let Some(v) = c.max_concurrent_incremental_syncs {
         e.max_concurrent_incremental_syncs = v;
     }
-    engine.endpoint_set(e)?;
+    engine.endpoint_set(e).map_err(flag_names)?;
     println!("Updated the migration endpoint \"{}\".", c.name);
     Ok(EXIT_OK)
+}
+
+/// The engine speaks Exchange's parameter names; here they are this command's flags.
+fn flag_names(e: engine::Error) -> anyhow::Error {
+    let text = e
+        .to_string()
+        .replace(
+            "MaxConcurrentIncrementalSyncs",
+            "--max-concurrent-incremental-syncs",
+        )
+        .replace("MaxConcurrentMigrations", "--max-concurrent-migrations");
+    anyhow::anyhow!(text)
 }

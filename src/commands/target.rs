@@ -78,6 +78,20 @@ pub fn embedded_db(state_dir: &Path) -> PathBuf {
     state_dir.join("tenant.sqlite")
 }
 
+/// The embedded tenant holds copies of people's mail: readable by the owner only, like the
+/// engine's state (its WAL and shared-memory files too).
+fn make_private(db: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", db.display()));
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("making {} private", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn setting(engine: &Engine) -> anyhow::Result<TargetSetting> {
     Ok(match engine.db.read(|tx| tx.meta("target"))? {
         Some(json) => serde_json::from_str(&json).context("the saved target setting")?,
@@ -91,6 +105,7 @@ pub fn open(engine: &Engine, state_dir: &Path) -> anyhow::Result<Arc<dyn Target>
         TargetSetting::Embedded => {
             let tenant = fake_target::Tenant::open(&embedded_db(state_dir), Arc::new(SystemClock))
                 .context("opening the embedded tenant")?;
+            make_private(&embedded_db(state_dir))?;
             Arc::new(TenantTarget::new(tenant))
         }
         TargetSetting::FakeTarget { url, token } => Arc::new(TenantTarget::new(
@@ -147,6 +162,7 @@ async fn set(state_dir: &Path, args: SetArgs) -> anyhow::Result<u8> {
             };
             cfg.tenant.database = Some(embedded_db(state_dir));
             let tenant = fake_target::Tenant::from_config(&cfg, Arc::new(SystemClock))?;
+            make_private(&embedded_db(state_dir))?;
             println!(
                 "Target: the embedded tenant in {} ({} recipients).",
                 embedded_db(state_dir).display(),

@@ -61,6 +61,13 @@ pub fn run(state_dir: &Path, command: UserCommand) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&views)?);
         return Ok(EXIT_OK);
     }
+    if views.is_empty() {
+        match &batch {
+            Some(b) => println!("No migration users in the batch \"{b}\"."),
+            None => println!("No migration users."),
+        }
+        return Ok(EXIT_OK);
+    }
     println!(
         "{:<32} {:<14} {:<22} {:>8} {:>8} {:>9} {:>8}  Error",
         "EmailAddress", "Batch", "Status", "Synced", "Skipped", "Msgs/s", "Missing"

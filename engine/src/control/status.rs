@@ -142,12 +142,20 @@ pub fn batch_op(status: BatchStatus, op: BatchOp, failed_users: bool) -> Result<
         (O::Complete, S::Completing) => Ok(Effect::Stay),
         (O::Complete, _) => refused("completed"),
 
-        // Remove: not while users are being copied (stop it first).
-        (O::Remove, S::Starting | S::Syncing | S::Stopping | S::Completing | S::Removing) => {
-            Err(format!(
-                "The migration batch can't be removed while it's {status}. Stop it first, then remove it."
-            ))
-        }
+        // Remove: not while users are being copied. The advice is what the batch allows: a
+        // syncing batch can be stopped; a stopping, completing or removing one cannot, so it
+        // says to wait (a Completing batch refuses Stop, and must not be told to stop).
+        (O::Remove, S::Starting | S::Syncing) => Err(format!(
+            "The migration batch can't be removed while it's {status}. Stop it first (mailmig batch stop), then remove it."
+        )),
+        (O::Remove, S::Stopping | S::Completing | S::Removing) => Err(format!(
+            "The migration batch can't be removed while it's {status}. Wait until it's {}, then remove it.",
+            match status {
+                S::Stopping => "Stopped",
+                S::Completing => "Completed",
+                _ => "gone",
+            }
+        )),
         (O::Remove, _) => Ok(Effect::To(S::Removing)),
 
         // Set: refused on a completed batch without failures and while removing.
@@ -358,6 +366,27 @@ mod tests {
                     if let Err(m) = batch_op(s, op, failed) {
                         assert!(m.ends_with('.') && m.len() > 20, "{s:?} {op:?}: {m:?}");
                     }
+                }
+            }
+        }
+    }
+
+    /// A refusal that advises another operation advises one the batch allows in that status
+    /// (removing a Completing batch once said "Stop it first", which Completing refuses).
+    #[test]
+    fn refusals_never_advise_an_operation_the_table_refuses() {
+        for s in BatchStatus::ALL {
+            for failed in [false, true] {
+                let Err(m) = batch_op(s, BatchOp::Remove, failed) else {
+                    continue;
+                };
+                if m.contains("Stop it first") {
+                    assert!(
+                        batch_op(s, BatchOp::Stop, failed).is_ok(),
+                        "{s:?}: remove says {m:?} but stop is refused"
+                    );
+                } else {
+                    assert!(m.contains("Wait until"), "{s:?}: {m:?}");
                 }
             }
         }
