@@ -527,3 +527,29 @@ async fn empty_tables_say_so_and_the_embedded_tenant_is_private() {
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), says, "{args:?}");
     }
 }
+
+/// `csv check` lists the rows in the file's order, errors where they are.
+#[tokio::test]
+async fn csv_check_lists_rows_in_the_files_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.csv");
+    std::fs::write(
+        &file,
+        "EmailAddress,UserName,Password\na@contoso.edu,a,p\nbad,b,p\nc@contoso.edu,c,p\n",
+    )
+    .unwrap();
+    let o = mailmig(
+        &dir.path().join("state"),
+        &["csv", "check", file.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.contains("valid rows"))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(lines, ["2", "3", "4"], "{stdout}");
+}

@@ -70,20 +70,35 @@ fn check(args: &CheckArgs) -> anyhow::Result<u8> {
             "{:<6} {:<40} {:<10} UserName / error",
             "Line", "EmailAddress", "Form"
         );
-        for r in &parsed.rows {
-            println!(
-                "{:<6} {:<40} {:<10} {}",
-                r.line,
-                r.email_address,
-                r.form.name(),
-                r.user_name
-            );
-        }
-        for e in &parsed.errors {
-            println!(
-                "{:<6} {:<40} {:<10} {}",
-                e.line, e.email_address, "ERROR", e.message
-            );
+        // One table in the file's order, valid rows and errors together.
+        let mut lines: Vec<(u64, String)> = parsed
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.line,
+                    format!(
+                        "{:<6} {:<40} {:<10} {}",
+                        r.line,
+                        r.email_address,
+                        r.form.name(),
+                        r.user_name
+                    ),
+                )
+            })
+            .chain(parsed.errors.iter().map(|e| {
+                (
+                    e.line,
+                    format!(
+                        "{:<6} {:<40} {:<10} {}",
+                        e.line, e.email_address, "ERROR", e.message
+                    ),
+                )
+            }))
+            .collect();
+        lines.sort_by_key(|(line, _)| *line);
+        for (_, text) in lines {
+            println!("{text}");
         }
         println!(
             "{} valid rows, {} rows with errors.",

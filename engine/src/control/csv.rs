@@ -26,6 +26,7 @@ pub struct Rejection {
 
 /// A row that cannot be migrated; the other rows go on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RowError {
     pub line: u64,
     pub email_address: String,
@@ -141,6 +142,7 @@ impl fmt::Debug for CsvRow {
 
 /// A parsed file: the rows that can be migrated and the rows that cannot.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ParsedCsv {
     pub rows: Vec<CsvRow>,
     pub errors: Vec<RowError>,
@@ -355,7 +357,7 @@ pub fn parse(bytes: &[u8], options: &CsvOptions) -> Result<ParsedCsv, Rejection>
     let header_line = line_of(header.position());
     // Column positions, matched case-insensitively.
     let mut columns: HashMap<&'static str, usize> = HashMap::new();
-    let mut ignored = Vec::new();
+    let mut unknown = Vec::new();
     for (i, name) in header.iter().enumerate() {
         let name = name.trim();
         let known = REQUIRED
@@ -373,25 +375,57 @@ pub fn parse(bytes: &[u8], options: &CsvOptions) -> Result<ParsedCsv, Rejection>
                     ));
                 }
             }
-            None if options.allow_unknown_columns => ignored.push(name.to_string()),
-            None => {
-                return Err(reject(
-                    Some(header_line),
-                    format!(
-                        "Column \"{name}\" isn't recognized (line {header_line}). Remove it, or \
-                         allow unknown columns (AllowUnknownColumnsInCsv)."
-                    ),
-                ));
-            }
+            None => unknown.push(name.to_string()),
         }
     }
+    // A file separated by ';' or tabs reads as one column holding every name.
+    if columns.is_empty()
+        && let Some(sep) = [';', '\t']
+            .into_iter()
+            .find(|sep| header.len() == 1 && unknown.first().is_some_and(|u| u.contains(*sep)))
+    {
+        let name = if sep == ';' { "semicolons" } else { "tabs" };
+        return Err(reject(
+            Some(header_line),
+            format!(
+                "The header row (line {header_line}) is separated by {name}, not commas. Save the \
+                 file as comma-separated values (CSV) with the columns EmailAddress, UserName and \
+                 Password."
+            ),
+        ));
+    }
+    // A missing required column comes before unknown ones: `Email` is a missing EmailAddress.
     for required in REQUIRED {
         if !columns.contains_key(required) {
+            let near = unknown
+                .iter()
+                .find(|u| {
+                    let u = u.to_ascii_lowercase();
+                    !u.is_empty() && required.to_ascii_lowercase().contains(&u)
+                        || u.contains(&required.to_ascii_lowercase())
+                })
+                .map(|u| format!(" (the column \"{u}\" is not \"{required}\")"))
+                .unwrap_or_default();
             return Err(reject(
                 Some(header_line),
                 format!(
-                    "Column \"{required}\" is missing from the CSV file. The first row must be a \
-                     header row with the columns EmailAddress, UserName and Password."
+                    "Column \"{required}\" is missing from the CSV file{near}. The first row must be \
+                     a header row with the columns EmailAddress, UserName and Password."
+                ),
+            ));
+        }
+    }
+    let mut ignored = Vec::new();
+    for name in unknown {
+        if options.allow_unknown_columns {
+            ignored.push(name);
+        } else {
+            return Err(reject(
+                Some(header_line),
+                format!(
+                    "Column \"{name}\" isn't recognized (line {header_line}). Remove it, or \
+                     allow unknown columns (--allow-unknown-columns; in Exchange, \
+                     -AllowUnknownColumnsInCsv)."
                 ),
             ));
         }
@@ -555,6 +589,47 @@ mod tests {
 
     fn rejected(text: &[u8]) -> Rejection {
         parse(text, &CsvOptions::default()).unwrap_err()
+    }
+
+    #[test]
+    fn header_mistakes_are_named_for_what_they_are() {
+        // `Email` is a missing EmailAddress, not an unknown column.
+        let r = rejected(b"Email,UserName,Password\na@contoso.edu,a,p\n");
+        assert!(
+            r.message.starts_with("Column \"EmailAddress\" is missing from the CSV file (the column \"Email\" is not \"EmailAddress\")."),
+            "{}",
+            r.message
+        );
+        // A semicolon-separated file says so.
+        let r = rejected(b"EmailAddress;UserName;Password\na@contoso.edu;a;p\n");
+        assert!(
+            r.message.contains("separated by semicolons, not commas"),
+            "{}",
+            r.message
+        );
+        let r = rejected(b"EmailAddress\tUserName\tPassword\n");
+        assert!(r.message.contains("separated by tabs"), "{}", r.message);
+        // An unknown column names the flag that allows it.
+        let r = rejected(b"EmailAddress,UserName,Password,Notes\n");
+        assert!(
+            r.message.contains("--allow-unknown-columns"),
+            "{}",
+            r.message
+        );
+    }
+
+    #[test]
+    fn json_field_names_are_camel_case_everywhere() {
+        let p = ok("EmailAddress,UserName,Password\nnot-an-address,u,p\nb@contoso.edu,b,p\n");
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(
+            json.contains("\"emailAddress\"") && json.contains("\"ignoredColumns\""),
+            "{json}"
+        );
+        assert!(
+            !json.contains("email_address") && !json.contains("ignored_columns"),
+            "{json}"
+        );
     }
 
     #[test]
