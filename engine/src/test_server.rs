@@ -91,7 +91,7 @@ pub async fn test_server(
                 ConnectError::Unreachable(_) => {
                     format!("The connection to the server '{host}' could not be completed.")
                 }
-                ConnectError::Timeout(t) => {
+                ConnectError::Timeout(t) | ConnectError::NoGreeting(t) => {
                     format!(
                         "The connection to the server {host} timed out after {}.",
                         hms(*t)

@@ -187,3 +187,29 @@ async fn no_starttls_offered() {
         r.message
     );
 }
+
+/// `--security tls` (or none) on a port that speaks TLS from the first byte: no greeting comes,
+/// and the detail says what to use instead of only "timed out".
+#[tokio::test]
+async fn plain_text_on_an_implicit_tls_port_advises_ssl() {
+    let s = server().await;
+    let imaps = s.imaps_addr().unwrap().port();
+    for security in [Security::Tls, Security::None] {
+        let r = test_server(
+            &endpoint(imaps, security, None),
+            None,
+            Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(r.result, TestResult::Failed);
+        assert_eq!(
+            r.message,
+            "The connection to the server 127.0.0.1 timed out after 00:00:01."
+        );
+        let detail = r.error_detail.unwrap();
+        assert!(
+            detail.contains("waiting for the IMAP greeting") && detail.contains("--security ssl"),
+            "{security:?}: {detail}"
+        );
+    }
+}

@@ -79,6 +79,12 @@ pub enum ConnectError {
     Unreachable(String),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// Connected in plain text, but no greeting came: what an implicit-TLS port does (it waits
+    /// for the client's TLS handshake).
+    #[error(
+        "timed out after {0:?} waiting for the IMAP greeting: a port that speaks TLS from the first byte (usually 993) waits for the client to start TLS; there, use --security ssl"
+    )]
+    NoGreeting(Duration),
     #[error("TLS negotiation failed: {0}")]
     Tls(String),
     #[error("the server does not offer STARTTLS")]
@@ -323,12 +329,32 @@ pub async fn connect_with(
     timeout: Duration,
     limits: Limits,
 ) -> Result<Connected, ConnectError> {
-    tokio::time::timeout(timeout, connect_inner(endpoint, limits))
+    let deadline = tokio::time::Instant::now() + timeout;
+    tokio::time::timeout(timeout, connect_inner(endpoint, limits, deadline, timeout))
         .await
         .unwrap_or(Err(ConnectError::Timeout(timeout)))
 }
 
-async fn connect_inner(endpoint: &ImapSettings, limits: Limits) -> Result<Connected, ConnectError> {
+/// The greeting of a plain-text connection, which must come before the connection's
+/// deadline; none at all is told apart from a slow network.
+async fn plain_greeting(
+    client: &mut Client,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Result<String, ConnectError> {
+    let early = deadline - Duration::from_millis(50).min(timeout / 10);
+    match tokio::time::timeout_at(early, greeting(client)).await {
+        Err(_) | Ok(Err(ConnectError::Timeout(_))) => Err(ConnectError::NoGreeting(timeout)),
+        Ok(r) => r,
+    }
+}
+
+async fn connect_inner(
+    endpoint: &ImapSettings,
+    limits: Limits,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Result<Connected, ConnectError> {
     let tcp = TcpStream::connect((endpoint.remote_server.as_str(), endpoint.port))
         .await
         .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
@@ -337,7 +363,7 @@ async fn connect_inner(endpoint: &ImapSettings, limits: Limits) -> Result<Connec
     let (client, greeted) = match endpoint.security {
         Security::None => {
             let mut c = Client::new(ImapStream::Plain(tcp), limits);
-            let g = greeting(&mut c).await?;
+            let g = plain_greeting(&mut c, deadline, timeout).await?;
             (c, g)
         }
         Security::Ssl => {
@@ -348,7 +374,7 @@ async fn connect_inner(endpoint: &ImapSettings, limits: Limits) -> Result<Connec
         }
         Security::Tls => {
             let mut c = Client::new(ImapStream::Plain(tcp), limits);
-            let g = greeting(&mut c).await?;
+            let g = plain_greeting(&mut c, deadline, timeout).await?;
             match c.run(&[Part::Text("STARTTLS")], |_| {}).await {
                 Ok(done) if done.is_ok() => {}
                 _ => return Err(ConnectError::NoStartTls),
