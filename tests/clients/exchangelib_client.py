@@ -114,4 +114,18 @@ patient = Account("alice@contoso.com", config=config(busy_url, retry=FaultTolera
                   autodiscover=False, access_type=DELEGATE)
 check(patient.inbox.total_count == 6, "fault tolerance retries past ErrorServerBusy")
 
+# The CA really is verified: a client trusting only the public CAs (certifi) is refused.
+import certifi  # noqa: E402
+
+os.environ["REQUESTS_CA_BUNDLE"] = certifi.where()
+CachingProtocol.clear_cache()
+try:
+    stranger = Account("alice@contoso.com", config=config(ews_url), autodiscover=False,
+                       access_type=DELEGATE)
+    stranger.inbox.total_count
+    check(False, "a client that does not trust the organisation's CA is refused")
+except Exception as e:  # noqa: BLE001 (exchangelib wraps the SSL error in several ways)
+    check("CERTIFICATE_VERIFY_FAILED" in repr(e) or "certificate verify failed" in str(e),
+          f"a client that does not trust the organisation's CA is refused ({type(e).__name__})")
+
 print("all checks passed", flush=True)
