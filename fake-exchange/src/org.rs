@@ -894,118 +894,115 @@ impl Organisation {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Delivers a message into a mailbox's folder (a path from the top of the store).
-    pub fn deliver(&self, mailbox: &str, folder: &str, mime: &[u8]) -> Result<u64, Error> {
+    /// Runs `f` on a mailbox, under the lock.
+    fn with_mailbox<T>(
+        &self,
+        mailbox: &str,
+        f: impl FnOnce(&mut Mailbox) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let mut state = self.lock();
         let mb = state
             .mailbox_mut(mailbox)
             .ok_or_else(|| Error::NotFound(format!("mailbox {mailbox}")))?;
-        let f = mb
-            .folder_by_path(folder, true)
-            .ok_or_else(|| Error::NotFound(format!("folder {folder}")))?;
-        let subject = generate::subject_of(mime, ItemKind::Message);
-        Ok(mb.add_item(
-            f,
-            ItemKind::Message,
-            subject,
-            Bytes::copy_from_slice(mime),
-            Utc::now(),
-            false,
-        ))
+        f(mb)
+    }
+
+    /// Delivers a message into a mailbox's folder (a path from the top of the store).
+    pub fn deliver(&self, mailbox: &str, folder: &str, mime: &[u8]) -> Result<u64, Error> {
+        self.with_mailbox(mailbox, |mb| {
+            let f = mb
+                .folder_by_path(folder, true)
+                .ok_or_else(|| Error::NotFound(format!("folder {folder}")))?;
+            let subject = generate::subject_of(mime, ItemKind::Message);
+            Ok(mb.add_item(
+                f,
+                ItemKind::Message,
+                subject,
+                Bytes::copy_from_slice(mime),
+                Utc::now(),
+                false,
+            ))
+        })
     }
 
     /// Marks an item read or unread (a ReadFlagChange for the next sync).
     pub fn set_read(&self, mailbox: &str, item: u64, read: bool) -> Result<(), Error> {
-        self.change_item(mailbox, item, |mb_seq, i| {
+        self.change_item(mailbox, item, true, |seq, i| {
             i.is_read = read;
-            i.read_seq = mb_seq;
+            i.read_seq = seq;
         })
     }
 
     /// Changes an item's subject (an Update for the next sync).
     pub fn set_subject(&self, mailbox: &str, item: u64, subject: &str) -> Result<(), Error> {
-        let subject = subject.to_string();
-        self.change_item(mailbox, item, move |mb_seq, i| {
-            i.subject = subject.clone();
-            i.content_seq = mb_seq;
+        self.change_item(mailbox, item, true, |seq, i| {
+            i.subject = subject.to_string();
+            i.content_seq = seq;
         })
     }
 
     /// Fault: GetItem of this item fails with `code` (ErrorItemCorrupt or
-    /// ErrorContentConversionFailed).
+    /// ErrorContentConversionFailed). Not a change a sync reports.
     pub fn break_item(&self, mailbox: &str, item: u64, code: &'static str) -> Result<(), Error> {
-        let mut state = self.lock();
-        let mb = state
-            .mailbox_mut(mailbox)
-            .ok_or_else(|| Error::NotFound(format!("mailbox {mailbox}")))?;
-        for f in &mut mb.folders {
-            if let Some(i) = f.items.get_mut(&item) {
-                i.broken = Some(code);
-                return Ok(());
-            }
-        }
-        Err(Error::NotFound(format!("item {item}")))
+        self.change_item(mailbox, item, false, |_, i| i.broken = Some(code))
     }
 
+    /// Changes one item; a `visible` change takes the mailbox's next change counter.
     fn change_item(
         &self,
         mailbox: &str,
         item: u64,
-        change: impl Fn(u64, &mut Item),
+        visible: bool,
+        change: impl FnOnce(u64, &mut Item),
     ) -> Result<(), Error> {
-        let mut state = self.lock();
-        let mb = state
-            .mailbox_mut(mailbox)
-            .ok_or_else(|| Error::NotFound(format!("mailbox {mailbox}")))?;
-        let seq = mb.next_seq();
-        for f in &mut mb.folders {
-            if let Some(i) = f.items.get_mut(&item) {
-                change(seq, i);
+        self.with_mailbox(mailbox, |mb| {
+            let seq = if visible { mb.next_seq() } else { mb.seq };
+            let f = mb
+                .folders
+                .iter_mut()
+                .find(|f| f.items.contains_key(&item))
+                .ok_or_else(|| Error::NotFound(format!("item {item}")))?;
+            change(seq, f.items.get_mut(&item).expect("found"));
+            if visible {
                 f.changed_seq = seq;
-                return Ok(());
             }
-        }
-        Err(Error::NotFound(format!("item {item}")))
+            Ok(())
+        })
     }
 
     /// Deletes an item (a Delete for the next sync).
     pub fn delete_item(&self, mailbox: &str, item: u64) -> Result<(), Error> {
-        let mut state = self.lock();
-        let mb = state
-            .mailbox_mut(mailbox)
-            .ok_or_else(|| Error::NotFound(format!("mailbox {mailbox}")))?;
-        let seq = mb.next_seq();
-        for f in &mut mb.folders {
-            if f.items.remove(&item).is_some() {
-                f.tombstones.push((item, seq));
-                f.changed_seq = seq;
-                return Ok(());
-            }
-        }
-        Err(Error::NotFound(format!("item {item}")))
+        self.with_mailbox(mailbox, |mb| {
+            let seq = mb.next_seq();
+            let f = mb
+                .folders
+                .iter_mut()
+                .find(|f| f.items.contains_key(&item))
+                .ok_or_else(|| Error::NotFound(format!("item {item}")))?;
+            f.items.remove(&item);
+            f.tombstones.push((item, seq));
+            f.changed_seq = seq;
+            Ok(())
+        })
     }
 
     /// Creates a folder (a Create for the next hierarchy sync).
     pub fn create_folder(&self, mailbox: &str, path: &str) -> Result<(), Error> {
-        let mut state = self.lock();
-        let mb = state
-            .mailbox_mut(mailbox)
-            .ok_or_else(|| Error::NotFound(format!("mailbox {mailbox}")))?;
-        mb.folder_by_path(path, true)
-            .map(|_| ())
-            .ok_or_else(|| Error::NotFound(format!("folder {path}")))
+        self.with_mailbox(mailbox, |mb| {
+            mb.folder_by_path(path, true)
+                .map(|_| ())
+                .ok_or_else(|| Error::NotFound(format!("folder {path}")))
+        })
     }
 
     /// Item ids of a folder, oldest first.
     pub fn item_ids(&self, mailbox: &str, folder: &str) -> Result<Vec<u64>, Error> {
-        let mut state = self.lock();
-        let mb = state
-            .mailbox_mut(mailbox)
-            .ok_or_else(|| Error::NotFound(format!("mailbox {mailbox}")))?;
-        let f = mb
-            .folder_by_path(folder, false)
-            .ok_or_else(|| Error::NotFound(format!("folder {folder}")))?;
-        Ok(mb.folders[f as usize].items.keys().copied().collect())
+        self.with_mailbox(mailbox, |mb| {
+            let f = mb
+                .folder_by_path(folder, false)
+                .ok_or_else(|| Error::NotFound(format!("folder {folder}")))?;
+            Ok(mb.folders[f as usize].items.keys().copied().collect())
+        })
     }
 
     /// Changes an admin's password (the "password changed mid-batch" fault).
@@ -1022,12 +1019,10 @@ impl Organisation {
 
     /// Starts or ends a mailbox move (EWS answers ErrorMailboxMoveInProgress meanwhile).
     pub fn set_moving(&self, mailbox: &str, moving: bool) -> Result<(), Error> {
-        let mut state = self.lock();
-        let mb = state
-            .mailbox_mut(mailbox)
-            .ok_or_else(|| Error::NotFound(format!("mailbox {mailbox}")))?;
-        mb.moving = moving;
-        Ok(())
+        self.with_mailbox(mailbox, |mb| {
+            mb.moving = moving;
+            Ok(())
+        })
     }
 
     /// Takes the mailbox store down or up (ErrorMailboxStoreUnavailable).
