@@ -33,43 +33,14 @@ pub const MAX_PAGE: usize = 1000;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const PAGED_RESULTS_OID: &str = "1.2.840.113556.1.4.319";
 
+/// The directory, plain (`tls` none) or LDAPS.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.changed() => return,
-        };
-        let Ok((tcp, _)) = accepted else { continue };
-        let shared = shared.clone();
-        let tls = tls.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            match tls {
-                Some(acceptor) => {
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-                    else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = session(stream, shared) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
-                None => {
-                    tokio::select! {
-                        _ = session(tcp, shared) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
-            }
-        });
-    }
+    crate::server::accept_loop(listener, tls, stop, move |io| session(io, shared.clone())).await
 }
 
 async fn session<S: AsyncRead + AsyncWrite + Unpin>(stream: S, shared: Arc<Shared>) {

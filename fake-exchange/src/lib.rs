@@ -96,13 +96,18 @@ impl FakeExchange {
         let http = TcpListener::bind("127.0.0.1:0").await?;
         let https_addr = https.local_addr()?;
         let http_addr = http.local_addr()?;
-        tokio::spawn(server::serve_https(
+        tokio::spawn(server::serve_http(
             https,
-            acceptor.clone(),
+            Some(acceptor.clone()),
             shared.clone(),
             stop_rx.clone(),
         ));
-        tokio::spawn(server::serve_http(http, shared.clone(), stop_rx.clone()));
+        tokio::spawn(server::serve_http(
+            http,
+            None,
+            shared.clone(),
+            stop_rx.clone(),
+        ));
         let mut unreachable_ldap_port = None;
         let (ldap_addr, ldaps_addr) = if config.faults.ldap.unreachable {
             // A port that was free a moment ago: connections to it are refused.

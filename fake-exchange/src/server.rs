@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,55 +78,62 @@ pub enum Face {
     Http,
 }
 
-pub async fn serve_https(
+/// Any stream a listener hands out (plain TCP or TLS over it).
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// The one accept loop of every face: each connection (after the TLS handshake, within its
+/// timeout, when `tls` is given) is served by `serve` until it ends or the server stops.
+pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
-    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
-) {
+    serve: F,
+) where
+    F: Fn(Box<dyn Io>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => return,
         };
         let Ok((tcp, _)) = accepted else { continue };
-        let acceptor = acceptor.clone();
-        let shared = shared.clone();
-        let mut stop = stop.clone();
+        let (tls, serve, mut stop) = (tls.clone(), serve.clone(), stop.clone());
         tokio::spawn(async move {
-            let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-            else {
-                return;
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(tcp),
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => Box::new(stream),
+                        _ => return,
+                    }
+                }
             };
-            let conn = serve_connection(tls, shared, Face::Https);
             tokio::select! {
-                _ = conn => {}
+                _ = serve(io) => {}
                 _ = stop.changed() => {}
             }
         });
     }
 }
 
+/// Autodiscover and EWS over HTTPS, or (`tls` none) the plain-HTTP redirect listener.
 pub async fn serve_http(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.changed() => return,
-        };
-        let Ok((tcp, _)) = accepted else { continue };
-        let shared = shared.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = serve_connection(tcp, shared, Face::Http) => {}
-                _ = stop.changed() => {}
-            }
-        });
-    }
+    let face = if tls.is_some() {
+        Face::Https
+    } else {
+        Face::Http
+    };
+    accept_loop(listener, tls, stop, move |io| {
+        serve_connection(io, shared.clone(), face)
+    })
+    .await
 }
 
 async fn serve_connection<S>(io: S, shared: Arc<Shared>, face: Face)
@@ -308,9 +314,4 @@ fn finish(reply: Reply) -> hyper::Response<Body> {
                 .boxed(),
         )
     })
-}
-
-/// The address a listener was bound to.
-pub fn local(listener: &TcpListener) -> std::io::Result<SocketAddr> {
-    listener.local_addr()
 }
