@@ -19,6 +19,7 @@
 pub mod clock;
 pub mod control;
 pub mod error;
+pub mod exchange;
 pub mod imap;
 pub mod pipeline;
 pub mod service;
@@ -26,6 +27,7 @@ pub mod source;
 pub mod sync;
 pub mod target;
 pub mod test_server;
+pub mod tls;
 
 pub use control::Engine;
 pub use error::Error;

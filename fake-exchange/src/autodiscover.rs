@@ -8,7 +8,7 @@ use chrono::Utc;
 use crate::faults::{AutodiscoverAction, AutodiscoverFault};
 use crate::org::{OrgState, Principal};
 use crate::server::{Reply, Request};
-use crate::xml::{self, esc};
+use mailmig_xml::{self as xml, esc};
 
 pub const REQUEST_NS: &str =
     "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006";
@@ -157,6 +157,21 @@ fn settings_or_error(state: &OrgState, asked: &str) -> Reply {
     if !asked.contains('@') {
         return error_reply(501, message_of(501), OUTLOOK_NS);
     }
+    // An admin account has a mailbox of its own on a real server (the walkthrough asks
+    // Autodiscover for administrator@...): its settings are the organisation's.
+    if let Some(admin) = state
+        .admins
+        .iter()
+        .find(|a| a.address.eq_ignore_ascii_case(asked))
+    {
+        let alias = admin.address.split('@').next().unwrap_or("admin");
+        let legacy = format!(
+            "/o={}/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn={alias}",
+            state.name
+        );
+        let db = state.databases.first().map(|d| d.name.clone());
+        return settings(state, alias, &legacy, &admin.address, db);
+    }
     let Some(r) = state.recipient(asked) else {
         return error_reply(500, message_of(500), OUTLOOK_NS);
     };
@@ -173,9 +188,28 @@ fn settings_or_error(state: &OrgState, asked: &str) -> Reply {
         }
         return error_reply(500, message_of(500), OUTLOOK_NS);
     }
+    settings(
+        state,
+        &r.display_name,
+        &r.legacy_dn,
+        r.address.as_deref().unwrap_or(""),
+        r.database.clone(),
+    )
+}
+
+/// The settings answer for one mailbox.
+fn settings(
+    state: &OrgState,
+    display_name: &str,
+    legacy_dn: &str,
+    smtp: &str,
+    database: Option<String>,
+) -> Reply {
     let server = state.ews_server();
     let ews = format!("https://{server}/EWS/Exchange.asmx");
-    let db = r.database.clone().unwrap_or_default();
+    // The domain controller the mailbox uses: where a client reads the directory.
+    let ad = state.ldap_server();
+    let db = database.unwrap_or_default();
     let server_dn = format!(
         "/o={}/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Configuration/cn=Servers/cn={}",
         state.name,
@@ -205,6 +239,7 @@ fn settings_or_error(state: &OrgState, asked: &str) -> Reply {
         <ServerDN>{server_dn}</ServerDN>
         <ServerVersion>{version}</ServerVersion>
         <MdbDN>{server_dn}/cn=Microsoft Private MDB/cn={db}</MdbDN>
+        <AD>{ad}</AD>
         <AuthPackage>Basic</AuthPackage>
         <ASUrl>{ews}</ASUrl>
         <EwsUrl>{ews}</EwsUrl>
@@ -235,9 +270,9 @@ fn settings_or_error(state: &OrgState, asked: &str) -> Reply {
   </Response>
 </Autodiscover>
 "#,
-        display = esc(&r.display_name),
-        legacy = esc(&r.legacy_dn),
-        smtp = esc(r.address.as_deref().unwrap_or("")),
+        display = esc(display_name),
+        legacy = esc(legacy_dn),
+        smtp = esc(smtp),
         deployment = deployment_id(&state.name),
         server_dn = esc(&server_dn),
         version = state.version.packed_hex(),

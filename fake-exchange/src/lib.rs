@@ -30,7 +30,6 @@ pub mod ldap;
 pub mod org;
 pub mod server;
 pub mod tls;
-pub mod xml;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use fake_exchange::xml::Element;
+use mailmig_xml::Element;
 
 fn request(address: &str, schema: &str) -> String {
     format!(
@@ -30,7 +30,7 @@ async fn ask(
         .unwrap();
     let status = r.status();
     let body = r.bytes().await.unwrap();
-    (status, fake_exchange::xml::parse(&body).ok())
+    (status, mailmig_xml::parse(&body).ok())
 }
 
 fn error_code(doc: &Element) -> Option<String> {
@@ -118,10 +118,10 @@ async fn unknown_addresses_bad_requests_and_other_schemas_are_autodiscover_error
     let other = send(request("alice@contoso.com", "http://example.com/schema"))
         .await
         .unwrap();
-    let doc = fake_exchange::xml::parse(&other.bytes().await.unwrap()).unwrap();
+    let doc = mailmig_xml::parse(&other.bytes().await.unwrap()).unwrap();
     assert_eq!(error_code(&doc).as_deref(), Some("601"));
     let broken = send("<Autodiscover><oops".into()).await.unwrap();
-    let doc = fake_exchange::xml::parse(&broken.bytes().await.unwrap()).unwrap();
+    let doc = mailmig_xml::parse(&broken.bytes().await.unwrap()).unwrap();
     assert_eq!(error_code(&doc).as_deref(), Some("600"));
     // Without credentials: 401 with a Basic challenge.
     let anonymous = c

@@ -6,14 +6,14 @@ mod common;
 use base64::Engine as _;
 use common::*;
 
-fn folder_ids(doc: &fake_exchange::xml::Element) -> Vec<String> {
+fn folder_ids(doc: &mailmig_xml::Element) -> Vec<String> {
     all(doc, "FolderId")
         .iter()
         .map(|e| e.attr("Id").unwrap().to_string())
         .collect()
 }
 
-fn item_ids(doc: &fake_exchange::xml::Element) -> Vec<String> {
+fn item_ids(doc: &mailmig_xml::Element) -> Vec<String> {
     all(doc, "ItemId")
         .iter()
         .map(|e| e.attr("Id").unwrap().to_string())

@@ -3,17 +3,13 @@
 //! CA file) unless the settings accept untrusted certificates.
 
 use std::io;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -103,195 +99,34 @@ pub struct Connected {
     pub greeting: String,
 }
 
-/// Verifies normally, but when the endpoint accepts untrusted certificates, lets a failing
-/// chain through and remembers that it did (for a Warning).
-#[derive(Debug)]
-struct Verifier {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    /// The CA file's certificates: one of them may be the server's own self-signed certificate.
-    pinned: Vec<CertificateDer<'static>>,
-    accept_untrusted: bool,
-    untrusted: Arc<AtomicBool>,
-}
-
-impl Verifier {
-    /// A self-signed certificate made with `openssl req -x509` is marked CA:TRUE, which webpki
-    /// refuses as a server's certificate. When it is byte for byte a certificate the admin gave
-    /// as the CA file, it is trusted as pinned, but only for the names it was issued for. Its
-    /// validity period was checked before webpki got to the CA flag.
-    fn pinned_self_signed(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        server_name: &ServerName<'_>,
-        error: &rustls::Error,
-    ) -> Option<Result<ServerCertVerified, rustls::Error>> {
-        let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = error
-        else {
-            return None;
-        };
-        let ca_as_server = matches!(
-            other.0.downcast_ref::<webpki::Error>(),
-            Some(webpki::Error::CaUsedAsEndEntity)
-        );
-        if !ca_as_server
-            || !self
-                .pinned
-                .iter()
-                .any(|p| p.as_ref() == end_entity.as_ref())
-        {
-            return None;
-        }
-        let parsed = rustls::server::ParsedCertificate::try_from(end_entity);
-        Some(
-            parsed
-                .and_then(|c| rustls::client::verify_server_name(&c, server_name))
-                .map(|()| ServerCertVerified::assertion()),
-        )
-    }
-}
-
-impl ServerCertVerifier for Verifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Ok(v) => Ok(v),
-            Err(e) => match self.pinned_self_signed(end_entity, server_name, &e) {
-                Some(pinned) => pinned,
-                None => Err(e),
-            },
-        }
-        .or_else(|e| {
-            if self.accept_untrusted {
-                self.untrusted.store(true, Ordering::SeqCst);
-                Ok(ServerCertVerified::assertion())
-            } else {
-                Err(e)
-            }
-        })
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-fn tls_config(
-    endpoint: &ImapSettings,
-    untrusted: Arc<AtomicBool>,
-) -> Result<Arc<rustls::ClientConfig>, ConnectError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    let pinned = match &endpoint.ca_file {
-        Some(path) => add_ca_file(&mut roots, path)?,
-        None => Vec::new(),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .map_err(|e| ConnectError::Tls(format!("no usable CA certificates: {e}")))?;
-    let verifier = Verifier {
-        inner,
-        pinned,
-        accept_untrusted: endpoint.accept_untrusted_certificates,
-        untrusted,
-    };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ConnectError::Tls(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-/// Adds a PEM file's certificates to the roots; returns them.
-fn add_ca_file(
-    roots: &mut rustls::RootCertStore,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
-    let err = |message: String| ConnectError::CaFile {
-        path: path.display().to_string(),
-        message,
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(err("no certificate in the file".into()));
-    }
-    for c in &certs {
-        roots.add(c.clone()).map_err(|e| err(e.to_string()))?;
-    }
-    Ok(certs)
-}
-
 async fn tls_handshake(
     endpoint: &ImapSettings,
     tcp: TcpStream,
     untrusted: Arc<AtomicBool>,
 ) -> Result<TlsStream<TcpStream>, ConnectError> {
-    let config = tls_config(endpoint, untrusted)?;
+    let config = crate::tls::client_config(
+        endpoint.ca_file.as_deref(),
+        endpoint.accept_untrusted_certificates,
+        untrusted,
+    )
+    .map_err(|e| match e {
+        crate::tls::TlsSetupError::CaFile { path, message } => {
+            ConnectError::CaFile { path, message }
+        }
+        crate::tls::TlsSetupError::Config(m) => ConnectError::Tls(m),
+    })?;
     let name = ServerName::try_from(endpoint.remote_server.clone())
         .map_err(|e| ConnectError::Tls(format!("invalid server name: {e}")))?;
     tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| ConnectError::Tls(tls_advice(&e, &endpoint.remote_server)))
-}
-
-/// A TLS failure in words that say what to try next, with rustls's own words after them.
-fn tls_advice(e: &io::Error, host: &str) -> String {
-    use rustls::CertificateError as C;
-    let raw = e.to_string();
-    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
-        return raw;
-    };
-    let advice = match tls {
-        rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
-            format!(
-                "the server's certificate is not valid for the name {host}: use a name it was                  issued for as the remote server"
-            )
-        }
-        rustls::Error::InvalidCertificate(
-            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
-        ) => "the server's certificate is outside its validity period".to_string(),
-        rustls::Error::InvalidCertificate(_) => "the server's certificate is not trusted: give              the CA that issued it (or the server's own certificate) with --ca-file FILE, or              accept it with --accept-untrusted-certificates"
-            .to_string(),
-        rustls::Error::InvalidMessage(_) => "the server did not answer in TLS: with --security              ssl the port must speak TLS from the first byte (usually 993); a plain port (143)              takes --security tls (STARTTLS) or none"
-            .to_string(),
-        _ => return raw,
-    };
-    format!("{advice} ({raw})")
+        .map_err(|e| {
+            ConnectError::Tls(crate::tls::advice(
+                &e,
+                &endpoint.remote_server,
+                crate::tls::Protocol::Imap,
+            ))
+        })
 }
 
 /// Reads the greeting; returns its text.

@@ -3,7 +3,7 @@
 use super::ids::{FolderRef, SyncState, change_key};
 use super::{Context, message_error, message_ok, named_mailbox, wrap};
 use crate::org::{Folder, Mailbox, OrgState};
-use crate::xml::{Element, esc};
+use mailmig_xml::{Element, esc};
 
 /// FindFolder returns at most this many folders per call (as Exchange does).
 const FIND_FOLDER_MAX: usize = 1000;

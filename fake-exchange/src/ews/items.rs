@@ -8,7 +8,7 @@ use super::folders::resolve_folder;
 use super::ids::{FolderRef, ItemRef, SyncState, change_key};
 use super::{Context, message_error, message_ok, wrap};
 use crate::org::{Folder, Item, ItemKind, OrgState};
-use crate::xml::{Element, esc};
+use mailmig_xml::{Element, esc};
 
 const MAX_CHANGES: usize = 512;
 

@@ -12,7 +12,7 @@ mod items;
 use crate::faults::EwsDecision;
 use crate::org::{OrgState, Principal};
 use crate::server::{Reply, Request, Shared};
-use crate::xml::{self, Element, esc};
+use mailmig_xml::{self as xml, Element, esc};
 
 pub use ids::{FolderRef, ItemRef};
 

@@ -5,8 +5,8 @@
 
 use std::net::SocketAddr;
 
-use fake_exchange::xml::{self, Element};
 use fake_exchange::{Config, FakeExchange, RunningExchange};
+use mailmig_xml::{self as xml, Element};
 
 pub const ORG: &str = r#"
 [organisation]

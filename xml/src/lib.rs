@@ -1,6 +1,6 @@
-//! A small element tree over quick-xml for the SOAP and POX requests: elements by local name
-//! with their namespace, attributes, children and text. Requests are small (the HTTP layer caps
-//! them), so a tree is simpler than streaming.
+//! A small element tree over quick-xml for SOAP (EWS) and POX (Autodiscover): elements by local
+//! name with their namespace, attributes, children and text. Both sides cap what they read, so a
+//! tree is simpler than streaming. Shared by the engine's client and fake-exchange's server.
 
 use std::borrow::Cow;
 
