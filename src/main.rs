@@ -113,7 +113,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let dir = cli.state_dir;
     match cli.command {
-        Command::TestServer(args) => commands::test_server::run(args).await,
+        Command::TestServer(args) => commands::test_server::run(&dir, args).await,
         Command::Csv { command } => commands::csv::run(command),
         Command::Target { command } => commands::target::run(&dir, command).await,
         Command::Endpoint { command } => commands::endpoint::run(&dir, command).await,

@@ -5,80 +5,13 @@
 //! fetches over EWS while the test changes the organisation through `--control`. All come from
 //! scripts/install-test-deps.sh.
 
-use std::io::{BufRead, BufReader, Lines, Write};
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
-struct Served {
-    child: Child,
-    values: Vec<(String, String)>,
-    control: Option<(ChildStdin, Lines<BufReader<ChildStdout>>)>,
-}
-
-impl Served {
-    fn start(config: &Path) -> Self {
-        Self::start_with(config, false)
-    }
-
-    /// With `--control`: commands on stdin, one answer line each.
-    fn start_with(config: &Path, control: bool) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailmig"));
-        cmd.args(["fake-exchange", "serve", "--config"]).arg(config);
-        if control {
-            cmd.arg("--control").stdin(Stdio::piped());
-        }
-        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("mailmig starts");
-        let mut values = Vec::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        // Everything up to the last CONNECT_TO line (the LDAPS one comes last).
-        while let Some(Ok(line)) = lines.next() {
-            let (k, v) = line.split_once('=').expect("KEY=VALUE");
-            let last = k == "CONNECT_TO" && v.contains(":636:");
-            values.push((k.to_string(), v.to_string()));
-            if last {
-                break;
-            }
-        }
-        let control = control.then(|| (child.stdin.take().unwrap(), lines));
-        Self {
-            child,
-            values,
-            control,
-        }
-    }
-
-    /// Sends one control command and returns its answer (which must be OK).
-    fn control(&mut self, command: &str) -> String {
-        let (stdin, lines) = self.control.as_mut().expect("started with --control");
-        writeln!(stdin, "{command}").unwrap();
-        let answer = lines.next().expect("an answer").unwrap();
-        assert!(answer.starts_with("OK"), "{command}: {answer}");
-        answer
-    }
-
-    fn get(&self, key: &str) -> &str {
-        self.values
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("no {key}= in {:?}", self.values))
-    }
-
-    fn connect_to(&self) -> Vec<String> {
-        self.values
-            .iter()
-            .filter(|(k, _)| k == "CONNECT_TO")
-            .flat_map(|(_, v)| ["--connect-to".to_string(), v.clone()])
-            .collect()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Served;
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd

@@ -112,10 +112,14 @@ pub fn recipients(g: &GenerateSection, domain: &str, seed: u64) -> Vec<Recipient
         let members = if g.mailboxes == 0 {
             Vec::new()
         } else {
-            (0..g.group_size.min(g.mailboxes))
-                .map(|_| format!("user{:04}@{domain}", rng.random_range(1..=g.mailboxes)))
-                .collect::<std::collections::BTreeSet<_>>()
+            // Distinct members: a group of `group_size` has that many.
+            let mut picked =
+                rand::seq::index::sample(&mut rng, g.mailboxes, g.group_size.min(g.mailboxes))
+                    .into_vec();
+            picked.sort_unstable();
+            picked
                 .into_iter()
+                .map(|i| format!("user{:04}@{domain}", i + 1))
                 .collect()
         };
         out.push(RecipientSection {

@@ -19,7 +19,8 @@ use engine::target::{RecipientCheck, Target, TargetError};
 use fake_target::TenantApi;
 use fake_target::inspect::{SourceMessage, fingerprint};
 use mailmig_model::{
-    FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, RecipientKind, Rejection,
+    DirectoryLinks, DirectoryObject, DirectoryRefusal, FlagUpdate, ImportOutcome, ImportRequest,
+    ItemFlags, OrganizationInfo, ProvisionOutcome, RecipientKind, Rejection,
 };
 
 /// An in-process tenant for tests: `settings` with contoso.edu accepted, and a licensed user
@@ -63,6 +64,17 @@ fn target_error(e: fake_target::Error) -> TargetError {
     }
 }
 
+/// A directory call's refusal is an answer (inner `Err`); other failures are the target's.
+fn refusal_or<T>(
+    r: Result<T, fake_target::Error>,
+) -> Result<Result<T, DirectoryRefusal>, TargetError> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(fake_target::Error::Directory(refusal)) => Ok(Err(refusal)),
+        Err(e) => Err(target_error(e)),
+    }
+}
+
 /// The tenant's recipients by lower-cased address and alias.
 struct Directory(std::collections::HashMap<String, (bool, bool)>);
 
@@ -71,7 +83,14 @@ impl Directory {
         let users = tenant.users().await.map_err(target_error)?;
         let mut map = std::collections::HashMap::with_capacity(users.len());
         for u in users {
-            let mailbox = u.kind == RecipientKind::UserMailbox.name();
+            // Room and equipment mailboxes hold items too (a cutover copies into them).
+            let mailbox = [
+                RecipientKind::UserMailbox,
+                RecipientKind::RoomMailbox,
+                RecipientKind::EquipmentMailbox,
+            ]
+            .iter()
+            .any(|k| u.kind == k.name());
             for a in std::iter::once(&u.address).chain(u.aliases.iter()) {
                 map.entry(a.to_ascii_lowercase())
                     .or_insert((mailbox, u.enabled));
@@ -126,6 +145,33 @@ impl Target for TenantTarget {
             .import(address, request, mime)
             .await
             .map_err(target_error)
+    }
+
+    async fn organization(&self) -> Result<Option<OrganizationInfo>, TargetError> {
+        self.0.organization().await.map(Some).map_err(target_error)
+    }
+
+    async fn provision(
+        &self,
+        object: &DirectoryObject,
+    ) -> Result<Result<ProvisionOutcome, DirectoryRefusal>, TargetError> {
+        refusal_or(self.0.provision(object).await)
+    }
+
+    async fn set_links(
+        &self,
+        address: &str,
+        links: &DirectoryLinks,
+    ) -> Result<Result<(), DirectoryRefusal>, TargetError> {
+        refusal_or(self.0.set_links(address, links).await)
+    }
+
+    async fn add_members(
+        &self,
+        group: &str,
+        members: &[String],
+    ) -> Result<Result<(), DirectoryRefusal>, TargetError> {
+        refusal_or(self.0.add_members(group, members).await)
     }
 
     async fn update_flags(

@@ -14,11 +14,11 @@ pub mod target;
 pub mod test_server;
 pub mod user;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
 use engine::Engine;
 use engine::clock::SystemClock;
 use engine::imap::{Authentication, Security};
@@ -82,6 +82,47 @@ impl From<AuthenticationArg> for Authentication {
             AuthenticationArg::Basic => Authentication::Basic,
             AuthenticationArg::Plain => Authentication::Plain,
         }
+    }
+}
+
+/// Where a password comes from, wherever one is taken.
+#[derive(Args, Debug, Default, Clone)]
+pub struct PasswordArgs {
+    /// The password. Visible to other local users on the command line: prefer
+    /// --password-file or --password-env.
+    #[arg(long, conflicts_with_all = ["password_file", "password_env"])]
+    pub password: Option<String>,
+    /// A file whose first line is the password (keep it readable by you only).
+    #[arg(long, value_name = "FILE", conflicts_with = "password_env")]
+    pub password_file: Option<PathBuf>,
+    /// The name of an environment variable that holds the password.
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+}
+
+impl PasswordArgs {
+    /// The password given, if any; a file or variable that cannot be read is an error that
+    /// names it (never the password).
+    pub fn read(&self) -> anyhow::Result<Option<String>> {
+        if let Some(p) = &self.password {
+            return Ok(Some(p.clone()));
+        }
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--password-file {}", path.display()))?;
+            let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+            if line.is_empty() {
+                anyhow::bail!("--password-file {}: the file is empty", path.display());
+            }
+            return Ok(Some(line.to_string()));
+        }
+        if let Some(var) = &self.password_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Some(v)),
+                _ => anyhow::bail!("--password-env {var}: the variable is not set (or empty)"),
+            };
+        }
+        Ok(None)
     }
 }
 

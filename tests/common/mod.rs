@@ -2,8 +2,9 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Lines, Write};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, ChildStdin, ChildStdout, Output, Stdio};
 use std::sync::Arc;
 
 use fake_imap::ServerHandle;
@@ -132,5 +133,77 @@ pub async fn assert_exact(state: &Path, server: &ServerHandle, users: &[String])
             .unwrap();
         let r = reconcile(&source, &target);
         assert!(r.is_exact(), "{u}: {r:#?}");
+    }
+}
+
+/// `mailmig fake-exchange serve` as a child process, with what it printed (KEY=VALUE lines).
+pub struct Served {
+    pub child: Child,
+    values: Vec<(String, String)>,
+    control: Option<(ChildStdin, Lines<BufReader<ChildStdout>>)>,
+}
+
+impl Served {
+    pub fn start(config: &Path) -> Self {
+        Self::start_with(config, false)
+    }
+
+    /// With `--control`: commands on stdin, one answer line each.
+    pub fn start_with(config: &Path, control: bool) -> Self {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["fake-exchange", "serve", "--config"]).arg(config);
+        if control {
+            cmd.arg("--control").stdin(Stdio::piped());
+        }
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("mailmig starts");
+        let mut values = Vec::new();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Everything up to the last CONNECT_TO line (the LDAPS one comes last).
+        while let Some(Ok(line)) = lines.next() {
+            let (k, v) = line.split_once('=').expect("KEY=VALUE");
+            let last = k == "CONNECT_TO" && v.contains(":636:");
+            values.push((k.to_string(), v.to_string()));
+            if last {
+                break;
+            }
+        }
+        let control = control.then(|| (child.stdin.take().unwrap(), lines));
+        Self {
+            child,
+            values,
+            control,
+        }
+    }
+
+    /// Sends one control command and returns its answer (which must be OK).
+    pub fn control(&mut self, command: &str) -> String {
+        let (stdin, lines) = self.control.as_mut().expect("started with --control");
+        writeln!(stdin, "{command}").unwrap();
+        let answer = lines.next().expect("an answer").unwrap();
+        assert!(answer.starts_with("OK"), "{command}: {answer}");
+        answer
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {key}= in {:?}", self.values))
+    }
+
+    pub fn connect_to(&self) -> Vec<String> {
+        self.values
+            .iter()
+            .filter(|(k, _)| k == "CONNECT_TO")
+            .flat_map(|(_, v)| ["--connect-to".to_string(), v.clone()])
+            .collect()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -19,16 +19,23 @@ pub const MAX_CONCURRENT_MIGRATIONS: u32 = 100;
 pub enum EndpointType {
     #[serde(rename = "IMAP")]
     Imap,
+    ExchangeOutlookAnywhere,
 }
 
 impl EndpointType {
-    pub const ALL: [EndpointType; 1] = [EndpointType::Imap];
+    pub const ALL: [EndpointType; 2] = [EndpointType::Imap, EndpointType::ExchangeOutlookAnywhere];
 
     /// The name the state database and Exchange use.
     pub fn as_str(self) -> &'static str {
         match self {
             EndpointType::Imap => "IMAP",
+            EndpointType::ExchangeOutlookAnywhere => "ExchangeOutlookAnywhere",
         }
+    }
+
+    /// Whether batches of this endpoint are cutover batches (the whole organisation, no CSV).
+    pub fn is_cutover(self) -> bool {
+        self == EndpointType::ExchangeOutlookAnywhere
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -74,6 +81,7 @@ impl Endpoint {
     pub fn endpoint_type(&self) -> EndpointType {
         match self.connection {
             SourceSettings::Imap(_) => EndpointType::Imap,
+            SourceSettings::ExchangeOutlookAnywhere(_) => EndpointType::ExchangeOutlookAnywhere,
         }
     }
 
@@ -81,12 +89,30 @@ impl Endpoint {
     pub fn imap_settings(&self) -> Option<&ImapSettings> {
         match &self.connection {
             SourceSettings::Imap(s) => Some(s),
+            SourceSettings::ExchangeOutlookAnywhere(_) => None,
+        }
+    }
+
+    /// The Exchange settings of a cutover endpoint.
+    pub fn exchange_settings(&self) -> Option<&crate::exchange::ExchangeSettings> {
+        match &self.connection {
+            SourceSettings::ExchangeOutlookAnywhere(s) => Some(s.as_ref()),
+            SourceSettings::Imap(_) => None,
+        }
+    }
+
+    /// The endpoint as it may be shown (no stored password).
+    pub fn redacted(&self) -> Self {
+        Self {
+            connection: self.connection.redacted(),
+            ..self.clone()
         }
     }
 
     pub fn imap_settings_mut(&mut self) -> Option<&mut ImapSettings> {
         match &mut self.connection {
             SourceSettings::Imap(s) => Some(s),
+            SourceSettings::ExchangeOutlookAnywhere(_) => None,
         }
     }
 
@@ -94,6 +120,7 @@ impl Endpoint {
     pub fn remote_server(&self) -> &str {
         match &self.connection {
             SourceSettings::Imap(s) => &s.remote_server,
+            SourceSettings::ExchangeOutlookAnywhere(s) => &s.exchange_server,
         }
     }
 
@@ -108,6 +135,17 @@ impl Endpoint {
                 }
                 if s.port == 0 {
                     return Err(Error::Invalid("Port must be between 1 and 65535.".into()));
+                }
+            }
+            SourceSettings::ExchangeOutlookAnywhere(s) => {
+                if s.exchange_server.trim().is_empty() || s.ews_url.trim().is_empty() {
+                    return Err(Error::Invalid("ExchangeServer can't be empty.".into()));
+                }
+                if s.credential.user_name.trim().is_empty() || s.credential.password.is_empty() {
+                    return Err(Error::Invalid(
+                        "An Exchange Outlook Anywhere endpoint needs the admin's credentials."
+                            .into(),
+                    ));
                 }
             }
         }

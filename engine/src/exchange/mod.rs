@@ -9,6 +9,7 @@ pub mod directory;
 pub mod ews;
 pub mod http;
 mod ldap;
+pub mod provision;
 pub mod test;
 
 use std::fmt;

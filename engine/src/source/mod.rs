@@ -20,6 +20,21 @@ use crate::imap::ImapSettings;
 pub enum SourceSettings {
     #[serde(rename = "IMAP")]
     Imap(ImapSettings),
+    /// An on-premises Exchange organisation (a cutover migration).
+    #[serde(rename = "ExchangeOutlookAnywhere")]
+    ExchangeOutlookAnywhere(Box<crate::exchange::ExchangeSettings>),
+}
+
+impl SourceSettings {
+    /// The settings as they may be shown or exported (no stored password).
+    pub fn redacted(&self) -> Self {
+        match self {
+            SourceSettings::Imap(s) => SourceSettings::Imap(s.clone()),
+            SourceSettings::ExchangeOutlookAnywhere(s) => {
+                SourceSettings::ExchangeOutlookAnywhere(Box::new(s.redacted()))
+            }
+        }
+    }
 }
 
 /// Who a sync reads the mailbox as: the CSV row's login (any admin form), its password, and
@@ -149,6 +164,9 @@ pub async fn open(
     match settings {
         SourceSettings::Imap(s) => Ok(Box::new(
             imap::ImapSource::login(s, credential, timeout, stop).await?,
+        )),
+        SourceSettings::ExchangeOutlookAnywhere(_) => Err(SourceError::Permanent(
+            "Copying mailbox content over EWS isn't built yet: this cutover batch provisions the recipients only.".into(),
         )),
     }
 }

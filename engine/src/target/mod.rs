@@ -8,7 +8,10 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-pub use mailmig_model::{FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, Rejection};
+pub use mailmig_model::{
+    DirectoryLinks, DirectoryObject, DirectoryRefusal, FlagUpdate, ImportOutcome, ImportRequest,
+    ItemFlags, OrganizationInfo, ProvisionOutcome, Rejection,
+};
 
 /// A target's failure to do what was asked (its refusals of a message are
 /// [`ImportOutcome::Rejected`], not errors).
@@ -66,6 +69,39 @@ pub trait Target: Send + Sync {
         Ok(None)
     }
 
+    /// The tenant's accepted domains and directory synchronisation; `None` for a target without
+    /// a directory (an IMAP server), where a cutover cannot provision.
+    async fn organization(&self) -> Result<Option<OrganizationInfo>, TargetError> {
+        Ok(None)
+    }
+
+    /// Creates or updates one directory object (the first provisioning pass); the inner `Err`
+    /// is the tenant's refusal in Exchange's words.
+    async fn provision(
+        &self,
+        _object: &DirectoryObject,
+    ) -> Result<Result<ProvisionOutcome, DirectoryRefusal>, TargetError> {
+        Err(no_directory())
+    }
+
+    /// Sets an object's manager, delegates and owners (the second pass).
+    async fn set_links(
+        &self,
+        _address: &str,
+        _links: &DirectoryLinks,
+    ) -> Result<Result<(), DirectoryRefusal>, TargetError> {
+        Err(no_directory())
+    }
+
+    /// Adds members to a group, at most [`mailmig_model::MEMBERS_PER_CALL`] at a time.
+    async fn add_members(
+        &self,
+        _group: &str,
+        _members: &[String],
+    ) -> Result<Result<(), DirectoryRefusal>, TargetError> {
+        Err(no_directory())
+    }
+
     /// Re-applies flags to the message imported with `source_key` into `target_folder`.
     async fn update_flags(
         &self,
@@ -74,4 +110,10 @@ pub trait Target: Send + Sync {
         source_key: &str,
         flags: &ItemFlags,
     ) -> Result<FlagUpdate, TargetError>;
+}
+
+fn no_directory() -> TargetError {
+    TargetError::Refused(
+        "This target has no directory: a cutover migration provisions recipients into a tenant (the embedded one or a fake tenant over HTTP), not into an IMAP server.".into(),
+    )
 }

@@ -1,0 +1,180 @@
+//! The cutover walkthrough's first steps through the `mailmig` binary against
+//! `mailmig fake-exchange serve` (a real process, the seed's organisation): Test-Migration-
+//! ServerAvailability -ExchangeOutlookAnywhere by Autodiscover, its JSON reused by
+//! New-MigrationEndpoint, and Get-MigrationEndpoint's Format-List fields.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Served, mailmig, mailmig_ok, text};
+
+const ADMIN: &str = "administrator@contoso.com";
+
+fn example(name: &str) -> String {
+    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The test-server / endpoint arguments every step repeats.
+fn exchange_args(served: &Served, password_file: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--exchange-outlook-anywhere",
+        "--autodiscover",
+        "--email-address",
+        ADMIN,
+        "--password-file",
+        password_file.to_str().unwrap(),
+        "--ca-file",
+        served.get("CA"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(served.connect_to());
+    args
+}
+
+#[tokio::test]
+async fn test_server_then_endpoint_from_its_connection_settings() {
+    let served = Served::start(Path::new(&example("fake-exchange.toml")));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let password_file = dir.path().join("admin.pw");
+    std::fs::write(&password_file, "P@ssw0rd\n").unwrap();
+    mailmig_ok(
+        &state,
+        &[
+            "target",
+            "set",
+            "--embedded",
+            "--config",
+            &example("fake-target.toml"),
+        ],
+    )
+    .await;
+
+    let args = exchange_args(&served, &password_file);
+    let mut test: Vec<&str> = vec!["test-server"];
+    test.extend(args.iter().map(String::as_str));
+    let out = mailmig_ok(&state, &test).await;
+    let shown = text(&out);
+    for line in [
+        "Result             : Success",
+        "IncomingExchangeServer : mail.contoso.com",
+        "IncomingNSPIServer     : dc01.contoso.com",
+        "HasAdminPrivilege      : true",
+        "SupportsCutover    : true",
+        "5 mailboxes",
+    ] {
+        assert!(shown.contains(line), "{line:?} in\n{shown}");
+    }
+    assert!(!shown.contains("P@ssw0rd"));
+
+    test.push("--json");
+    let json = mailmig_ok(&state, &test).await;
+    let settings_file = dir.path().join("settings.json");
+    std::fs::write(&settings_file, &json.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["Result"], "Success");
+    assert_eq!(v["SupportsCutover"], true);
+    assert_eq!(
+        v["ConnectionSettings"]["AutodiscoverUrl"],
+        "https://contoso.com/autodiscover/autodiscover.xml"
+    );
+    assert!(!String::from_utf8_lossy(&json.stdout).contains("P@ssw0rd"));
+
+    mailmig_ok(
+        &state,
+        &[
+            "endpoint",
+            "new",
+            "--exchange-outlook-anywhere",
+            "--name",
+            "CutoverEndpoint",
+            "--connection-settings",
+            settings_file.to_str().unwrap(),
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let get = text(&mailmig_ok(&state, &["endpoint", "get", "CutoverEndpoint"]).await);
+    for line in [
+        "EndpointType                  : ExchangeOutlookAnywhere",
+        "ExchangeServer                : mail.contoso.com",
+        "UseAutoDiscover               : True",
+        "MaxConcurrentMigrations       : 20",
+        "MaxConcurrentIncrementalSyncs : 10",
+    ] {
+        assert!(get.contains(line), "{line:?} in\n{get}");
+    }
+    let json = text(&mailmig_ok(&state, &["endpoint", "get", "--json"]).await);
+    assert!(
+        json.contains("\"endpointType\": \"ExchangeOutlookAnywhere\""),
+        "{json}"
+    );
+    assert!(
+        !json.contains("P@ssw0rd"),
+        "the stored password is never shown: {json}"
+    );
+}
+
+#[tokio::test]
+async fn endpoint_new_by_autodiscover_with_the_password_in_a_variable() {
+    let served = Served::start(Path::new(&example("fake-exchange.toml")));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut args = vec![
+        "endpoint".to_string(),
+        "new".into(),
+        "--name".into(),
+        "CutoverEndpoint".into(),
+        "--mailbox-permission".into(),
+        "full-access".into(),
+    ];
+    let unused = dir.path().join("unused");
+    args.extend(exchange_args(&served, &unused));
+    // The password from an environment variable instead of the file.
+    let at = args.iter().position(|a| a == "--password-file").unwrap();
+    args.splice(
+        at..at + 2,
+        ["--password-env".to_string(), "MAILMIG_TEST_ADMIN_PW".into()],
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tokio::process::Command::new(common::BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(&refs)
+        .env("MAILMIG_TEST_ADMIN_PW", "P@ssw0rd")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let get = text(&mailmig_ok(&state, &["endpoint", "get", "CutoverEndpoint"]).await);
+    assert!(
+        get.contains("MailboxPermission             : FullAccess"),
+        "{get}"
+    );
+
+    // A wrong password: nothing is created, and the password is not shown.
+    let out = tokio::process::Command::new(common::BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(
+            refs.iter()
+                .map(|a| if *a == "CutoverEndpoint" { "Second" } else { a }),
+        )
+        .env("MAILMIG_TEST_ADMIN_PW", "Wr0ngPassw0rd")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let shown = text(&out);
+    assert!(
+        shown.contains("The endpoint was not created") && shown.contains("credentials"),
+        "{shown}"
+    );
+    assert!(!shown.contains("Wr0ngPassw0rd"));
+    let missing = mailmig(&state, &["endpoint", "get", "Second"]).await;
+    assert!(!missing.status.success());
+}
