@@ -22,6 +22,7 @@ pub mod error;
 pub mod exchange;
 pub mod imap;
 pub mod pipeline;
+pub mod provisioning;
 pub mod service;
 pub mod source;
 pub mod sync;

@@ -88,10 +88,14 @@ impl Service {
         // Users the target did not answer for (they stay Validating): a run that would go idle
         // with them says so instead of reporting success.
         let mut unanswered = None;
+        // A cutover batch whose organisation or tenant did not answer: said at idle too.
+        let mut provisioning_waits: Option<String> = None;
         loop {
             let now = self.engine.now();
             if tasks.is_empty() || last_tick.is_none_or(|t| t.elapsed() >= options.poll) {
                 self.housekeeping(now)?;
+                provisioning_waits =
+                    crate::provisioning::provision_due(&self.engine, &*self.target).await?;
                 unanswered = self.engine.revalidate(&*self.target).await?;
                 self.signal_stops(&stops)?;
                 last_tick = Some(Instant::now());
@@ -113,6 +117,11 @@ impl Service {
             }
             if tasks.is_empty() {
                 if options.until_idle {
+                    if let Some(reason) = provisioning_waits.take() {
+                        return Err(Error::Refused(format!(
+                            "Recipients are still Provisioning: {reason}; fix it and run again"
+                        )));
+                    }
                     return match unanswered.take() {
                         None => Ok(()),
                         Some((users, e)) => Err(Error::Target(TargetError::Failed(format!(

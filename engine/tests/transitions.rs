@@ -87,20 +87,24 @@ fn refusals_say_why() {
 
 /// Columns, in order: Validated, Invalid, SlotAcquired, IncrementalDue, CompleteRequested,
 /// Succeeded, SucceededWithWarnings, SyncFailed, StopRequested, SyncStopped, Retry,
-/// RemoveRequested, Interrupted. `-` means the event does not apply.
+/// RemoveRequested, Interrupted, then cutover's Provisioned (a mailbox), Provisioned (no
+/// mailbox), ProvisionWaiting, ProvisionFailed, RetryProvisioning. `-` means the event does
+/// not apply.
 const USER: &str = "
-Validating            Queued Failed - - - - - - Stopped - - Removing -
-Queued                - - Syncing - - - - - Stopped - - Removing -
-Syncing               - - - - - Synced Synced Failed Stopping - - - Queued
-Synced                - - - IncrementalSyncing Completing - - - Stopped - - Removing -
-IncrementalSyncing    - - - - - Synced Synced Failed Stopping - - - Synced
-Completing            - - - - - Completed CompletedWithWarnings Failed - - - - Completing
-Completed             - - - - - - - - - - - Removing -
-CompletedWithWarnings - - - - - - - - - - - Removing -
-Failed                - - - - - - - - - - Validating Removing -
-Stopping              - - - - - Stopped Stopped Stopped - Stopped - Removing Stopped
-Stopped               - - - - - - - - - - Queued Removing -
-Removing              - - - - - - - - - - - Removing -
+Validating            Queued Failed - - - - - - Stopped - - Removing - - - - - -
+Queued                - - Syncing - - - - - Stopped - - Removing - - - - - -
+Provisioning          - - - - - - - - Stopped - - Removing - Queued Synced ProvisionUpdating Failed -
+ProvisionUpdating     - - - - - - - - Stopped - - Removing - Queued Synced ProvisionUpdating Failed -
+Syncing               - - - - - Synced Synced Failed Stopping - - - Queued - - - - -
+Synced                - - - IncrementalSyncing Completing - - - Stopped - - Removing - - - - - -
+IncrementalSyncing    - - - - - Synced Synced Failed Stopping - - - Synced - - - - -
+Completing            - - - - - Completed CompletedWithWarnings Failed - - - - Completing - - - - -
+Completed             - - - - - - - - - - - Removing - - - - - -
+CompletedWithWarnings - - - - - - - - - - - Removing - - - - - -
+Failed                - - - - - - - - - - Validating Removing - - - - - Provisioning
+Stopping              - - - - - Stopped Stopped Stopped - Stopped - Removing Stopped - - - - -
+Stopped               - - - - - - - - - - Queued Removing - - - - - Provisioning
+Removing              - - - - - - - - - - - Removing - - - - - -
 ";
 
 #[test]

@@ -71,6 +71,21 @@ pub enum DirectoryKind {
 }
 
 impl DirectoryKind {
+    pub const ALL: [DirectoryKind; 7] = [
+        DirectoryKind::UserMailbox,
+        DirectoryKind::RoomMailbox,
+        DirectoryKind::EquipmentMailbox,
+        DirectoryKind::MailUser,
+        DirectoryKind::MailContact,
+        DirectoryKind::DistributionGroup,
+        DirectoryKind::MailEnabledSecurityGroup,
+    ];
+
+    /// The kind a [`DirectoryKind::name`] names.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             DirectoryKind::UserMailbox => "userMailbox",

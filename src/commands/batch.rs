@@ -58,9 +58,10 @@ pub struct NewArgs {
     /// The endpoint the users are migrated from.
     #[arg(long)]
     pub source_endpoint: String,
-    /// The CSV of users (see `mailmig csv check --help`).
+    /// The CSV of users (see `mailmig csv check --help`); none for a cutover batch (an
+    /// Exchange Outlook Anywhere endpoint: the whole organisation).
     #[arg(long, value_name = "FILE")]
-    pub csv: PathBuf,
+    pub csv: Option<PathBuf>,
     /// Start the batch right away (`mailmig run` does the work).
     #[arg(long)]
     pub autostart: bool,
@@ -128,7 +129,6 @@ fn read_csv(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 async fn new(engine: &Engine, state_dir: &Path, args: NewArgs) -> anyhow::Result<u8> {
     let target = target::open(engine, state_dir)?;
-    let bytes = read_csv(&args.csv)?;
     let settings = BatchSettings {
         exclude_folders: args
             .exclude_folders
@@ -144,20 +144,37 @@ async fn new(engine: &Engine, state_dir: &Path, args: NewArgs) -> anyhow::Result
         complete_after: args.complete_after,
         allow_unknown_columns: args.allow_unknown_columns,
     };
-    let out = engine
-        .batch_new(
-            NewBatch {
-                name: args.name.clone(),
-                source_endpoint: args.source_endpoint,
-                autostart: args.autostart,
-                settings,
-            },
-            &args.csv,
-            &bytes,
-            &*target,
-        )
-        .await?;
-    print_row_errors(&out.row_errors, &args.csv);
+    let new = NewBatch {
+        name: args.name.clone(),
+        source_endpoint: args.source_endpoint.clone(),
+        autostart: args.autostart,
+        settings,
+    };
+    let Some(csv) = &args.csv else {
+        let out = engine.cutover_batch_new(new, &*target).await?;
+        for (who, why) in &out.failed {
+            eprintln!("{who}: {why}");
+        }
+        for (who, why) in &out.not_taken {
+            println!("Not taken: {who} ({why})");
+        }
+        println!(
+            "Created the cutover migration batch \"{}\" with {} recipients ({} mailboxes; {} failed).",
+            args.name,
+            out.recipients,
+            out.mailboxes,
+            out.failed.len()
+        );
+        if args.autostart {
+            println!(
+                "Started: `mailmig run` provisions the recipients, then copies the mailboxes."
+            );
+        }
+        return Ok(EXIT_OK);
+    };
+    let bytes = read_csv(csv)?;
+    let out = engine.batch_new(new, csv, &bytes, &*target).await?;
+    print_row_errors(&out.row_errors, csv);
     println!(
         "Created the migration batch \"{}\" with {} users ({} rows with errors).",
         args.name,

@@ -68,16 +68,37 @@ pub fn run(state_dir: &Path, command: UserCommand) -> anyhow::Result<u8> {
         }
         return Ok(EXIT_OK);
     }
+    // A cutover's users are recipients of every kind: the kind says why a contact has no items.
+    let kinds = views.iter().any(|v| v.user.kind.is_some());
+    let kind_of = |u: &engine::control::state::UserRow| {
+        if kinds {
+            format!(" {:<24}", u.kind.map_or("-", |k| k.name()))
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "{:<32} {:<14} {:<22} {:>8} {:>8} {:>9} {:>8}  Error",
-        "EmailAddress", "Batch", "Status", "Synced", "Skipped", "Msgs/s", "Missing"
+        "{:<32} {:<14}{} {:<22} {:>8} {:>8} {:>9} {:>8}  Error",
+        "EmailAddress",
+        "Batch",
+        if kinds {
+            format!(" {:<24}", "RecipientType")
+        } else {
+            String::new()
+        },
+        "Status",
+        "Synced",
+        "Skipped",
+        "Msgs/s",
+        "Missing"
     );
     for v in views {
         let u = &v.user;
         println!(
-            "{:<32} {:<14} {:<22} {:>8} {:>8} {:>9} {:>8}  {}",
+            "{:<32} {:<14}{} {:<22} {:>8} {:>8} {:>9} {:>8}  {}",
             u.email_address,
             u.batch,
+            kind_of(u),
             u.status.as_str(),
             u.items_synced,
             u.items_skipped,

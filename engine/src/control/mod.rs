@@ -4,6 +4,7 @@
 //! transaction.
 
 pub mod csv;
+pub mod cutover;
 pub mod endpoint;
 pub mod state;
 pub mod status;
@@ -80,6 +81,24 @@ pub struct BatchStats {
 pub fn estimate_seconds(remaining: usize, concurrency: u32, mean_ms: u64) -> u64 {
     let waves = remaining.div_ceil(concurrency.max(1) as usize) as u64;
     (waves * mean_ms).div_ceil(1000)
+}
+
+/// A batch name as New-MigrationBatch takes it: trimmed, 1 to 64 characters, no control
+/// characters (a name is printed in every table).
+pub fn validate_name(name: &str) -> Result<String, Error> {
+    let name = name.trim().to_string();
+    if name.is_empty() || name.chars().count() > MAX_BATCH_NAME {
+        return Err(Error::Invalid(format!(
+            "The batch name must be 1 to {MAX_BATCH_NAME} characters long."
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!(
+            "The batch name \"{}\" holds a control character.",
+            csv::shown(&name)
+        )));
+    }
+    Ok(name)
 }
 
 /// Applies one user event from the table, or reports that it does not apply.
@@ -256,20 +275,14 @@ impl Engine {
         csv_bytes: &[u8],
         target: &dyn Target,
     ) -> Result<CsvOutcome, Error> {
-        let name = new.name.trim().to_string();
-        if name.is_empty() || name.chars().count() > MAX_BATCH_NAME {
+        let name = validate_name(&new.name)?;
+        let endpoint = self.endpoint(&new.source_endpoint)?;
+        if endpoint.endpoint_type().is_cutover() {
             return Err(Error::Invalid(format!(
-                "The batch name must be 1 to {MAX_BATCH_NAME} characters long."
+                "The endpoint \"{}\" is an Exchange Outlook Anywhere endpoint: a cutover batch takes the whole organisation and no CSV (leave out --csv).",
+                endpoint.name
             )));
         }
-        if name.chars().any(char::is_control) {
-            // A name is printed in every table: a terminal escape or a line break would be too.
-            return Err(Error::Invalid(format!(
-                "The batch name \"{}\" holds a control character.",
-                csv::shown(&name)
-            )));
-        }
-        self.endpoint(&new.source_endpoint)?;
         if self.db.read(|tx| tx.batch(&name))?.is_some() {
             return Err(Error::Refused("The migration batch already exists.".into()));
         }
@@ -416,13 +429,17 @@ impl Engine {
                 next = BatchStatus::Waiting;
             }
             for u in tx.users(Some(&batch.name))? {
-                // Rows the CSV rejected have no credentials: retrying them cannot help.
-                let retryable = !u.user_name.is_empty();
+                // Rows the CSV rejected have no credentials: retrying them cannot help. A
+                // cutover's recipients (with a kind) read the organisation as the endpoint's
+                // admin: they are provisioned again.
+                let retryable = !u.user_name.is_empty() || u.kind.is_some();
                 if matches!(u.status, UserStatus::Failed | UserStatus::Stopped) && retryable {
                     // A completed batch's retried users get the final sync.
                     if next == BatchStatus::Completing {
                         tx.set_user_error(&u.email_address, None)?;
                         tx.set_user_status(&u.email_address, UserStatus::Completing)?;
+                    } else if u.kind.is_some() {
+                        apply_user_event(tx, &u, UserEvent::RetryProvisioning, now)?;
                     } else {
                         apply_user_event(tx, &u, UserEvent::Retry, now)?;
                     }
@@ -446,8 +463,12 @@ impl Engine {
         })
     }
 
-    /// Complete-MigrationBatch: a final incremental sync of every synced user.
+    /// Complete-MigrationBatch: a final incremental sync of every synced user. A cutover batch
+    /// is not completed: it ends by removal.
     pub fn batch_complete(&self, name: &str) -> Result<BatchStatus, Error> {
+        if self.is_cutover(&self.batch(name)?) {
+            return Err(Error::Refused(cutover::NO_COMPLETE.into()));
+        }
         self.operate(name, BatchOp::Complete, |tx, batch, effect, now| {
             if effect == Effect::Stay {
                 return Ok(batch.status); // repeated while completing: ignored
@@ -477,6 +498,16 @@ impl Engine {
         target: &dyn Target,
     ) -> Result<CsvOutcome, Error> {
         let batch = self.batch(name)?;
+        if self.is_cutover(&batch) {
+            if set.complete_after.is_some() {
+                return Err(Error::Refused(cutover::NO_COMPLETE.into()));
+            }
+            if set.add_users.is_some() {
+                return Err(Error::Refused(
+                    "A cutover migration batch takes the whole organisation: users can't be added from a CSV.".into(),
+                ));
+            }
+        }
         let parsed = match &set.add_users {
             Some((path, bytes)) => {
                 Some(self.parse_csv(path, bytes, batch.settings.allow_unknown_columns)?)
@@ -605,28 +636,7 @@ fn insert_users(
         row_errors: parsed.errors.clone(),
         ..CsvOutcome::default()
     };
-    let blank = |email: &str, line: u64| UserRow {
-        email_address: email.to_string(),
-        batch: batch.to_string(),
-        line,
-        user_name: String::new(),
-        password: String::new(),
-        user_root: None,
-        status: UserStatus::Validating,
-        error: None,
-        items_synced: 0,
-        items_skipped: 0,
-        bytes_synced: 0,
-        last_successful_sync_time: None,
-        queued_at: None,
-        sync_started_at: None,
-        running: None,
-        sync_now: false,
-        last_sync_items: 0,
-        last_sync_bytes: 0,
-        last_sync_ms: 0,
-        missing_in_target: None,
-    };
+    let blank = |email: &str, line: u64| UserRow::new(email, batch, line);
     for (row, check) in parsed.rows.iter().zip(checks) {
         let mut u = blank(&row.email_address, row.line);
         u.user_name = row.user_name.clone();

@@ -178,6 +178,10 @@ pub fn batch_op(status: BatchStatus, op: BatchOp, failed_users: bool) -> Result<
 pub enum UserStatus {
     Validating,
     Queued,
+    /// Cutover: the recipient is being created in the tenant.
+    Provisioning,
+    /// Cutover: the recipient exists; links or members wait for other recipients.
+    ProvisionUpdating,
     Syncing,
     Synced,
     IncrementalSyncing,
@@ -191,9 +195,11 @@ pub enum UserStatus {
 }
 
 impl UserStatus {
-    pub const ALL: [UserStatus; 12] = [
+    pub const ALL: [UserStatus; 14] = [
         UserStatus::Validating,
         UserStatus::Queued,
+        UserStatus::Provisioning,
+        UserStatus::ProvisionUpdating,
         UserStatus::Syncing,
         UserStatus::Synced,
         UserStatus::IncrementalSyncing,
@@ -210,6 +216,8 @@ impl UserStatus {
         match self {
             UserStatus::Validating => "Validating",
             UserStatus::Queued => "Queued",
+            UserStatus::Provisioning => "Provisioning",
+            UserStatus::ProvisionUpdating => "ProvisionUpdating",
             UserStatus::Syncing => "Syncing",
             UserStatus::Synced => "Synced",
             UserStatus::IncrementalSyncing => "IncrementalSyncing",
@@ -240,6 +248,8 @@ impl UserStatus {
         match self {
             UserStatus::Validating
             | UserStatus::Queued
+            | UserStatus::Provisioning
+            | UserStatus::ProvisionUpdating
             | UserStatus::Syncing
             | UserStatus::IncrementalSyncing
             | UserStatus::Completing
@@ -286,10 +296,20 @@ pub enum UserEvent {
     RemoveRequested,
     /// The engine restarted and found this sync interrupted.
     Interrupted,
+    /// Cutover: the recipient, its links and members exist; `mailbox` when it has content to
+    /// copy (it is queued), else there is nothing more to do (it is synced).
+    Provisioned { mailbox: bool },
+    /// Cutover: the recipient exists but waits for others (links, members).
+    ProvisionWaiting,
+    /// Cutover: the recipient cannot be provisioned (its message is the user's error).
+    ProvisionFailed,
+    /// Start-MigrationBatch on a cutover batch: failed and stopped recipients are provisioned
+    /// again (the admin may have fixed the cause on-premises).
+    RetryProvisioning,
 }
 
 impl UserEvent {
-    pub const ALL: [UserEvent; 13] = [
+    pub const ALL: [UserEvent; 18] = [
         UserEvent::Validated,
         UserEvent::Invalid,
         UserEvent::SlotAcquired,
@@ -307,6 +327,11 @@ impl UserEvent {
         UserEvent::Retry,
         UserEvent::RemoveRequested,
         UserEvent::Interrupted,
+        UserEvent::Provisioned { mailbox: true },
+        UserEvent::Provisioned { mailbox: false },
+        UserEvent::ProvisionWaiting,
+        UserEvent::ProvisionFailed,
+        UserEvent::RetryProvisioning,
     ];
 }
 
@@ -317,6 +342,12 @@ pub fn user_event(status: UserStatus, event: UserEvent) -> Option<UserStatus> {
     use UserStatus as U;
     Some(match (status, event) {
         (U::Validating, E::Validated) => U::Queued,
+        // Cutover: provisioning comes before content.
+        (U::Provisioning | U::ProvisionUpdating, E::Provisioned { mailbox: true }) => U::Queued,
+        (U::Provisioning | U::ProvisionUpdating, E::Provisioned { mailbox: false }) => U::Synced,
+        (U::Provisioning | U::ProvisionUpdating, E::ProvisionWaiting) => U::ProvisionUpdating,
+        (U::Provisioning | U::ProvisionUpdating, E::ProvisionFailed) => U::Failed,
+        (U::Failed | U::Stopped, E::RetryProvisioning) => U::Provisioning,
         (U::Validating, E::Invalid) => U::Failed,
         (U::Queued, E::SlotAcquired) => U::Syncing,
         (U::Syncing, E::SyncSucceeded { .. }) => U::Synced,
@@ -337,7 +368,10 @@ pub fn user_event(status: UserStatus, event: UserEvent) -> Option<UserStatus> {
         (U::Synced, E::IncrementalDue) => U::IncrementalSyncing,
         (U::Synced, E::CompleteRequested) => U::Completing,
         // Stop: waiting users stop at once, running syncs are asked to stop.
-        (U::Validating | U::Queued | U::Synced, E::StopRequested) => U::Stopped,
+        (
+            U::Validating | U::Queued | U::Provisioning | U::ProvisionUpdating | U::Synced,
+            E::StopRequested,
+        ) => U::Stopped,
         (U::Syncing | U::IncrementalSyncing, E::StopRequested) => U::Stopping,
         (U::Stopping, E::SyncStopped | E::SyncSucceeded { .. } | E::SyncFailed) => U::Stopped,
         // Retry: failed users are validated again (the admin may have created the missing

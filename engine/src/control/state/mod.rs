@@ -16,10 +16,13 @@ use crate::control::endpoint::{Endpoint, EndpointType};
 use crate::control::status::{BatchStatus, UserStatus};
 use crate::error::Error;
 use crate::sync::SyncKind;
+use mailmig_model::DirectoryKind;
 
 /// 2: endpoints carry their type (`kind` column, `endpointType` in the JSON).
 /// 3: indexes for scheduling by status, due time and running flag (v2 files gain them).
-pub const SCHEMA_VERSION: i64 = 4;
+/// 4: the due index without running users, the copied totals' covering index.
+/// 5: users carry the recipient kind of a cutover (`kind`; NULL for an IMAP row).
+pub const SCHEMA_VERSION: i64 = 5;
 pub const DB_FILE: &str = "mailmig.sqlite";
 
 /// Settings of a batch (New-/Set-MigrationBatch parameters).
@@ -79,6 +82,38 @@ pub struct UserRow {
     pub last_sync_ms: u64,
     /// The last sync's closing reconciliation: in source, not in target.
     pub missing_in_target: Option<u64>,
+    /// A cutover recipient's kind (None for a CSV row of an IMAP batch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<DirectoryKind>,
+}
+
+impl UserRow {
+    /// A new user of `batch`, Validating, with nothing copied yet.
+    pub fn new(email: &str, batch: &str, line: u64) -> Self {
+        Self {
+            email_address: email.to_string(),
+            batch: batch.to_string(),
+            line,
+            user_name: String::new(),
+            password: String::new(),
+            user_root: None,
+            status: UserStatus::Validating,
+            error: None,
+            items_synced: 0,
+            items_skipped: 0,
+            bytes_synced: 0,
+            last_successful_sync_time: None,
+            queued_at: None,
+            sync_started_at: None,
+            running: None,
+            sync_now: false,
+            last_sync_items: 0,
+            last_sync_bytes: 0,
+            last_sync_ms: 0,
+            missing_in_target: None,
+            kind: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for UserRow {
@@ -283,7 +318,7 @@ impl StateDb {
                  last_sync_items INTEGER NOT NULL DEFAULT 0,
                  last_sync_bytes INTEGER NOT NULL DEFAULT 0,
                  last_sync_ms INTEGER NOT NULL DEFAULT 0,
-                 missing_in_target INTEGER);
+                 missing_in_target INTEGER, kind TEXT);
              CREATE INDEX IF NOT EXISTS users_by_batch ON users (batch);
              CREATE INDEX IF NOT EXISTS users_by_status ON users (status);
              CREATE INDEX IF NOT EXISTS users_queued ON users (batch, status, queued_at, line);
@@ -304,6 +339,14 @@ impl StateDb {
              CREATE INDEX IF NOT EXISTS copied_by_fingerprint ON copied (email, fingerprint);
              CREATE INDEX IF NOT EXISTS copied_by_key ON copied (email, source_key, size);",
         )?;
+        // Version 5's column, for a file an older mailmig created (CREATE TABLE IF NOT EXISTS
+        // leaves an existing table as it is).
+        let has_kind = conn
+            .prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'kind'")?
+            .exists([])?;
+        if !has_kind {
+            conn.execute_batch("ALTER TABLE users ADD COLUMN kind TEXT")?;
+        }
         let version: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
                 r.get(0)
@@ -319,8 +362,8 @@ impl StateDb {
             Some(Ok(SCHEMA_VERSION)) => {}
             // Versions 3 and 4 only change indexes: the statements above created the new ones
             // (4: the due index without running users, the copied totals' covering index);
-            // version 3's due index goes.
-            Some(Ok(2 | 3)) => {
+            // version 3's due index goes; 5 adds the users' kind (above).
+            Some(Ok(2..=4)) => {
                 conn.execute_batch("DROP INDEX IF EXISTS users_due")?;
                 conn.execute(
                     "UPDATE meta SET value = ?1 WHERE key = 'schema'",
@@ -418,7 +461,7 @@ pub struct Tx<'a>(&'a rusqlite::Connection);
 
 const USER_COLUMNS: &str = "email, batch, line, user_name, password, user_root, status, error, \
     items_synced, items_skipped, bytes_synced, last_successful_sync, queued_at, sync_started_at, \
-    running, sync_now, last_sync_items, last_sync_bytes, last_sync_ms, missing_in_target";
+    running, sync_now, last_sync_items, last_sync_bytes, last_sync_ms, missing_in_target, kind";
 
 fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     let email: String = r.get(0)?;
@@ -454,6 +497,13 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         last_sync_bytes: r.get::<_, i64>(17)? as u64,
         last_sync_ms: r.get::<_, i64>(18)? as u64,
         missing_in_target: r.get::<_, Option<i64>>(19)?.map(|v| v as u64),
+        kind: match r.get::<_, Option<String>>(20)? {
+            None => None,
+            Some(k) => Some(
+                DirectoryKind::parse(&k)
+                    .ok_or_else(|| unreadable(20, format!("{row}: unknown kind {k:?}")))?,
+            ),
+        },
         email_address: email,
     })
 }
@@ -626,7 +676,7 @@ impl Tx<'_> {
             &format!(
                 "INSERT INTO users ({USER_COLUMNS})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                         0, 0, 0, NULL)"
+                         0, 0, 0, NULL, ?17)"
             ),
             params![
                 u.email_address,
@@ -645,6 +695,7 @@ impl Tx<'_> {
                 u.sync_started_at.map(ts),
                 u.running.map(SyncKind::as_str),
                 i64::from(u.sync_now),
+                u.kind.map(DirectoryKind::name),
             ],
         )?;
         Ok(())
@@ -798,7 +849,10 @@ impl Tx<'_> {
                 batch,
                 &format!(
                     "status {}",
-                    statuses(|u| matches!(u, U::Queued | U::Validating))
+                    statuses(|u| matches!(
+                        u,
+                        U::Queued | U::Validating | U::Provisioning | U::ProvisionUpdating
+                    ))
                 ),
             )?,
             failed: self.any_user(batch, &format!("status {failed}"))?,
@@ -997,6 +1051,36 @@ mod tests {
     }
 
     #[test]
+    fn a_version_4_state_file_gains_the_users_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = StateDb::open(dir.path()).unwrap();
+            db.transaction(|tx| {
+                tx.insert_batch(&BatchRow {
+                    name: "b".into(),
+                    endpoint: "src".into(),
+                    status: BatchStatus::Created,
+                    settings: BatchSettings::default(),
+                    created_at: Utc::now(),
+                    last_admin_action_at: Utc::now(),
+                    status_since: Utc::now(),
+                })?;
+                tx.insert_user(&UserRow::new("a@contoso.edu", "b", 2))?;
+                tx.0.execute_batch("ALTER TABLE users DROP COLUMN kind")?;
+                tx.set_meta("schema", "4")
+            })
+            .unwrap();
+        }
+        let db = StateDb::open(dir.path()).unwrap();
+        let (user, version) = db
+            .read(|tx| Ok((tx.user("a@contoso.edu")?, tx.meta("schema")?)))
+            .unwrap();
+        assert_eq!(version, Some(SCHEMA_VERSION.to_string()));
+        let user = user.expect("the row survives");
+        assert_eq!(user.kind, None, "an IMAP row has no recipient kind");
+    }
+
+    #[test]
     fn a_version_2_state_file_gains_the_scheduling_indexes() {
         let dir = tempfile::tempdir().unwrap();
         {
@@ -1023,7 +1107,7 @@ mod tests {
                 Ok((names, tx.meta("schema")?))
             })
             .unwrap();
-        assert_eq!(version.as_deref(), Some("4"));
+        assert_eq!(version, Some(SCHEMA_VERSION.to_string()));
         assert_eq!(
             indexes,
             [

@@ -1,0 +1,178 @@
+//! The service's provisioning step for cutover batches (cutover.md §4): each started batch
+//! with recipients in Provisioning or ProvisionUpdating gets one provisioning run per tick —
+//! the organisation read again, both passes against the tenant, the outcome recorded per user
+//! in one transaction. Generated passwords go to an owner-only file in the state directory
+//! before the outcome is recorded, and never into a log.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::control::cutover::read_plan;
+use crate::control::state::UserRow;
+use crate::control::status::{BatchStatus, UserEvent, UserStatus};
+use crate::control::{Engine, apply_user_event, refresh_batch};
+use crate::error::Error;
+use crate::exchange::directory::Plan;
+use crate::exchange::provision::{ProvisionState, Provisioned, provision};
+use crate::target::Target;
+
+/// The file a cutover's generated passwords are written to (mode 0600).
+pub const PASSWORDS_FILE: &str = "cutover-passwords.csv";
+
+pub fn passwords_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(PASSWORDS_FILE)
+}
+
+fn pending(u: &UserRow) -> bool {
+    matches!(
+        u.status,
+        UserStatus::Provisioning | UserStatus::ProvisionUpdating
+    )
+}
+
+/// Runs the step for every cutover batch that needs it. Returns why a batch could not be
+/// provisioned this time (its users keep their status, with the reason as their error).
+pub async fn provision_due(engine: &Engine, target: &dyn Target) -> Result<Option<String>, Error> {
+    let mut problem = None;
+    for batch in engine.batches()? {
+        if !matches!(batch.status, BatchStatus::Starting | BatchStatus::Syncing) {
+            continue;
+        }
+        let Ok(endpoint) = engine.endpoint(&batch.endpoint) else {
+            continue;
+        };
+        let Some(settings) = endpoint.exchange_settings() else {
+            continue;
+        };
+        let users = engine.db.read(|tx| tx.users(Some(&batch.name)))?;
+        if !users.iter().any(pending) {
+            continue;
+        }
+        let outcome = match read_plan(settings).await {
+            Ok(plan) => provision(&of_batch(plan, &users), target)
+                .await
+                .map_err(|e| format!("the tenant didn't answer: {e}")),
+            Err(e) => Err(format!(
+                "the on-premises organisation couldn't be read: {e}"
+            )),
+        };
+        let now = engine.now();
+        match outcome {
+            Ok(results) => {
+                let dir = engine.db.path().parent().unwrap_or(Path::new("."));
+                write_passwords(dir, &results, now)?;
+                record(engine, &batch.name, &results, now)?;
+            }
+            Err(reason) => {
+                tracing::warn!(batch = %batch.name, %reason, "provisioning waits");
+                let text = format!("Provisioning waits: {reason}");
+                engine.db.transaction(|tx| {
+                    for u in users.iter().filter(|u| pending(u)) {
+                        tx.set_user_error(&u.email_address, Some(&text))?;
+                    }
+                    Ok(())
+                })?;
+                problem.get_or_insert(format!("batch \"{}\": {reason}", batch.name));
+            }
+        }
+    }
+    Ok(problem)
+}
+
+/// The plan's recipients this batch holds and still migrates (not failed or stopped ones); a
+/// recipient that appeared since the batch was created is not added (**ours**: the batch is
+/// the directory as it was when it was created).
+fn of_batch(mut plan: Plan, users: &[UserRow]) -> Plan {
+    let keep: HashMap<String, UserStatus> = users
+        .iter()
+        .map(|u| (u.email_address.to_ascii_lowercase(), u.status))
+        .collect();
+    plan.recipients.retain(|p| {
+        keep.get(&p.identity.to_ascii_lowercase())
+            .is_some_and(|s| !matches!(s, UserStatus::Failed | UserStatus::Stopped))
+    });
+    plan
+}
+
+/// Appends this run's generated passwords, owner-only; the file is written and synced before
+/// the users' outcome is recorded, so a crash loses no password that was recorded as made.
+fn write_passwords(dir: &Path, results: &[Provisioned], now: DateTime<Utc>) -> Result<(), Error> {
+    let made: Vec<&Provisioned> = results
+        .iter()
+        .filter(|r| r.initial_password.is_some())
+        .collect();
+    if made.is_empty() {
+        return Ok(());
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = passwords_path(dir);
+    let new = !path.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)?;
+    if new {
+        writeln!(f, "EmailAddress,InitialPassword,CreatedAt")?;
+    }
+    for r in made {
+        // Generated passwords hold no comma or quote; the address comes from the directory.
+        writeln!(
+            f,
+            "{},{},{}",
+            r.identity,
+            r.initial_password.as_deref().unwrap_or(""),
+            now.to_rfc3339()
+        )?;
+    }
+    f.sync_all()?;
+    Ok(())
+}
+
+fn record(
+    engine: &Engine,
+    batch: &str,
+    results: &[Provisioned],
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let by_id: HashMap<String, &Provisioned> = results
+        .iter()
+        .map(|r| (r.identity.to_ascii_lowercase(), r))
+        .collect();
+    engine.db.transaction(|tx| {
+        for u in tx.users(Some(batch))?.into_iter().filter(pending) {
+            let (event, error) = match by_id.get(&u.email_address.to_ascii_lowercase()) {
+                None => (
+                    UserEvent::ProvisionFailed,
+                    Some(format!(
+                        "{} is no longer in the on-premises directory (or is now hidden).",
+                        u.email_address
+                    )),
+                ),
+                Some(r) => match &r.state {
+                    ProvisionState::Done => (
+                        UserEvent::Provisioned {
+                            mailbox: r.kind.has_mailbox(),
+                        },
+                        None,
+                    ),
+                    ProvisionState::Updating(why) => {
+                        (UserEvent::ProvisionWaiting, Some(why.clone()))
+                    }
+                    ProvisionState::Failed(why) => (UserEvent::ProvisionFailed, Some(why.clone())),
+                },
+            };
+            tx.set_user_error(&u.email_address, error.as_deref())?;
+            let next = apply_user_event(tx, &u, event, now)?;
+            if next == UserStatus::Synced {
+                // Nothing to copy (a contact, a group, a mail user): provisioned is done.
+                tx.set_user_stats(&u.email_address, 0, 0, 0, Some(now))?;
+            }
+        }
+        refresh_batch(tx, batch, now)?;
+        Ok(())
+    })
+}
