@@ -1,7 +1,7 @@
 //! New-MigrationBatch for a cutover against fake-exchange and the fake tenant: the whole
 //! organisation as users with their kinds, the batch refusals, the service provisioning the
-//! recipients (passwords in an owner-only file), groups and contacts done, mailboxes on to the
-//! content step, no Complete, and a retry that provisions again.
+//! recipients (passwords in an owner-only file), groups and contacts done, every mailbox's mail,
+//! calendar and contacts copied over EWS, no Complete, and an incremental sync.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use engine::clock::SystemClock;
 use engine::control::NewBatch;
 use engine::control::endpoint::Endpoint;
 use engine::control::status::{BatchStatus, UserStatus};
-use engine::exchange::test::{TestInput, test};
+use engine::exchange::test::{ConnectionSettings, TestInput, test};
 use engine::exchange::{AdminCredential, ConnectTo};
 use engine::pipeline::{Copier, CopyOptions};
 use engine::provisioning::passwords_path;
@@ -31,6 +31,10 @@ struct World {
 }
 
 async fn world(config: &str, accepted: &[&str]) -> World {
+    world_with(config, accepted, false).await
+}
+
+async fn world_with(config: &str, accepted: &[&str], direct: bool) -> World {
     let exchange = FakeExchange::start(Config::from_toml(config).unwrap())
         .await
         .unwrap();
@@ -56,11 +60,29 @@ async fn world(config: &str, accepted: &[&str]) -> World {
             .collect(),
         timeout: Duration::from_secs(10),
     };
-    let found = test(&input, Some(false)).await;
-    let settings = found
-        .connection_settings
-        .expect("the organisation answers")
-        .endpoint_settings("P@ssw0rd");
+    // With faults that hit EWS from the first request, the endpoint is made from the known
+    // settings instead of a test (which the faults would fail).
+    let settings = if direct {
+        ConnectionSettings {
+            has_autodiscovery: true,
+            incoming_email_address: "administrator@contoso.com".into(),
+            incoming_user_name: "administrator@contoso.com".into(),
+            incoming_exchange_server: "mail.contoso.com".into(),
+            incoming_rpc_proxy_server: "mail.contoso.com".into(),
+            incoming_nspi_server: "dc01.contoso.com".into(),
+            ews_url: "https://mail.contoso.com/EWS/Exchange.asmx".into(),
+            ews_access: engine::exchange::EwsAccess::Impersonation,
+            ca_file: input.ca_file.clone(),
+            connect_to: input.connect_to.clone(),
+            ..ConnectionSettings::default()
+        }
+    } else {
+        test(&input, Some(false))
+            .await
+            .connection_settings
+            .expect("the organisation answers")
+    }
+    .endpoint_settings("P@ssw0rd");
     let engine = Arc::new(Engine::open(&dir.path().join("state"), Arc::new(SystemClock)).unwrap());
     engine
         .endpoint_new(Endpoint::new(
@@ -165,19 +187,41 @@ async fn the_whole_organisation_is_one_batch_provisioned_by_the_service() {
         );
         assert!(user(a).last_successful_sync_time.is_some());
     }
-    for a in ["alice@contoso.com", "bob@contoso.com"] {
-        // Content over EWS is the next step: until it exists, the user fails with that said.
+    for a in [
+        "alice@contoso.com",
+        "bob@contoso.com",
+        "carol@contoso.com",
+        "dave@contoso.com",
+        "erin@contoso.com",
+    ] {
         let u = user(a);
-        assert_eq!(u.status, UserStatus::Failed, "{a}");
-        assert!(
-            u.error.as_deref().unwrap().contains("EWS isn't built yet"),
-            "{:?}",
-            u.error
+        assert_eq!(u.status, UserStatus::Synced, "{a}: {:?}", u.error);
+        let expected = source_items(&w, a);
+        assert!(expected > 5, "{a} has mail, events and contacts");
+        assert_eq!(u.items_synced as usize, expected, "{a}: every item copied");
+        assert_eq!(
+            w.tenant.items(a, None).unwrap().len(),
+            expected,
+            "{a} in the tenant"
         );
     }
+    let calendar = w
+        .tenant
+        .items("alice@contoso.com", Some("Calendar"))
+        .unwrap();
+    assert_eq!(
+        calendar.len(),
+        3,
+        "alice's three events in the tenant's Calendar"
+    );
+    let contacts = w
+        .tenant
+        .items("alice@contoso.com", Some("Contacts"))
+        .unwrap();
+    assert_eq!(contacts.len(), 2);
     assert_eq!(
         w.engine.batch("CutoverBatch").unwrap().status,
-        BatchStatus::SyncedWithErrors
+        BatchStatus::Synced
     );
     let bob = w.tenant.directory_entry("bob@contoso.com").unwrap();
     assert_eq!(bob.links.manager.as_deref(), Some("alice@contoso.com"));
@@ -207,15 +251,57 @@ async fn the_whole_organisation_is_one_batch_provisioned_by_the_service() {
         "the file holds the tenant's password"
     );
 
-    // Start retries the failed: they are provisioned again (no second password), then fail
-    // at the same content step.
-    w.engine.batch_start("CutoverBatch").unwrap();
-    assert_eq!(
-        w.engine.user("alice@contoso.com").unwrap().status,
-        UserStatus::Provisioning
-    );
+    // New mail at the source, then an incremental sync: one more item, nothing twice.
+    let before = source_items(&w, "alice@contoso.com");
+    w._exchange
+        .org()
+        .deliver(
+            "alice@contoso.com",
+            "Inbox",
+            b"From: bob@contoso.com\r\nTo: alice@contoso.com\r\nSubject: after the first sync\r\nMessage-ID: <late@contoso.com>\r\n\r\nhello\r\n",
+        )
+        .unwrap();
+    w.engine
+        .batch_set(
+            "CutoverBatch",
+            engine::control::SetBatch {
+                sync_now: true,
+                ..Default::default()
+            },
+            &*w.target,
+        )
+        .await
+        .unwrap();
     run(&w).await.unwrap();
-    assert_eq!(std::fs::read_to_string(&passwords).unwrap(), text);
+    assert_eq!(source_items(&w, "alice@contoso.com"), before + 1);
+    assert_eq!(
+        w.tenant.items("alice@contoso.com", None).unwrap().len(),
+        before + 1,
+        "the new message, and no duplicate"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&passwords).unwrap(),
+        text,
+        "no new password"
+    );
+}
+
+/// Items of the kinds a cutover copies (mail, calendar, contacts) in a fake mailbox.
+fn source_items(w: &World, mailbox: &str) -> usize {
+    let state = w._exchange.org().lock();
+    let mb = state.mailbox(mailbox).unwrap();
+    mb.folders
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.class,
+                fake_exchange::org::FolderClass::Mail
+                    | fake_exchange::org::FolderClass::Calendar
+                    | fake_exchange::org::FolderClass::Contacts
+            ) && f.parent.is_some()
+        })
+        .map(|f| f.items.len())
+        .sum()
 }
 
 #[tokio::test]
@@ -256,4 +342,74 @@ async fn refusals_at_batch_creation() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("2001 mailboxes"), "{e}");
+}
+
+#[tokio::test]
+async fn content_faults_cost_only_what_they_touch() {
+    let faults = r#"
+[faults.ews]
+busy_first = 3
+back_off_ms = 50
+close_mid_response_every = 17
+moving = ["dave@contoso.com"]
+[[faults.ews.broken_items]]
+mailbox = "alice@contoso.com"
+folder = "Inbox"
+index = 0
+code = "ErrorItemCorrupt"
+"#;
+    let w = world_with(&format!("{}\n{faults}", seed()), &["contoso.com"], true).await;
+    w.engine
+        .cutover_batch_new(cutover("CutoverBatch", true), &*w.target)
+        .await
+        .unwrap();
+    run(&w).await.unwrap();
+    let dave = w.engine.user("dave@contoso.com").unwrap();
+    assert_eq!(dave.status, UserStatus::Failed);
+    assert!(
+        dave.error
+            .as_deref()
+            .unwrap()
+            .contains("ErrorMailboxMoveInProgress"),
+        "{:?}",
+        dave.error
+    );
+    let alice = w.engine.user("alice@contoso.com").unwrap();
+    assert_eq!(alice.status, UserStatus::Synced, "{:?}", alice.error);
+    assert_eq!(alice.items_skipped, 1, "the corrupt item, and only it");
+    let skipped = w
+        .engine
+        .db
+        .read(|tx| tx.skipped_items("alice@contoso.com"))
+        .unwrap();
+    let items: Vec<_> = skipped.iter().filter(|s| !s.is_folder()).collect();
+    assert_eq!(items.len(), 1, "{skipped:#?}");
+    assert!(
+        items[0].detail.contains("ErrorItemCorrupt"),
+        "{:?}",
+        items[0]
+    );
+    let folders: Vec<&str> = skipped
+        .iter()
+        .filter(|s| s.is_folder())
+        .map(|s| s.folder.as_str())
+        .collect();
+    assert_eq!(
+        folders,
+        ["Notes", "Tasks"],
+        "tasks and notes are not copied, and say so"
+    );
+    assert_eq!(
+        w.tenant.items("alice@contoso.com", None).unwrap().len(),
+        source_items(&w, "alice@contoso.com") - 1
+    );
+    for a in ["bob@contoso.com", "carol@contoso.com", "erin@contoso.com"] {
+        let u = w.engine.user(a).unwrap();
+        assert_eq!(u.status, UserStatus::Synced, "{a}: {:?}", u.error);
+        assert_eq!(
+            w.tenant.items(a, None).unwrap().len(),
+            source_items(&w, a),
+            "{a}: throttling and cut responses cost nothing, and nothing is copied twice"
+        );
+    }
 }

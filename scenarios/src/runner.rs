@@ -681,6 +681,7 @@ fn source_messages(
             name: f.name,
             delimiter: Some(delimiter),
             selectable: f.selectable,
+            content: Default::default(),
         })
         .collect();
     let skipped: HashSet<(String, String)> = skipped_items(w, email)

@@ -364,7 +364,7 @@ proptest! {
             .iter()
             .map(|n| {
                 let n = n.replace('.', &delim.to_string());
-                SourceFolder { name: n.clone(), relative: n, delimiter: Some(delim), selectable: true }
+                SourceFolder { name: n.clone(), relative: n, delimiter: Some(delim), selectable: true, content: Default::default() }
             })
             .collect();
         let plans = plan(&folders, &[], &[]);

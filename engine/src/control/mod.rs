@@ -617,6 +617,15 @@ impl Engine {
     }
 }
 
+/// The state keeps the UIDs of string item ids (EWS), so they outlive a run.
+impl crate::source::ItemIds for Engine {
+    fn uids(&self, mailbox: &str, folder: &str, ids: &[String]) -> Result<Vec<u32>, String> {
+        self.db
+            .transaction(|tx| tx.item_uids(mailbox, folder, ids))
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// A user's error while the target cannot be asked whether its recipient exists.
 fn unanswered(e: &TargetError) -> String {
     format!(

@@ -17,8 +17,15 @@ pub(super) async fn run(
     attempts: &mut Attempts,
 ) -> Result<(), SyncError> {
     let stop = Some(job.stop.clone());
-    let mut source =
-        source::open(&job.source, &job.credential, copier.options.timeout, stop).await?;
+    let mut source = source::open(
+        &job.source,
+        &job.email_address,
+        &job.credential,
+        copier.options.timeout,
+        stop,
+        copier.engine.clone(),
+    )
+    .await?;
     let listed = source.folders().await?;
     report.stats = SyncStats::default();
     for reply in &listed.unreadable {

@@ -57,6 +57,7 @@ mod tests {
                 relative: name.into(),
                 delimiter: Some('/'),
                 selectable: true,
+                content: Default::default(),
             },
             target: name.into(),
             listing: FolderListing {

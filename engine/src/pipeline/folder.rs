@@ -354,7 +354,7 @@ impl FolderCopy<'_> {
         }
         let key = source_key(self.email(), &self.folder.name, self.uid_validity, meta.uid);
         let request = ImportRequest {
-            kind: Default::default(),
+            kind: self.folder.content.item_kind(),
             folder: self.target.to_string(),
             source_key: key.clone(),
             received_time: item.date.or(meta.date),

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use crate::source::FolderContent;
 pub use crate::source::SourceFolder;
 use crate::sync::SkipReason;
 
@@ -113,7 +114,18 @@ pub fn plan(
         let skip = |reason: SkipReason, detail: String| Plan::Skip { reason, detail };
         let delim = f.delimiter.unwrap_or('/');
         let parts: Vec<&str> = f.relative.split(delim).collect();
-        let plan = if !f.selectable {
+        // Calendar and contact folders (an Exchange source) are copied under their own names;
+        // the mail rules below are for mail folders.
+        let mail = f.content == FolderContent::Mail;
+        let plan = if let FolderContent::Other(class) = &f.content {
+            skip(
+                SkipReason::NotMail,
+                format!(
+                    "{} holds {class} items, which a migration doesn't copy",
+                    f.relative
+                ),
+            )
+        } else if !f.selectable {
             skip(
                 SkipReason::NoSelect,
                 format!("{} holds no messages (\\Noselect)", f.relative),
@@ -123,9 +135,10 @@ pub fn plan(
                 SkipReason::FolderName,
                 format!("{}: folder names with '/' are not migrated", f.relative),
             )
-        } else if parts
-            .first()
-            .is_some_and(|p| NOT_MAIL.contains(&p.to_lowercase().as_str()))
+        } else if mail
+            && parts
+                .first()
+                .is_some_and(|p| NOT_MAIL.contains(&p.to_lowercase().as_str()))
         {
             skip(
                 SkipReason::NotMail,
@@ -137,7 +150,7 @@ pub fn plan(
                 format!("{:?} has an empty level", f.relative),
             )
         } else {
-            let target = match well_known(&parts) {
+            let target = match well_known(&parts).filter(|_| mail) {
                 Some((root, used)) => std::iter::once(root.to_string())
                     .chain(parts[used..].iter().map(|p| p.to_string()))
                     .collect::<Vec<_>>()
@@ -184,7 +197,60 @@ mod tests {
             relative: name.into(),
             delimiter: Some(delim),
             selectable: true,
+            content: Default::default(),
         }
+    }
+
+    #[test]
+    fn calendar_and_contacts_folders_are_copied_only_when_the_source_says_what_they_hold() {
+        let with = |name: &str, content: FolderContent| SourceFolder {
+            content,
+            ..f(name, '/')
+        };
+        let folders = [
+            with("Calendar", FolderContent::Calendar),
+            with("Calendar/Team", FolderContent::Calendar),
+            with("Contacts", FolderContent::Contacts),
+            with("Tasks", FolderContent::Other("IPF.Task".into())),
+            f("Inbox", '/'),
+        ];
+        let planned = plan(&folders, &[], &[]);
+        let target = |name: &str| {
+            planned
+                .iter()
+                .find(|(f, _)| f.relative == name)
+                .map(|(_, p)| p.clone())
+                .unwrap()
+        };
+        for (name, to) in [
+            ("Calendar", "Calendar"),
+            ("Calendar/Team", "Calendar/Team"),
+            ("Contacts", "Contacts"),
+            ("Inbox", "Inbox"),
+        ] {
+            assert_eq!(
+                target(name),
+                Plan::Copy {
+                    target: to.into(),
+                    merged: None
+                }
+            );
+        }
+        assert!(matches!(
+            target("Tasks"),
+            Plan::Skip {
+                reason: SkipReason::NotMail,
+                ..
+            }
+        ));
+        // An IMAP server's "Calendar" holds no mail: it stays skipped.
+        assert!(matches!(
+            plan(&[f("Calendar", '/')], &[], &[])[0].1,
+            Plan::Skip {
+                reason: SkipReason::NotMail,
+                ..
+            }
+        ));
     }
 
     fn targets(folders: &[SourceFolder], ex: &[&str], inc: &[&str]) -> Vec<(String, String)> {

@@ -230,6 +230,7 @@ impl ImapSource {
             };
             out.push(SourceFolder {
                 selectable: l.selectable,
+                content: Default::default(),
                 name,
                 relative,
                 delimiter: l.delimiter,
@@ -352,6 +353,7 @@ impl MailSource for ImapSource {
                     .into_iter()
                     .map(|(name, l)| SourceFolder {
                         selectable: l.selectable,
+                        content: Default::default(),
                         relative: name.clone(),
                         name,
                         delimiter: l.delimiter,

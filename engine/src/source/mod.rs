@@ -1,6 +1,7 @@
 //! Where mail comes from. The pipeline reads every source through [`MailSource`]; [`open`]
 //! dispatches on the endpoint's type to an implementation ([`imap::ImapSource`] for IMAP).
 
+pub mod ews;
 pub mod imap;
 
 use std::fmt;
@@ -56,6 +57,35 @@ impl fmt::Debug for Credential {
     }
 }
 
+/// What a folder holds (EWS's FolderClass); every IMAP folder holds mail.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum FolderContent {
+    #[default]
+    Mail,
+    Calendar,
+    Contacts,
+    /// Tasks, notes and the like, which a migration does not copy (the class, as named).
+    Other(String),
+}
+
+impl FolderContent {
+    /// The kind of the items the target is given.
+    pub fn item_kind(&self) -> mailmig_model::ItemKind {
+        match self {
+            FolderContent::Calendar => mailmig_model::ItemKind::Calendar,
+            FolderContent::Contacts => mailmig_model::ItemKind::Contact,
+            FolderContent::Mail | FolderContent::Other(_) => mailmig_model::ItemKind::Mail,
+        }
+    }
+}
+
+/// Stable UIDs for a source whose items have string ids (EWS): each id gets one the first time
+/// it is seen, in order, and keeps it (the state holds the map), so a UID always names the same
+/// item and the checkpoint stays valid across syncs.
+pub trait ItemIds: Send + Sync {
+    fn uids(&self, mailbox: &str, folder: &str, ids: &[String]) -> Result<Vec<u32>, String>;
+}
+
 /// A source folder as the server lists it (name already decoded).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceFolder {
@@ -65,6 +95,7 @@ pub struct SourceFolder {
     pub relative: String,
     pub delimiter: Option<char>,
     pub selectable: bool,
+    pub content: FolderContent,
 }
 
 /// One message as a folder listing shows it, before its bytes are read.
@@ -153,20 +184,23 @@ pub trait MailSource: Send {
     async fn close(&mut self);
 }
 
-/// Logs in to the source an endpoint names, as `credential`. `timeout` bounds every wait for
-/// the server; `stop` (a batch being stopped) interrupts one.
+/// Logs in to the source an endpoint names: an IMAP server as `credential`, an Exchange
+/// mailbox (`mailbox`) as the endpoint's admin. `timeout` bounds every wait for the server;
+/// `stop` (a batch being stopped) interrupts one; `ids` keeps string item ids' UIDs.
 pub async fn open(
     settings: &SourceSettings,
+    mailbox: &str,
     credential: &Credential,
     timeout: Duration,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
+    ids: std::sync::Arc<dyn ItemIds>,
 ) -> Result<Box<dyn MailSource>, SourceError> {
     match settings {
         SourceSettings::Imap(s) => Ok(Box::new(
             imap::ImapSource::login(s, credential, timeout, stop).await?,
         )),
-        SourceSettings::ExchangeOutlookAnywhere(_) => Err(SourceError::Permanent(
-            "Copying mailbox content over EWS isn't built yet: this cutover batch provisions the recipients only.".into(),
+        SourceSettings::ExchangeOutlookAnywhere(s) => Ok(Box::new(
+            ews::EwsSource::login(s, mailbox, timeout, stop, ids).await?,
         )),
     }
 }

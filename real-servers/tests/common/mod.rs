@@ -94,6 +94,7 @@ pub fn target_folder(name: &str, delimiter: char) -> Option<String> {
         relative: name.to_string(),
         delimiter: Some(delimiter),
         selectable: true,
+        content: Default::default(),
     };
     match plan(&[f], &[], &[]).pop()?.1 {
         Plan::Copy { target, .. } => Some(target),

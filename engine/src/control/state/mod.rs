@@ -326,6 +326,10 @@ impl StateDb {
                  WHERE running IS NULL AND sync_now = 0;
              CREATE INDEX IF NOT EXISTS users_running ON users (batch, running);
              CREATE INDEX IF NOT EXISTS users_sync_now ON users (batch) WHERE sync_now = 1;
+             CREATE TABLE IF NOT EXISTS source_ids (
+                 email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL, item_id TEXT NOT NULL,
+                 uid INTEGER NOT NULL, PRIMARY KEY (email, folder, item_id));
+             CREATE UNIQUE INDEX IF NOT EXISTS source_ids_by_uid ON source_ids (email, folder, uid);
              CREATE TABLE IF NOT EXISTS skipped_items (
                  email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL, item TEXT NOT NULL,
                  reason TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL,
@@ -869,6 +873,44 @@ impl Tx<'_> {
                 ),
             )?,
         })
+    }
+
+    /// The UIDs of a source folder's string item ids (EWS): known ids keep theirs, new ones get
+    /// the next ones in the order given.
+    pub fn item_uids(&self, email: &str, folder: &str, ids: &[String]) -> Result<Vec<u32>, Error> {
+        let mut next: i64 = self
+            .0
+            .prepare_cached(
+                "SELECT COALESCE(MAX(uid), 0) FROM source_ids WHERE email = ?1 AND folder = ?2",
+            )?
+            .query_row(params![email, folder], |r| r.get(0))?;
+        let mut get = self.0.prepare_cached(
+            "SELECT uid FROM source_ids WHERE email = ?1 AND folder = ?2 AND item_id = ?3",
+        )?;
+        let mut put = self.0.prepare_cached(
+            "INSERT INTO source_ids (email, folder, item_id, uid) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let known: Option<i64> = get
+                .query_row(params![email, folder, id], |r| r.get(0))
+                .optional()?;
+            let uid = match known {
+                Some(u) => u,
+                None => {
+                    next += 1;
+                    if next > i64::from(u32::MAX) {
+                        return Err(Error::State(format!(
+                            "{email}: more items than UIDs in one folder"
+                        )));
+                    }
+                    put.execute(params![email, folder, id, next])?;
+                    next
+                }
+            };
+            out.push(uid as u32);
+        }
+        Ok(out)
     }
 
     pub fn set_user_status(&self, email: &str, status: UserStatus) -> Result<(), Error> {
