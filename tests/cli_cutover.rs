@@ -117,6 +117,111 @@ async fn test_server_then_endpoint_from_its_connection_settings() {
         !json.contains("P@ssw0rd"),
         "the stored password is never shown: {json}"
     );
+
+    // New-MigrationBatch -Name CutoverBatch -SourceEndpoint CutoverEndpoint -AutoStart
+    let created = text(
+        &mailmig_ok(
+            &state,
+            &[
+                "batch",
+                "new",
+                "--name",
+                "CutoverBatch",
+                "--source-endpoint",
+                "CutoverEndpoint",
+                "--autostart",
+            ],
+        )
+        .await,
+    );
+    assert!(
+        created.contains("with 8 recipients (5 mailboxes; 0 failed)")
+            && created.contains("Not taken: hidden@contoso.com"),
+        "{created}"
+    );
+    let again = mailmig(
+        &state,
+        &[
+            "batch",
+            "new",
+            "--name",
+            "Second",
+            "--source-endpoint",
+            "CutoverEndpoint",
+        ],
+    )
+    .await;
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("\"CutoverBatch\" already exists"),
+        "{}",
+        text(&again)
+    );
+    let run = mailmig(&state, &["run", "--until-idle"]).await;
+    assert!(run.status.success(), "{}", text(&run));
+    let run_text = text(&run);
+    let users = text(&mailmig_ok(&state, &["user", "get", "--batch", "CutoverBatch"]).await);
+    for (who, kind) in [
+        ("team@contoso.com", "distributionGroup"),
+        ("grace@fabrikam.com", "mailContact"),
+        ("frank@contoso.com", "mailUser"),
+        ("alice@contoso.com", "userMailbox"),
+        ("bob@contoso.com", "userMailbox"),
+    ] {
+        let line = users
+            .lines()
+            .find(|l| l.starts_with(who))
+            .unwrap_or_else(|| panic!("{who} in\n{users}"));
+        assert!(line.contains(kind) && line.contains("Synced"), "{line}");
+    }
+    let complete = mailmig(&state, &["batch", "complete", "CutoverBatch"]).await;
+    assert!(!complete.status.success());
+    assert!(
+        text(&complete).contains("ends by removal"),
+        "{}",
+        text(&complete)
+    );
+    let checklist = text(&mailmig_ok(&state, &["batch", "checklist", "CutoverBatch"]).await);
+    for line in [
+        "[x] Every recipient provisioned and every mailbox synced: 8 users Synced",
+        "[ ] Point MX to the tenant",
+        "[ ] Create the CNAME autodiscover -> autodiscover.outlook.com",
+    ] {
+        assert!(checklist.contains(line), "{line:?} in\n{checklist}");
+    }
+    let early = mailmig(&state, &["batch", "remove", "CutoverBatch"]).await;
+    assert!(!early.status.success());
+    assert!(
+        text(&early).contains("--mx-switched-at"),
+        "{}",
+        text(&early)
+    );
+    let now = chrono::Utc::now().to_rfc3339();
+    let early = mailmig(
+        &state,
+        &["batch", "remove", "CutoverBatch", "--mx-switched-at", &now],
+    )
+    .await;
+    assert!(!early.status.success());
+    assert!(
+        text(&early).contains("wait at least 72 hours"),
+        "{}",
+        text(&early)
+    );
+    let passwords = std::fs::read_to_string(state.join("cutover-passwords.csv")).unwrap();
+    assert_eq!(
+        passwords.lines().count(),
+        7,
+        "a header and six accounts: {passwords}"
+    );
+    for line in passwords.lines().skip(1) {
+        let pw = line.split(',').nth(1).unwrap();
+        assert!(
+            !run_text.contains(pw) && !users.contains(pw),
+            "a generated password was shown"
+        );
+    }
+    mailmig_ok(&state, &["batch", "remove", "CutoverBatch", "--force"]).await;
 }
 
 #[tokio::test]

@@ -252,6 +252,20 @@ impl Service {
                     if total >= endpoint.max_concurrent_migrations {
                         break;
                     }
+                    if u.kind.is_some_and(|k| !k.has_mailbox()) {
+                        // A cutover's contact, group or mail user has no content: its
+                        // incremental sync is done as soon as it is due (no slot, no source).
+                        tx.set_user_running(&u.email_address, Some(kind), now)?;
+                        tx.set_user_running(&u.email_address, None, now)?;
+                        tx.set_user_stats(
+                            &u.email_address,
+                            u.items_synced,
+                            u.items_skipped,
+                            u.bytes_synced,
+                            Some(now),
+                        )?;
+                        continue;
+                    }
                     let counts_as_incremental = kind != SyncKind::Initial;
                     if counts_as_incremental
                         && incremental >= endpoint.max_concurrent_incremental_syncs

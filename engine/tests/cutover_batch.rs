@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::Engine;
-use engine::clock::SystemClock;
+use engine::clock::ManualClock;
 use engine::control::NewBatch;
 use engine::control::endpoint::Endpoint;
 use engine::control::status::{BatchStatus, UserStatus};
-use engine::exchange::test::{ConnectionSettings, TestInput, test};
+use engine::exchange::test::{TestInput, test};
 use engine::exchange::{AdminCredential, ConnectTo};
 use engine::pipeline::{Copier, CopyOptions};
 use engine::provisioning::passwords_path;
@@ -23,6 +23,7 @@ use harness::TenantTarget;
 use mailmig_model::DirectoryKind;
 
 struct World {
+    clock: ManualClock,
     _exchange: RunningExchange,
     dir: tempfile::TempDir,
     engine: Arc<Engine>,
@@ -63,27 +64,17 @@ async fn world_with(config: &str, accepted: &[&str], direct: bool) -> World {
     // With faults that hit EWS from the first request, the endpoint is made from the known
     // settings instead of a test (which the faults would fail).
     let settings = if direct {
-        ConnectionSettings {
-            has_autodiscovery: true,
-            incoming_email_address: "administrator@contoso.com".into(),
-            incoming_user_name: "administrator@contoso.com".into(),
-            incoming_exchange_server: "mail.contoso.com".into(),
-            incoming_rpc_proxy_server: "mail.contoso.com".into(),
-            incoming_nspi_server: "dc01.contoso.com".into(),
-            ews_url: "https://mail.contoso.com/EWS/Exchange.asmx".into(),
-            ews_access: engine::exchange::EwsAccess::Impersonation,
-            ca_file: input.ca_file.clone(),
-            connect_to: input.connect_to.clone(),
-            ..ConnectionSettings::default()
-        }
+        harness::cutover_settings(&exchange, input.ca_file.as_deref().unwrap())
     } else {
         test(&input, Some(false))
             .await
             .connection_settings
             .expect("the organisation answers")
-    }
-    .endpoint_settings("P@ssw0rd");
-    let engine = Arc::new(Engine::open(&dir.path().join("state"), Arc::new(SystemClock)).unwrap());
+            .endpoint_settings("P@ssw0rd")
+    };
+    let clock = ManualClock::new(chrono::Utc::now());
+    let engine =
+        Arc::new(Engine::open(&dir.path().join("state"), Arc::new(clock.clone())).unwrap());
     engine
         .endpoint_new(Endpoint::new(
             "CutoverEndpoint",
@@ -96,6 +87,7 @@ async fn world_with(config: &str, accepted: &[&str], direct: bool) -> World {
     });
     let target = Arc::new(TenantTarget::new(tenant.clone()));
     World {
+        clock,
         _exchange: exchange,
         dir,
         engine,
@@ -261,17 +253,7 @@ async fn the_whole_organisation_is_one_batch_provisioned_by_the_service() {
             b"From: bob@contoso.com\r\nTo: alice@contoso.com\r\nSubject: after the first sync\r\nMessage-ID: <late@contoso.com>\r\n\r\nhello\r\n",
         )
         .unwrap();
-    w.engine
-        .batch_set(
-            "CutoverBatch",
-            engine::control::SetBatch {
-                sync_now: true,
-                ..Default::default()
-            },
-            &*w.target,
-        )
-        .await
-        .unwrap();
+    sync_now(&w).await;
     run(&w).await.unwrap();
     assert_eq!(source_items(&w, "alice@contoso.com"), before + 1);
     assert_eq!(
@@ -284,6 +266,21 @@ async fn the_whole_organisation_is_one_batch_provisioned_by_the_service() {
         text,
         "no new password"
     );
+}
+
+/// Set-MigrationBatch -SyncNow.
+async fn sync_now(w: &World) {
+    w.engine
+        .batch_set(
+            "CutoverBatch",
+            engine::control::SetBatch {
+                sync_now: true,
+                ..Default::default()
+            },
+            &*w.target,
+        )
+        .await
+        .unwrap();
 }
 
 /// Items of the kinds a cutover copies (mail, calendar, contacts) in a fake mailbox.
@@ -412,4 +409,88 @@ code = "ErrorItemCorrupt"
             "{a}: throttling and cut responses cost nothing, and nothing is copied twice"
         );
     }
+}
+
+#[tokio::test]
+async fn removal_waits_for_the_mx_switch_and_the_checklist_says_what_is_open() {
+    use engine::control::cutover::CutoverRemoval;
+    let w = world(&seed(), &["contoso.com"]).await;
+    w.engine
+        .cutover_batch_new(cutover("CutoverBatch", true), &*w.target)
+        .await
+        .unwrap();
+    run(&w).await.unwrap();
+    let refused = |r: CutoverRemoval| {
+        w.engine
+            .batch_remove_cutover("CutoverBatch", r)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(refused(CutoverRemoval::default()).contains("--mx-switched-at"));
+    w.clock.advance(chrono::Duration::hours(1));
+    let switched = w.engine.now();
+    w.clock.advance(chrono::Duration::hours(2));
+    let at = |t| CutoverRemoval {
+        mx_switched_at: Some(t),
+        force: false,
+    };
+    assert!(
+        refused(at(switched)).contains("wait at least 72 hours"),
+        "{}",
+        refused(at(switched))
+    );
+    w.clock.advance(chrono::Duration::hours(80));
+    let behind = refused(at(switched));
+    assert!(
+        behind.contains("8 of 8 users haven't synced since the MX switch"),
+        "{behind}"
+    );
+
+    let list = w
+        .engine
+        .cutover_checklist("CutoverBatch", Some(switched), &*w.target)
+        .await
+        .unwrap();
+    let step = |s: &str| list.iter().find(|i| i.step.contains(s)).unwrap().clone();
+    assert!(step("Every recipient provisioned").done);
+    assert!(step("Point MX").done);
+    assert!(!step("Wait 72 hours").done);
+    assert!(!step("autodiscover -> autodiscover.outlook.com").done);
+
+    // The incremental after the switch: mailboxes sync, contacts and groups are due and done.
+    sync_now(&w).await;
+    run(&w).await.unwrap();
+    for u in w.engine.users(Some("CutoverBatch")).unwrap() {
+        assert_eq!(
+            u.status,
+            UserStatus::Synced,
+            "{}: {:?}",
+            u.email_address,
+            u.error
+        );
+        assert!(
+            u.last_successful_sync_time.unwrap() > switched,
+            "{}",
+            u.email_address
+        );
+    }
+    let list = w
+        .engine
+        .cutover_checklist("CutoverBatch", Some(switched), &*w.target)
+        .await
+        .unwrap();
+    assert!(
+        list.iter()
+            .find(|i| i.step.contains("Wait 72 hours"))
+            .unwrap()
+            .done
+    );
+    w.engine
+        .batch_remove_cutover("CutoverBatch", at(switched))
+        .unwrap();
+    assert!(w.engine.batches().unwrap().is_empty(), "removed");
+    assert!(
+        w.tenant.directory_entry("alice@contoso.com").is_some(),
+        "removing the batch keeps what was migrated"
+    );
 }

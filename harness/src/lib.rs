@@ -19,8 +19,8 @@ use engine::target::{RecipientCheck, Target, TargetError};
 use fake_target::TenantApi;
 use fake_target::inspect::{SourceMessage, fingerprint};
 use mailmig_model::{
-    DirectoryLinks, DirectoryObject, DirectoryRefusal, FlagUpdate, ImportOutcome, ImportRequest,
-    ItemFlags, OrganizationInfo, ProvisionOutcome, RecipientKind, Rejection,
+    DirectoryEntry, DirectoryLinks, DirectoryObject, DirectoryRefusal, FlagUpdate, ImportOutcome,
+    ImportRequest, ItemFlags, OrganizationInfo, ProvisionOutcome, RecipientKind, Rejection,
 };
 
 /// An in-process tenant for tests: `settings` with contoso.edu accepted, and a licensed user
@@ -43,6 +43,34 @@ pub fn contoso_tenant(
             .expect("a new mailbox in an accepted domain");
     }
     tenant
+}
+
+/// The cutover endpoint settings for a running fake organisation with the seed's servers
+/// (mail.contoso.com, dc01.contoso.com) and admin, as test-server finds them (Autodiscover,
+/// impersonation), without asking the organisation: faults may be scripted from its first
+/// request. `ca_file` holds the organisation's CA.
+pub fn cutover_settings(
+    exchange: &fake_exchange::RunningExchange,
+    ca_file: &std::path::Path,
+) -> engine::exchange::ExchangeSettings {
+    engine::exchange::test::ConnectionSettings {
+        has_autodiscovery: true,
+        incoming_email_address: "administrator@contoso.com".into(),
+        incoming_user_name: "administrator@contoso.com".into(),
+        incoming_exchange_server: "mail.contoso.com".into(),
+        incoming_rpc_proxy_server: "mail.contoso.com".into(),
+        incoming_nspi_server: "dc01.contoso.com".into(),
+        ews_url: "https://mail.contoso.com/EWS/Exchange.asmx".into(),
+        ews_access: engine::exchange::EwsAccess::Impersonation,
+        ca_file: Some(ca_file.to_path_buf()),
+        connect_to: exchange
+            .connect_to()
+            .iter()
+            .filter_map(|c| c.parse().ok())
+            .collect(),
+        ..Default::default()
+    }
+    .endpoint_settings("P@ssw0rd")
 }
 
 /// A fake tenant, whichever face, as a migration target.
@@ -164,6 +192,10 @@ impl Target for TenantTarget {
         links: &DirectoryLinks,
     ) -> Result<Result<(), DirectoryRefusal>, TargetError> {
         refusal_or(self.0.set_links(address, links).await)
+    }
+
+    async fn directory_entry(&self, address: &str) -> Result<Option<DirectoryEntry>, TargetError> {
+        self.0.directory_entry(address).await.map_err(target_error)
     }
 
     async fn add_members(

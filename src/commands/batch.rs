@@ -33,10 +33,30 @@ pub enum BatchCommand {
         /// The batch's name.
         name: String,
     },
-    /// Remove-MigrationBatch: the batch and its users are gone; the name can be reused.
+    /// Remove-MigrationBatch: the batch and its users are gone; the name can be reused. A
+    /// cutover batch goes once MX points to the tenant and every user synced after that.
     Remove {
         /// The batch's name.
         name: String,
+        /// Cutover: when MX was pointed at the tenant (RFC 3339); every user's last sync must
+        /// be later, and 72 hours must have passed.
+        #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+        mx_switched_at: Option<DateTime<Utc>>,
+        /// Cutover: remove the batch whatever the users' last syncs say.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The steps after a cutover (MX, 72 hours, licences, the Autodiscover CNAME, removal,
+    /// decommissioning), with what is still open.
+    Checklist {
+        /// The cutover batch's name.
+        name: String,
+        /// When MX was pointed at the tenant (RFC 3339).
+        #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+        mx_switched_at: Option<DateTime<Utc>>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Set-MigrationBatch: folder filters, CompleteAfter, AddUsers, SyncNow.
     Set(SetArgs),
@@ -115,9 +135,37 @@ pub async fn run(state_dir: &Path, command: BatchCommand) -> anyhow::Result<u8> 
         BatchCommand::Complete { name } => {
             println!("{name}: {}", engine.batch_complete(&name)?)
         }
-        BatchCommand::Remove { name } => {
-            engine.batch_remove(&name)?;
+        BatchCommand::Remove {
+            name,
+            mx_switched_at,
+            force,
+        } => {
+            engine.batch_remove_cutover(
+                &name,
+                engine::control::cutover::CutoverRemoval {
+                    mx_switched_at,
+                    force,
+                },
+            )?;
             println!("Removed the migration batch \"{name}\".");
+        }
+        BatchCommand::Checklist {
+            name,
+            mx_switched_at,
+            json,
+        } => {
+            let target = target::open(&engine, state_dir)?;
+            let items = engine
+                .cutover_checklist(&name, mx_switched_at, &*target)
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                for i in &items {
+                    let mark = if i.done { "[x]" } else { "[ ]" };
+                    println!("{mark} {}: {}", i.step, i.detail);
+                }
+            }
         }
     }
     Ok(EXIT_OK)

@@ -143,3 +143,162 @@ impl Engine {
         Ok(outcome)
     }
 }
+
+/// How long after the MX switch the old servers may still receive mail (DNS caches).
+pub const MX_WAIT_HOURS: i64 = 72;
+
+/// Remove-MigrationBatch for a cutover batch: what the admin says about the MX switch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CutoverRemoval {
+    /// When MX was pointed at the tenant.
+    pub mx_switched_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Remove whatever the users' last syncs say.
+    pub force: bool,
+}
+
+/// One line of the post-migration checklist.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChecklistItem {
+    pub done: bool,
+    pub step: String,
+    pub detail: String,
+}
+
+impl Engine {
+    /// Refuses removing a cutover batch before every user's last sync is later than the MX
+    /// switch and 72 hours have passed since it (unless forced).
+    pub fn check_cutover_removal(&self, name: &str, removal: CutoverRemoval) -> Result<(), Error> {
+        if removal.force {
+            return Ok(());
+        }
+        let Some(switched) = removal.mx_switched_at else {
+            return Err(Error::Refused(format!(
+                "A cutover batch is removed once MX points to the tenant: give the time of the switch (--mx-switched-at TIME); every user's last sync must be later, and {MX_WAIT_HOURS} hours must have passed. --force removes it anyway."
+            )));
+        };
+        let now = self.now();
+        let hours = (now - switched).num_hours();
+        if hours < MX_WAIT_HOURS {
+            return Err(Error::Refused(format!(
+                "The MX switch was {hours} hours ago: wait at least {MX_WAIT_HOURS} hours (mail still reaches the old servers while DNS caches expire), then remove the batch."
+            )));
+        }
+        let users = self.users(Some(name))?;
+        let behind: Vec<&str> = users
+            .iter()
+            .filter(|u| u.last_successful_sync_time.is_none_or(|t| t <= switched))
+            .map(|u| u.email_address.as_str())
+            .collect();
+        if !behind.is_empty() {
+            let shown: Vec<&str> = behind.iter().take(5).copied().collect();
+            return Err(Error::Refused(format!(
+                "{} of {} users haven't synced since the MX switch at {}: {}{}. Wait for the next incremental sync (or mailmig batch set {name} --sync-now, then mailmig run), or remove with --force.",
+                behind.len(),
+                users.len(),
+                switched.to_rfc3339(),
+                shown.join(", "),
+                if behind.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(())
+    }
+
+    /// The steps after a cutover (cutover.md §6), with what is still open.
+    pub async fn cutover_checklist(
+        &self,
+        name: &str,
+        mx_switched_at: Option<chrono::DateTime<chrono::Utc>>,
+        target: &dyn Target,
+    ) -> Result<Vec<ChecklistItem>, Error> {
+        let batch = self.batch(name)?;
+        if !self.is_cutover(&batch) {
+            return Err(Error::Invalid(format!(
+                "\"{name}\" is not a cutover batch: the checklist is for cutover migrations."
+            )));
+        }
+        let users = self.users(Some(name))?;
+        let mut out = Vec::new();
+        let unsynced: Vec<&str> = users
+            .iter()
+            .filter(|u| u.status != super::status::UserStatus::Synced)
+            .map(|u| u.email_address.as_str())
+            .collect();
+        out.push(ChecklistItem {
+            done: unsynced.is_empty(),
+            step: "Every recipient provisioned and every mailbox synced".into(),
+            detail: if unsynced.is_empty() {
+                format!("{} users Synced", users.len())
+            } else {
+                format!("not Synced: {}", unsynced.join(", "))
+            },
+        });
+        out.push(match mx_switched_at {
+            None => ChecklistItem {
+                done: false,
+                step: "Point MX to the tenant".into(),
+                detail: "not said (--mx-switched-at TIME once it is done)".into(),
+            },
+            Some(t) => ChecklistItem {
+                done: true,
+                step: "Point MX to the tenant".into(),
+                detail: format!("switched at {}", t.to_rfc3339()),
+            },
+        });
+        if let Some(t) = mx_switched_at {
+            let behind = users
+                .iter()
+                .filter(|u| u.last_successful_sync_time.is_none_or(|s| s <= t))
+                .count();
+            let hours = (self.now() - t).num_hours();
+            out.push(ChecklistItem {
+                done: behind == 0 && hours >= MX_WAIT_HOURS,
+                step: format!("Wait {MX_WAIT_HOURS} hours, every user synced after the switch"),
+                detail: format!("{hours} hours since the switch; {behind} users not synced since"),
+            });
+        }
+        let mut unlicensed = Vec::new();
+        for u in users
+            .iter()
+            .filter(|u| u.kind.is_some_and(|k| k.has_mailbox()))
+        {
+            if let Ok(Some(e)) = target.directory_entry(&u.email_address).await
+                && !e.licensed
+            {
+                unlicensed.push(u.email_address.clone());
+            }
+        }
+        out.push(ChecklistItem {
+            done: unlicensed.is_empty(),
+            step: "Assign licences (an unlicensed mailbox is disabled when its 30-day grace ends)"
+                .into(),
+            detail: if unlicensed.is_empty() {
+                "every migrated mailbox is licensed".into()
+            } else {
+                format!("unlicensed: {}", unlicensed.join(", "))
+            },
+        });
+        out.push(ChecklistItem {
+            done: false,
+            step: "Create the CNAME autodiscover -> autodiscover.outlook.com".into(),
+            detail: "in every accepted domain's DNS (mailmig cannot check DNS)".into(),
+        });
+        out.push(ChecklistItem {
+            done: false,
+            step: "Remove the batch (mailmig batch remove --mx-switched-at TIME)".into(),
+            detail:
+                "then hand out the initial passwords (cutover-passwords.csv) and delete the file"
+                    .into(),
+        });
+        out.push(ChecklistItem {
+            done: false,
+            step: "Decommission the on-premises Exchange servers".into(),
+            detail: "after the batch is removed and clients use the tenant".into(),
+        });
+        Ok(out)
+    }
+}

@@ -483,8 +483,21 @@ impl Engine {
         })
     }
 
-    /// Remove-MigrationBatch: the batch and its users are gone; the name can be reused.
+    /// Remove-MigrationBatch: the batch and its users are gone; the name can be reused. A
+    /// cutover batch goes only after the MX switch ([`Engine::batch_remove_cutover`]).
     pub fn batch_remove(&self, name: &str) -> Result<(), Error> {
+        self.batch_remove_cutover(name, cutover::CutoverRemoval::default())
+    }
+
+    /// Remove-MigrationBatch with what the admin says about the MX switch (cutover batches).
+    pub fn batch_remove_cutover(
+        &self,
+        name: &str,
+        removal: cutover::CutoverRemoval,
+    ) -> Result<(), Error> {
+        if self.is_cutover(&self.batch(name)?) {
+            self.check_cutover_removal(name, removal)?;
+        }
         self.operate(name, BatchOp::Remove, |tx, batch, _, _| {
             tx.delete_batch(&batch.name)
         })

@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use bytes::Bytes;
 pub use mailmig_model::{
-    DirectoryLinks, DirectoryObject, DirectoryRefusal, FlagUpdate, ImportOutcome, ImportRequest,
-    ItemFlags, OrganizationInfo, ProvisionOutcome, Rejection,
+    DirectoryEntry, DirectoryLinks, DirectoryObject, DirectoryRefusal, FlagUpdate, ImportOutcome,
+    ImportRequest, ItemFlags, OrganizationInfo, ProvisionOutcome, Rejection,
 };
 
 /// A target's failure to do what was asked (its refusals of a message are
@@ -91,6 +91,11 @@ pub trait Target: Send + Sync {
         _links: &DirectoryLinks,
     ) -> Result<Result<(), DirectoryRefusal>, TargetError> {
         Err(no_directory())
+    }
+
+    /// A directory object as the tenant shows it (`None` when there is none, or no directory).
+    async fn directory_entry(&self, _address: &str) -> Result<Option<DirectoryEntry>, TargetError> {
+        Ok(None)
     }
 
     /// Adds members to a group, at most [`mailmig_model::MEMBERS_PER_CALL`] at a time.
