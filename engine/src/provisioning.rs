@@ -33,9 +33,19 @@ fn pending(u: &UserRow) -> bool {
     )
 }
 
-/// Runs the step for every cutover batch that needs it. Returns why a batch could not be
-/// provisioned this time (its users keep their status, with the reason as their error).
-pub async fn provision_due(engine: &Engine, target: &dyn Target) -> Result<Option<String>, Error> {
+/// A batch whose recipients only wait for others (ProvisionUpdating) is tried again at most
+/// this often: each try reads the whole directory.
+pub const RETRY_WAITING_MINUTES: i64 = 5;
+
+/// Runs the step for every cutover batch that needs it: at once for recipients in
+/// Provisioning, every few minutes for those only waiting (`last` remembers the tries of this
+/// run). Returns why a batch could not be provisioned this time (its users keep their status,
+/// with the reason as their error).
+pub async fn provision_due(
+    engine: &Engine,
+    target: &dyn Target,
+    last: &mut HashMap<String, DateTime<Utc>>,
+) -> Result<Option<String>, Error> {
     let mut problem = None;
     for batch in engine.batches()? {
         if !matches!(batch.status, BatchStatus::Starting | BatchStatus::Syncing) {
@@ -51,6 +61,17 @@ pub async fn provision_due(engine: &Engine, target: &dyn Target) -> Result<Optio
         if !users.iter().any(pending) {
             continue;
         }
+        let now = engine.now();
+        let only_waiting = !users.iter().any(|u| u.status == UserStatus::Provisioning);
+        let key = batch.name.to_ascii_lowercase();
+        if only_waiting
+            && last
+                .get(&key)
+                .is_some_and(|t| now - *t < chrono::Duration::minutes(RETRY_WAITING_MINUTES))
+        {
+            continue;
+        }
+        last.insert(key, now);
         let outcome = match read_plan(settings).await {
             Ok(plan) => provision(&of_batch(plan, &users), target)
                 .await

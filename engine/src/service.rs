@@ -90,12 +90,17 @@ impl Service {
         let mut unanswered = None;
         // A cutover batch whose organisation or tenant did not answer: said at idle too.
         let mut provisioning_waits: Option<String> = None;
+        let mut provisioning_tries = HashMap::new();
         loop {
             let now = self.engine.now();
             if tasks.is_empty() || last_tick.is_none_or(|t| t.elapsed() >= options.poll) {
                 self.housekeeping(now)?;
-                provisioning_waits =
-                    crate::provisioning::provision_due(&self.engine, &*self.target).await?;
+                provisioning_waits = crate::provisioning::provision_due(
+                    &self.engine,
+                    &*self.target,
+                    &mut provisioning_tries,
+                )
+                .await?;
                 unanswered = self.engine.revalidate(&*self.target).await?;
                 self.signal_stops(&stops)?;
                 last_tick = Some(Instant::now());

@@ -494,3 +494,57 @@ async fn removal_waits_for_the_mx_switch_and_the_checklist_says_what_is_open() {
         "removing the batch keeps what was migrated"
     );
 }
+
+#[tokio::test]
+async fn a_group_waiting_for_a_member_is_retried_every_few_minutes_not_every_tick() {
+    use engine::provisioning::provision_due;
+    let config = seed()
+        .replace(
+            r#"members = ["alice@contoso.com", "bob@contoso.com", "carol@contoso.com", "dave@contoso.com", "erin@contoso.com"]"#,
+            r#"members = ["alice@contoso.com", "um@contoso.com"]"#,
+        )
+        + "\n[[recipients]]\nkind = \"user-mailbox\"\naddress = \"um@contoso.com\"\num_enabled = true\n";
+    let w = world(&config, &["contoso.com"]).await;
+    w.engine
+        .cutover_batch_new(cutover("CutoverBatch", true), &*w.target)
+        .await
+        .unwrap();
+    let mut tries = std::collections::HashMap::new();
+    let first = provision_due(&w.engine, &*w.target, &mut tries)
+        .await
+        .unwrap();
+    assert_eq!(first, None);
+    let team = w.engine.user("team@contoso.com").unwrap();
+    assert_eq!(team.status, UserStatus::ProvisionUpdating);
+    assert!(
+        team.error.as_deref().unwrap().contains("um@contoso.com"),
+        "{:?}",
+        team.error
+    );
+    assert_eq!(
+        w.engine.user("um@contoso.com").unwrap().status,
+        UserStatus::Failed
+    );
+
+    // The admin's password changes on-premises: a try would now fail to read the directory,
+    // which shows whether one was made.
+    w._exchange
+        .org()
+        .set_password("administrator@contoso.com", "Changed-1")
+        .unwrap();
+    w.clock.advance(chrono::Duration::minutes(1));
+    let soon = provision_due(&w.engine, &*w.target, &mut tries)
+        .await
+        .unwrap();
+    assert_eq!(
+        soon, None,
+        "a batch only waiting is not tried again on every tick"
+    );
+    w.clock.advance(chrono::Duration::minutes(5));
+    let later = provision_due(&w.engine, &*w.target, &mut tries)
+        .await
+        .unwrap();
+    let reason = later.expect("tried again after the interval");
+    assert!(reason.contains("couldn't be read"), "{reason}");
+    assert!(!reason.contains("Changed-1"), "no password in what is said");
+}
