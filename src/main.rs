@@ -34,7 +34,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Test-MigrationServerAvailability: connect, TLS, CAPABILITY, and a login if given.
+    /// Test-MigrationServerAvailability: an IMAP server (connect, TLS, CAPABILITY, a login if
+    /// given) or an Exchange organisation (Autodiscover, directory, the admin's rights).
     TestServer(commands::test_server::TestServerArgs),
     /// The migration CSV.
     Csv {

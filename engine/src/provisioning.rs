@@ -5,7 +5,6 @@
 //! before the outcome is recorded, and never into a log.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -131,24 +130,33 @@ fn write_passwords(dir: &Path, results: &[Provisioned], now: DateTime<Utc>) -> R
     use std::os::unix::fs::OpenOptionsExt;
     let path = passwords_path(dir);
     let new = !path.exists();
-    let mut f = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .open(&path)?;
+    let mut w = csv::Writer::from_writer(file);
+    let csv_error = |e: csv::Error| Error::File {
+        path: path.clone(),
+        message: e.to_string(),
+    };
     if new {
-        writeln!(f, "EmailAddress,InitialPassword,CreatedAt")?;
+        w.write_record(["EmailAddress", "InitialPassword", "CreatedAt"])
+            .map_err(csv_error)?;
     }
+    let at = now.to_rfc3339();
     for r in made {
-        // Generated passwords hold no comma or quote; the address comes from the directory.
-        writeln!(
-            f,
-            "{},{},{}",
-            r.identity,
+        w.write_record([
+            r.identity.as_str(),
             r.initial_password.as_deref().unwrap_or(""),
-            now.to_rfc3339()
-        )?;
+            at.as_str(),
+        ])
+        .map_err(csv_error)?;
     }
+    let f = w.into_inner().map_err(|e| Error::File {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
     f.sync_all()?;
     Ok(())
 }

@@ -5,12 +5,10 @@
 
 use std::time::Duration;
 
+use engine::exchange::ConnectTo;
 use engine::exchange::directory::{self, Plan};
 use engine::exchange::http::HttpClient;
 use engine::exchange::provision::{ProvisionState, Provisioned, check_batch, provision};
-use engine::exchange::{
-    AdminCredential, ConnectTo, EwsAccess, ExchangeSettings, MailboxPermission,
-};
 use engine::target::Target;
 use fake_exchange::{Config, FakeExchange, RunningExchange};
 use fake_target::{Recipient, RecipientKind, Settings, Tenant};
@@ -34,34 +32,8 @@ async fn read_plan(exchange: &RunningExchange) -> Plan {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, exchange.ca_pem()).unwrap();
-    let http = HttpClient::new(
-        Some(&ca),
-        false,
-        connect_to.clone(),
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    let settings = ExchangeSettings {
-        email_address: "administrator@contoso.com".into(),
-        credential: AdminCredential {
-            user_name: "administrator@contoso.com".into(),
-            password: "P@ssw0rd".into(),
-        },
-        use_auto_discover: true,
-        autodiscover_url: None,
-        exchange_server: "mail.contoso.com".into(),
-        rpc_proxy_server: "mail.contoso.com".into(),
-        ews_url: "https://mail.contoso.com/EWS/Exchange.asmx".into(),
-        nspi_server: "dc01.contoso.com".into(),
-        ldap_port: 389,
-        ldaps: false,
-        server_version: None,
-        mailbox_permission: MailboxPermission::Admin,
-        ews_access: EwsAccess::Impersonation,
-        accept_untrusted_certificates: false,
-        ca_file: Some(ca),
-        connect_to,
-    };
+    let http = HttpClient::new(Some(&ca), false, connect_to, Duration::from_secs(10)).unwrap();
+    let settings = harness::cutover_settings(exchange, &ca);
     let d = directory::read(&http, &settings).await.unwrap();
     assert!(d.admin_is_domain_admin);
     directory::plan(&d)

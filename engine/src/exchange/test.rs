@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::autodiscover::{self, Discovered};
-use super::directory::{self, OnPremDirectory};
+use super::directory::{self, Plan};
 use super::ews::{self, Ews};
 use super::http::{Basic, HttpClient};
 use super::{
@@ -196,7 +196,7 @@ pub async fn test(input: &TestInput, directory_sync: Option<bool>) -> OutlookAny
     };
     settings.has_admin_privilege = directory.admin_is_domain_admin;
     let plan = directory::plan(&directory);
-    match rights(&http, &auth, &mut settings, &directory).await {
+    match rights(&http, &auth, &mut settings, &plan).await {
         Ok(()) => {}
         Err(detail) => {
             let mut out = OutlookAnywhereAvailability::failed(
@@ -267,9 +267,8 @@ async fn rights(
     http: &Arc<HttpClient>,
     auth: &Basic,
     settings: &mut ConnectionSettings,
-    directory: &OnPremDirectory,
+    plan: &Plan,
 ) -> Result<(), String> {
-    let plan = directory::plan(directory);
     let Some(probe) = plan
         .recipients
         .iter()

@@ -74,6 +74,15 @@ pub fn source_error(e: ExchangeError) -> SourceError {
     }
 }
 
+/// IsRead as the pipeline's flags.
+fn seen(read: bool) -> Vec<String> {
+    if read {
+        vec!["\\Seen".to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
 /// A UID validity for an EWS folder id: stable for the folder (a rename keeps its id), new for
 /// a folder deleted and made again.
 fn validity(folder_id: &str) -> u32 {
@@ -201,9 +210,16 @@ impl EwsSource {
             let body = self.call(&op).await?;
             let m = Self::first(&body)?;
             state = m.child_text("SyncState").unwrap_or("").to_string();
+            // Required by the schema: a page that does not say whether it is the last one is
+            // not taken for the end of the folder.
             let done = m
                 .child_text("IncludesLastItemInRange")
-                .is_none_or(|v| v.eq_ignore_ascii_case("true"));
+                .ok_or_else(|| {
+                    SourceError::Transient(
+                        "SyncFolderItems answered without IncludesLastItemInRange".into(),
+                    )
+                })?
+                .eq_ignore_ascii_case("true");
             for change in m
                 .child("Changes")
                 .map_or(&[][..], |c| c.children.as_slice())
@@ -311,7 +327,12 @@ impl MailSource for EwsSource {
             offset += folders.len();
             let last = page
                 .attr("IncludesLastItemInRange")
-                .is_none_or(|v| v.eq_ignore_ascii_case("true"));
+                .ok_or_else(|| {
+                    SourceError::Transient(
+                        "FindFolder answered without IncludesLastItemInRange".into(),
+                    )
+                })?
+                .eq_ignore_ascii_case("true");
             if last || folders.is_empty() {
                 break;
             }
@@ -372,11 +393,7 @@ impl MailSource for EwsSource {
             items.push(ItemMeta {
                 uid,
                 size,
-                flags: if read {
-                    vec!["\\Seen".to_string()]
-                } else {
-                    Vec::new()
-                },
+                flags: seen(read),
                 date,
             });
         }
@@ -464,11 +481,7 @@ impl MailSource for EwsSource {
                 .map(|d| d.to_utc());
             out.push(FetchOutcome::Item(SourceItem {
                 uid,
-                flags: if read {
-                    vec!["\\Seen".to_string()]
-                } else {
-                    Vec::new()
-                },
+                flags: seen(read),
                 date,
                 raw: Bytes::from(raw),
             }));
