@@ -452,6 +452,14 @@ async fn removal_waits_for_the_mx_switch_and_the_checklist_says_what_is_open() {
         .await
         .unwrap();
     let step = |s: &str| list.iter().find(|i| i.step.contains(s)).unwrap().clone();
+    let licences = step("Assign licences");
+    assert!(!licences.done);
+    assert!(
+        licences.detail.contains("alice@contoso.com (disabled on ")
+            && licences.detail.contains("unless licensed, in 26 days"),
+        "said before the grace ends: {}",
+        licences.detail
+    );
     assert!(step("Every recipient provisioned").done);
     assert!(step("Point MX").done);
     assert!(!step("Wait 72 hours").done);
@@ -485,10 +493,13 @@ async fn removal_waits_for_the_mx_switch_and_the_checklist_says_what_is_open() {
             .unwrap()
             .done
     );
+    let ids = |a: &str| w.engine.db.read(|tx| tx.item_id_count(a)).unwrap();
+    assert!(ids("alice@contoso.com") > 5, "alice's EWS ids are kept");
     w.engine
         .batch_remove_cutover("CutoverBatch", at(switched))
         .unwrap();
     assert!(w.engine.batches().unwrap().is_empty(), "removed");
+    assert_eq!(ids("alice@contoso.com"), 0, "and go with the batch");
     assert!(
         w.tenant.directory_entry("alice@contoso.com").is_some(),
         "removing the batch keeps what was migrated"

@@ -179,6 +179,18 @@ pub fn fill_mailbox(mailbox: &mut Mailbox, address: &str, content: &ContentSecti
     }
 }
 
+/// One generated item for a folder of `class` (a message, an event or a contact), as
+/// `deliver` takes it: the same `seed` and `n` give the same bytes.
+pub fn item_for(class: FolderClass, address: &str, seed: u64, n: usize) -> Vec<u8> {
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(derive_seed(seed, &[address, "delivered", &n.to_string()]));
+    match class {
+        FolderClass::Calendar => event(&mut rng, address, n + 1000).1,
+        FolderClass::Contacts => contact(&mut rng, n + 1000).1,
+        _ => message(&mut rng, address, n + 1000, false).1,
+    }
+}
+
 fn someone(rng: &mut ChaCha8Rng) -> (String, String) {
     let first = FIRST[rng.random_range(0..FIRST.len())];
     let last = LAST[rng.random_range(0..LAST.len())];

@@ -907,16 +907,23 @@ impl Organisation {
         f(mb)
     }
 
-    /// Delivers a message into a mailbox's folder (a path from the top of the store).
+    /// Delivers an item into a mailbox's folder (a path from the top of the store): a message,
+    /// or an event or contact when the folder is a calendar or contacts folder.
     pub fn deliver(&self, mailbox: &str, folder: &str, mime: &[u8]) -> Result<u64, Error> {
         self.with_mailbox(mailbox, |mb| {
             let f = mb
                 .folder_by_path(folder, true)
                 .ok_or_else(|| Error::NotFound(format!("folder {folder}")))?;
-            let subject = generate::subject_of(mime, ItemKind::Message);
+            // A calendar folder holds events and a contacts folder contacts (iCalendar, vCard).
+            let kind = match mb.folders[f as usize].class {
+                FolderClass::Calendar => ItemKind::Event,
+                FolderClass::Contacts => ItemKind::Contact,
+                _ => ItemKind::Message,
+            };
+            let subject = generate::subject_of(mime, kind);
             Ok(mb.add_item(
                 f,
-                ItemKind::Message,
+                kind,
                 subject,
                 Bytes::copy_from_slice(mime),
                 Utc::now(),

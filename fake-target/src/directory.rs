@@ -258,6 +258,9 @@ impl Tenant {
             members,
             must_change_password: r.directory.must_change_password,
             licensed: r.licensed,
+            grace_ends: (r.kind.directory_kind().has_mailbox() && !r.licensed).then(|| {
+                r.grace_started + chrono::Duration::days(crate::model::LICENCE_GRACE_DAYS)
+            }),
         })
     }
 

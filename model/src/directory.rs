@@ -268,6 +268,9 @@ pub struct DirectoryEntry {
     /// Created with a generated password the user must change at first sign-in.
     pub must_change_password: bool,
     pub licensed: bool,
+    /// An unlicensed mailbox works until its 30-day grace ends, then it is disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_ends: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The tenant as a cutover sees it before starting.

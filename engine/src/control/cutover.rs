@@ -269,7 +269,19 @@ impl Engine {
             if let Ok(Some(e)) = target.directory_entry(&u.email_address).await
                 && !e.licensed
             {
-                unlicensed.push(u.email_address.clone());
+                // Said before the grace ends, with the day it does.
+                unlicensed.push(match e.grace_ends {
+                    Some(t) if t > self.now() => format!(
+                        "{} (disabled on {} unless licensed, in {} days)",
+                        u.email_address,
+                        t.format("%Y-%m-%d %H:%M UTC"),
+                        (t - self.now()).num_days()
+                    ),
+                    Some(_) => {
+                        format!("{} (disabled: its 30-day grace has ended)", u.email_address)
+                    }
+                    None => u.email_address.clone(),
+                });
             }
         }
         out.push(ChecklistItem {

@@ -663,6 +663,12 @@ impl Tx<'_> {
     /// Deletes a batch and everything of its users.
     pub fn delete_batch(&self, name: &str) -> Result<(), Error> {
         self.0.prepare_cached("DELETE FROM skipped_items WHERE email IN (SELECT email FROM users WHERE batch = ?1)")?.execute(params![name])?;
+        // A cutover's EWS item ids go with its users (a later batch starts afresh).
+        self.0
+            .prepare_cached(
+                "DELETE FROM source_ids WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
+            )?
+            .execute(params![name])?;
         self.0
             .prepare_cached(
                 "DELETE FROM copied WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
@@ -873,6 +879,14 @@ impl Tx<'_> {
                 ),
             )?,
         })
+    }
+
+    /// How many string item ids a user's folders keep (EWS).
+    pub fn item_id_count(&self, email: &str) -> Result<u64, Error> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT COUNT(*) FROM source_ids WHERE email = ?1")?
+            .query_row(params![email], |r| r.get::<_, i64>(0))? as u64)
     }
 
     /// The UIDs of a source folder's string item ids (EWS): known ids keep theirs, new ones get
