@@ -926,7 +926,8 @@ impl Organisation {
                 kind,
                 subject,
                 Bytes::copy_from_slice(mime),
-                Utc::now(),
+                // EWS dates are to the second.
+                chrono::SubsecRound::trunc_subsecs(Utc::now(), 0),
                 false,
             ))
         })

@@ -16,7 +16,16 @@ pub struct Scenario {
     #[serde(default)]
     pub seed: Option<u64>,
     /// A fake-imap configuration, with the same keys as `mailmig fake-imap serve`.
-    pub source: toml::Table,
+    #[serde(default)]
+    pub source: Option<toml::Table>,
+    /// Instead of an IMAP source, a cutover: a fake-exchange organisation with the same keys
+    /// as `mailmig fake-exchange serve`, inline, added to `exchange_file` when both are given
+    /// (tables merged, arrays such as `recipients` extended).
+    #[serde(default)]
+    pub exchange: Option<toml::Table>,
+    /// The organisation as a file next to the scenario.
+    #[serde(default)]
+    pub exchange_file: Option<PathBuf>,
     /// A fake-target configuration, with the same keys as `mailmig fake-target serve`.
     #[serde(default)]
     pub target: toml::Table,
@@ -77,6 +86,17 @@ impl Default for EndpointSection {
 pub enum Step {
     /// Test-MigrationServerAvailability against the source.
     TestServer {
+        /// Cutover: the admin's address for Autodiscover.
+        #[serde(default)]
+        email_address: Option<String>,
+        #[serde(default)]
+        supports_cutover: Option<bool>,
+        #[serde(default)]
+        accept_untrusted_certificates: bool,
+        /// Cutover: no CA file for the organisation's certificate (a self-signed one is then
+        /// untrusted).
+        #[serde(default)]
+        no_ca_file: bool,
         #[serde(default)]
         username: Option<String>,
         #[serde(default)]
@@ -85,7 +105,32 @@ pub enum Step {
         #[serde(default)]
         message_contains: Option<String>,
     },
+    /// Cutover: New-MigrationEndpoint -ExchangeOutlookAnywhere by Autodiscover, as
+    /// `CutoverEndpoint`.
+    NewEndpoint {
+        #[serde(default)]
+        email_address: Option<String>,
+        #[serde(default)]
+        password: Option<String>,
+        #[serde(default)]
+        accept_untrusted_certificates: bool,
+        #[serde(default)]
+        no_ca_file: bool,
+        /// Made from the organisation's known settings instead of a test (for faults that
+        /// would fail the test itself).
+        #[serde(default)]
+        known_settings: bool,
+        #[serde(default)]
+        expect_error: Option<String>,
+    },
     NewBatch {
+        /// Cutover: recipients and mailboxes taken, and who is left out.
+        #[serde(default)]
+        recipients: Option<usize>,
+        #[serde(default)]
+        mailboxes: Option<usize>,
+        #[serde(default)]
+        not_taken: Vec<String>,
         name: String,
         #[serde(default)]
         autostart: bool,
@@ -116,6 +161,11 @@ pub enum Step {
         expect_error: Option<String>,
     },
     Remove {
+        /// Cutover: removal after the MX switch (the time of the `mx-switch` step), or forced.
+        #[serde(default)]
+        after_mx_switch: bool,
+        #[serde(default)]
+        force: bool,
         batch: String,
         #[serde(default)]
         expect_error: Option<String>,
@@ -131,6 +181,32 @@ pub enum Step {
         #[serde(default)]
         expect_error: Option<String>,
     },
+    /// Cutover: the MX records point to the tenant from now on.
+    MxSwitch,
+    /// Cutover: the post-migration checklist; steps (by part of their text) done and open,
+    /// and text its details contain.
+    Checklist {
+        batch: String,
+        #[serde(default)]
+        done: Vec<String>,
+        #[serde(default)]
+        open: Vec<String>,
+        #[serde(default)]
+        detail_contains: Vec<String>,
+    },
+    /// Cutover: a change in an on-premises mailbox: `read`, `unread` or `delete` of the
+    /// folder's `index`th item (oldest first).
+    ExchangeChange {
+        mailbox: String,
+        folder: String,
+        index: usize,
+        change: String,
+    },
+    /// Cutover: an admin's password changes on-premises.
+    ExchangePassword {
+        admin: String,
+        password: String,
+    },
     /// The migration service, until nothing is due now.
     Run,
     /// The migration service killed after `after_ms` of work; the next run recovers.
@@ -141,7 +217,8 @@ pub enum Step {
     Advance {
         hours: i64,
     },
-    /// New generated mail at the source.
+    /// New generated mail at the source (cutover: `user` is the mailbox's address, and a
+    /// calendar or contacts folder gets events or contacts).
     Deliver {
         user: String,
         folder: String,
@@ -191,6 +268,14 @@ pub struct Expect {
     pub target_equals_source: bool,
     #[serde(default)]
     pub allow_extra: bool,
+    /// Cutover: recipients the tenant's directory has, and has not.
+    #[serde(default)]
+    pub tenant_has: Vec<String>,
+    #[serde(default)]
+    pub tenant_lacks: Vec<String>,
+    /// Cutover: members of tenant groups, by count.
+    #[serde(default)]
+    pub members: std::collections::BTreeMap<String, usize>,
     /// At most this many connections at the source at once, over the scenario so far.
     #[serde(default)]
     pub max_source_connections: Option<usize>,

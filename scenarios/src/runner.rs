@@ -41,7 +41,11 @@ struct World {
     target: Arc<dyn Target>,
     /// The second fake IMAP server when the scenario migrates IMAP to IMAP.
     imap_target: Option<ServerHandle>,
-    source: ServerHandle,
+    /// The IMAP source, or for a cutover the on-premises organisation.
+    source: Option<ServerHandle>,
+    exchange: Option<fake_exchange::RunningExchange>,
+    /// When the `mx-switch` step happened.
+    mx_switched: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     csv: Vec<u8>,
     options: CopyOptions,
     _dir: tempfile::TempDir,
@@ -110,8 +114,58 @@ fn table<T: serde::de::DeserializeOwned>(t: &toml::Table, what: &str) -> Result<
         .map_err(|e| format!("[{what}]: {e}"))
 }
 
+/// Merges `extra` into `base`: tables key by key, arrays extended, other values replaced.
+fn merge(base: &mut toml::Table, extra: &toml::Table) {
+    for (k, v) in extra {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(e)) => merge(b, e),
+            (Some(toml::Value::Array(b)), toml::Value::Array(e)) => b.extend(e.iter().cloned()),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// A scenario's organisation: its file, with the inline table merged in.
+fn exchange_config(s: &Scenario, base: &Path) -> Result<Option<fake_exchange::Config>, String> {
+    let mut table = match &s.exchange_file {
+        None => toml::Table::new(),
+        Some(f) => {
+            let path = base.join(f);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("exchange_file {}: {e}", path.display()))?;
+            text.parse::<toml::Table>()
+                .map_err(|e| format!("exchange_file {}: {e}", path.display()))?
+        }
+    };
+    match &s.exchange {
+        None if s.exchange_file.is_none() => return Ok(None),
+        None => {}
+        Some(extra) => merge(&mut table, extra),
+    }
+    let text = toml::to_string(&table).map_err(|e| format!("[exchange]: {e}"))?;
+    let mut config =
+        fake_exchange::Config::from_toml(&text).map_err(|e| format!("[exchange]: {e}"))?;
+    config.base_dir = Some(base.to_path_buf());
+    Ok(Some(config))
+}
+
 async fn setup(s: &Scenario, base: &Path, seed: Option<u64>) -> Result<World, String> {
-    let mut source: fake_imap::Config = table(&s.source, "source")?;
+    let exchange = match exchange_config(s, base)? {
+        None => None,
+        Some(config) => Some(
+            fake_exchange::FakeExchange::start(config)
+                .await
+                .map_err(|e| format!("[exchange]: {e}"))?,
+        ),
+    };
+    let source_table = match (&s.source, &exchange) {
+        (Some(t), _) => t.clone(),
+        (None, Some(_)) => toml::Table::new(),
+        (None, None) => return Err("the scenario needs [source] or [exchange]".into()),
+    };
+    let mut source: fake_imap::Config = table(&source_table, "source")?;
     if let Some(seed) = seed.or(s.seed) {
         source.server.seed = seed;
     }
@@ -155,9 +209,16 @@ async fn setup(s: &Scenario, base: &Path, seed: Option<u64>) -> Result<World, St
         std::fs::write(&ca, source.ca_pem()).map_err(|e| e.to_string())?;
         endpoint.imap_settings_mut().unwrap().ca_file = Some(ca);
     }
-    engine
-        .endpoint_new(endpoint)
-        .map_err(|e| format!("[endpoint]: {e}"))?;
+    match &exchange {
+        None => {
+            engine
+                .endpoint_new(endpoint)
+                .map_err(|e| format!("[endpoint]: {e}"))?;
+        }
+        // The cutover endpoint is the `new-endpoint` step's; the fake's CA is at hand.
+        Some(exchange) => std::fs::write(dir.path().join("exchange-ca.pem"), exchange.ca_pem())
+            .map_err(|e| e.to_string())?,
+    }
     let csv = match (&s.csv, &s.csv_file) {
         (Some(text), _) => text.trim_start().as_bytes().to_vec(),
         (None, Some(file)) => std::fs::read(base.join(file))
@@ -213,7 +274,9 @@ async fn setup(s: &Scenario, base: &Path, seed: Option<u64>) -> Result<World, St
         target,
         imap_target,
         tenant,
-        source,
+        source: exchange.is_none().then_some(source),
+        exchange,
+        mx_switched: Default::default(),
         csv,
         options,
         _dir: dir,
@@ -241,6 +304,50 @@ fn check_op<T>(
 }
 
 impl World {
+    fn imap(&self, n: usize) -> Result<&ServerHandle, String> {
+        self.source
+            .as_ref()
+            .ok_or_else(|| format!("step {n}: this step needs an IMAP [source]"))
+    }
+
+    fn org(&self, n: usize) -> Result<&fake_exchange::Organisation, String> {
+        self.exchange
+            .as_ref()
+            .map(|e| e.org())
+            .ok_or_else(|| format!("step {n}: this step needs an [exchange] organisation"))
+    }
+
+    /// Test-MigrationServerAvailability's input for a cutover, through the fake's names.
+    fn cutover_input(
+        &self,
+        email: Option<&str>,
+        password: Option<&str>,
+        accept_untrusted: bool,
+        no_ca_file: bool,
+    ) -> engine::exchange::test::TestInput {
+        let exchange = self.exchange.as_ref().expect("cutover");
+        let email = email.unwrap_or("administrator@contoso.com").to_string();
+        engine::exchange::test::TestInput {
+            credential: engine::exchange::AdminCredential {
+                user_name: email.clone(),
+                password: password.unwrap_or("P@ssw0rd").into(),
+            },
+            email_address: email,
+            exchange_server: None,
+            rpc_proxy_server: None,
+            nspi_server: None,
+            mailbox_permission: None,
+            accept_untrusted_certificates: accept_untrusted,
+            ca_file: (!no_ca_file).then(|| self._dir.path().join("exchange-ca.pem")),
+            connect_to: exchange
+                .connect_to()
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
     fn service(&self) -> Service {
         let copy = Copier {
             engine: self.engine.clone(),
@@ -267,10 +374,53 @@ pub async fn run(s: Scenario, base: &Path, seed: Option<u64>) -> Result<(), Stri
         let n = i + 1;
         match step {
             Step::TestServer {
+                email_address,
+                supports_cutover,
+                accept_untrusted_certificates,
+                no_ca_file,
+                username: _,
+                password,
+                result,
+                message_contains,
+            } if w.exchange.is_some() => {
+                let input = w.cutover_input(
+                    email_address.as_deref(),
+                    password.as_deref(),
+                    *accept_untrusted_certificates,
+                    *no_ca_file,
+                );
+                let r = engine::exchange::test::test(
+                    &input,
+                    Some(w.tenant.organization().directory_sync),
+                )
+                .await;
+                let said = format!("{} {}", r.message, r.error_detail.as_deref().unwrap_or(""));
+                if r.result.to_string() != *result {
+                    return Err(format!(
+                        "step {n} (test-server): {} ({said}), expected {result}",
+                        r.result
+                    ));
+                }
+                if let Some(want) = message_contains
+                    && !said.contains(want.as_str())
+                {
+                    return Err(format!("step {n} (test-server): {said:?} lacks {want:?}"));
+                }
+                if let Some(want) = supports_cutover
+                    && r.supports_cutover != *want
+                {
+                    return Err(format!(
+                        "step {n} (test-server): SupportsCutover {}, expected {want}",
+                        r.supports_cutover
+                    ));
+                }
+            }
+            Step::TestServer {
                 username,
                 password,
                 result,
                 message_contains,
+                ..
             } => {
                 let endpoint = w.engine.endpoint("Source").map_err(|e| e.to_string())?;
                 let settings = endpoint
@@ -294,6 +444,93 @@ pub async fn run(s: Scenario, base: &Path, seed: Option<u64>) -> Result<(), Stri
                     ));
                 }
             }
+            Step::NewEndpoint {
+                email_address,
+                password,
+                accept_untrusted_certificates,
+                no_ca_file,
+                known_settings,
+                expect_error,
+            } => {
+                w.org(n)?;
+                let input = w.cutover_input(
+                    email_address.as_deref(),
+                    password.as_deref(),
+                    *accept_untrusted_certificates,
+                    *no_ca_file,
+                );
+                let settings = if *known_settings {
+                    Ok(harness::cutover_settings(
+                        w.exchange.as_ref().expect("cutover"),
+                        &w._dir.path().join("exchange-ca.pem"),
+                    ))
+                } else {
+                    let r = engine::exchange::test::test(&input, None).await;
+                    match r.connection_settings {
+                        Some(c) if r.result != engine::test_server::TestResult::Failed => {
+                            let mut settings = c.endpoint_settings(&input.credential.password);
+                            settings.accept_untrusted_certificates = *accept_untrusted_certificates;
+                            Ok(settings)
+                        }
+                        _ => Err(engine::Error::Invalid(format!(
+                            "The endpoint was not created: {} {}",
+                            r.message,
+                            r.error_detail.unwrap_or_default()
+                        ))),
+                    }
+                };
+                let r = settings.and_then(|settings| {
+                    w.engine.endpoint_new(Endpoint::new(
+                        CUTOVER_ENDPOINT,
+                        engine::source::SourceSettings::ExchangeOutlookAnywhere(Box::new(settings)),
+                    ))
+                });
+                check_op(n, "new-endpoint", r, expect_error)?;
+            }
+            Step::NewBatch {
+                recipients,
+                mailboxes,
+                not_taken,
+                name,
+                autostart,
+                expect_error,
+                ..
+            } if w.exchange.is_some() => {
+                let r = w
+                    .engine
+                    .cutover_batch_new(
+                        NewBatch {
+                            name: name.clone(),
+                            source_endpoint: CUTOVER_ENDPOINT.into(),
+                            autostart: *autostart,
+                            ..NewBatch::default()
+                        },
+                        &*w.target,
+                    )
+                    .await;
+                if let Ok(out) = &r {
+                    let left_out: Vec<&str> =
+                        out.not_taken.iter().map(|(a, _)| a.as_str()).collect();
+                    for (what, got, want) in [
+                        ("recipients", out.recipients, *recipients),
+                        ("mailboxes", out.mailboxes, *mailboxes),
+                    ] {
+                        if let Some(want) = want
+                            && got != want
+                        {
+                            return Err(format!(
+                                "step {n} (new-batch): {got} {what}, expected {want}"
+                            ));
+                        }
+                    }
+                    if !not_taken.is_empty() && left_out != *not_taken {
+                        return Err(format!(
+                            "step {n} (new-batch): not taken {left_out:?}, expected {not_taken:?}"
+                        ));
+                    }
+                }
+                check_op(n, "new-batch", r, expect_error)?;
+            }
             Step::NewBatch {
                 name,
                 autostart,
@@ -302,6 +539,7 @@ pub async fn run(s: Scenario, base: &Path, seed: Option<u64>) -> Result<(), Stri
                 start_after_hours,
                 complete_after_hours,
                 expect_error,
+                ..
             } => {
                 let now = engine::clock::Clock::now(&w.clock);
                 let settings = BatchSettings {
@@ -342,7 +580,99 @@ pub async fn run(s: Scenario, base: &Path, seed: Option<u64>) -> Result<(), Stri
             Step::Remove {
                 batch,
                 expect_error,
-            } => check_op(n, "remove", w.engine.batch_remove(batch), expect_error)?,
+                after_mx_switch,
+                force,
+            } => {
+                let r = if w.exchange.is_some() {
+                    let switched = *w.mx_switched.lock().expect("mx");
+                    w.engine.batch_remove_cutover(
+                        batch,
+                        engine::control::cutover::CutoverRemoval {
+                            mx_switched_at: switched.filter(|_| *after_mx_switch),
+                            force: *force,
+                        },
+                    )
+                } else {
+                    w.engine.batch_remove(batch)
+                };
+                check_op(n, "remove", r, expect_error)?
+            }
+            Step::MxSwitch => {
+                *w.mx_switched.lock().expect("mx") = Some(engine::clock::Clock::now(&w.clock));
+            }
+            Step::Checklist {
+                batch,
+                done,
+                open,
+                detail_contains,
+            } => {
+                let switched = *w.mx_switched.lock().expect("mx");
+                let list = w
+                    .engine
+                    .cutover_checklist(batch, switched, &*w.target)
+                    .await
+                    .map_err(|e| format!("step {n} (checklist): {e}"))?;
+                let shown: Vec<String> = list
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "[{}] {}: {}",
+                            if i.done { "x" } else { " " },
+                            i.step,
+                            i.detail
+                        )
+                    })
+                    .collect();
+                for (want, done) in done
+                    .iter()
+                    .map(|d| (d, true))
+                    .chain(open.iter().map(|o| (o, false)))
+                {
+                    match list.iter().find(|i| i.step.contains(want.as_str())) {
+                        Some(i) if i.done == done => {}
+                        _ => {
+                            return Err(format!(
+                                "step {n} (checklist): {want:?} should be {}: {shown:#?}",
+                                if done { "done" } else { "open" }
+                            ));
+                        }
+                    }
+                }
+                for want in detail_contains {
+                    if !shown.iter().any(|l| l.contains(want.as_str())) {
+                        return Err(format!("step {n} (checklist): no {want:?} in {shown:#?}"));
+                    }
+                }
+            }
+            Step::ExchangeChange {
+                mailbox,
+                folder,
+                index,
+                change,
+            } => {
+                let org = w.org(n)?;
+                let ids = org
+                    .item_ids(mailbox, folder)
+                    .map_err(|e| format!("step {n}: {e}"))?;
+                let id = *ids
+                    .get(*index)
+                    .ok_or_else(|| format!("step {n}: {folder} has {} items", ids.len()))?;
+                match change.as_str() {
+                    "read" => org.set_read(mailbox, id, true),
+                    "unread" => org.set_read(mailbox, id, false),
+                    "delete" => org.delete_item(mailbox, id),
+                    other => {
+                        return Err(format!(
+                            "step {n}: change {other:?} is not read, unread or delete"
+                        ));
+                    }
+                }
+                .map_err(|e| format!("step {n}: {e}"))?;
+            }
+            Step::ExchangePassword { admin, password } => w
+                .org(n)?
+                .set_password(admin, password)
+                .map_err(|e| format!("step {n}: {e}"))?,
             Step::SyncNow {
                 batch,
                 expect_error,
@@ -389,6 +719,28 @@ pub async fn run(s: Scenario, base: &Path, seed: Option<u64>) -> Result<(), Stri
                 user,
                 folder,
                 count,
+            } if w.exchange.is_some() => {
+                let org = w.org(n)?;
+                let class = {
+                    let mut state = org.lock();
+                    let mb = state
+                        .mailbox_mut(user)
+                        .ok_or_else(|| format!("step {n} (deliver): no mailbox {user}"))?;
+                    let f = mb
+                        .folder_by_path(folder, true)
+                        .ok_or_else(|| format!("step {n} (deliver): no folder {folder}"))?;
+                    mb.folders[f as usize].class
+                };
+                for i in 0..*count {
+                    let mime = fake_exchange::generate::item_for(class, user, n as u64, i);
+                    org.deliver(user, folder, &mime)
+                        .map_err(|e| format!("step {n} (deliver): {e}"))?;
+                }
+            }
+            Step::Deliver {
+                user,
+                folder,
+                count,
             } => {
                 let generated = fake_imap::generate::generate(
                     &fake_imap::generate::GeneratorConfig::default(),
@@ -398,7 +750,7 @@ pub async fn run(s: Scenario, base: &Path, seed: Option<u64>) -> Result<(), Stri
                     *count,
                 );
                 for m in generated {
-                    w.source
+                    w.imap(n)?
                         .store()
                         .append(user, folder, m.raw, &m.flags, m.internal_date)
                         .map_err(|e| format!("step {n} (deliver): {e}"))?;
@@ -411,19 +763,19 @@ pub async fn run(s: Scenario, base: &Path, seed: Option<u64>) -> Result<(), Stri
                 flags,
             } => {
                 let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-                w.source
+                w.imap(n)?
                     .store()
                     .set_flags(user, folder, *uid, &flags)
                     .map_err(|e| format!("step {n}: {e}"))?;
             }
             Step::Expunge { user, folder, uids } => {
-                w.source
+                w.imap(n)?
                     .store()
                     .expunge_uids(user, folder, uids)
                     .map_err(|e| format!("step {n}: {e}"))?;
             }
             Step::UidvalidityChange { user, folder } => {
-                w.source
+                w.imap(n)?
                     .store()
                     .reset_uid_validity(user, folder)
                     .map_err(|e| format!("step {n}: {e}"))?;
@@ -437,6 +789,83 @@ pub async fn run(s: Scenario, base: &Path, seed: Option<u64>) -> Result<(), Stri
                 .set_quota(address, Some(*bytes))
                 .map_err(|e| format!("step {n}: {e}"))?,
             Step::Expect(x) => expect(&w, n, x).await?,
+        }
+    }
+    Ok(())
+}
+
+const CUTOVER_ENDPOINT: &str = "CutoverEndpoint";
+
+/// A cutover's reconciliation: every migrated mailbox's mail, calendar and contacts in the
+/// tenant, each exactly once, read flags (messages have them) and dates kept, nothing else
+/// (bad items excepted).
+async fn cutover_equals(w: &World, n: usize, allow_extra: bool) -> Result<(), String> {
+    use fake_exchange::org::FolderClass;
+    let fail = |m: String| format!("step {n} (expect): {m}");
+    let org = w.org(n)?;
+    for u in w.engine.users(None).map_err(|e| fail(e.to_string()))? {
+        if !u.kind.is_some_and(|k| k.has_mailbox())
+            || u.status == engine::control::status::UserStatus::Failed
+        {
+            continue;
+        }
+        let skipped = skipped_items(w, &u.email_address).len();
+        let mut source = Vec::new();
+        {
+            let state = org.lock();
+            let mb = state
+                .mailbox(&u.email_address)
+                .ok_or_else(|| fail(format!("no mailbox {}", u.email_address)))?;
+            let path = |mut id: u32| {
+                let mut parts = Vec::new();
+                while let Some(parent) = mb.folders[id as usize].parent {
+                    if mb.folders[id as usize].class == FolderClass::Root {
+                        break;
+                    }
+                    parts.push(mb.folders[id as usize].name.clone());
+                    id = parent;
+                }
+                parts.reverse();
+                parts.join("/")
+            };
+            for f in &mb.folders {
+                if !matches!(
+                    f.class,
+                    FolderClass::Mail | FolderClass::Calendar | FolderClass::Contacts
+                ) {
+                    continue;
+                }
+                for i in f.items.values().filter(|i| i.broken.is_none()) {
+                    source.push(SourceMessage {
+                        label: format!("{} item {}", path(f.id), i.id),
+                        folder: path(f.id),
+                        fingerprint: fingerprint(&i.mime),
+                        flags: ItemFlags::from_imap(
+                            if i.is_read && i.kind == fake_exchange::org::ItemKind::Message {
+                                &["\\Seen"]
+                            } else {
+                                &[]
+                            },
+                        ),
+                        received_time: Some(i.received),
+                    });
+                }
+            }
+        }
+        let target = target_messages(&w.tenant, &u.email_address)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let r = reconcile(&source, &target);
+        if !(r.missing.is_empty()
+            && r.duplicated.is_empty()
+            && r.flag_mismatches.is_empty()
+            && r.date_mismatches.is_empty()
+            && (allow_extra || r.unexpected.is_empty()))
+        {
+            return Err(fail(format!(
+                "{} ({skipped} skipped): the tenant differs from the organisation: {r:#?}",
+                u.email_address
+            )));
         }
     }
     Ok(())
@@ -547,12 +976,35 @@ async fn expect(w: &World, n: usize, x: &Expect) -> Result<(), String> {
         }
     }
     if let Some(max) = x.max_source_connections {
-        let peak = w.source.stats().peak();
+        let peak = w.imap(n)?.stats().peak();
         if peak > max {
             return Err(fail(format!(
                 "{peak} connections at the source at once, at most {max} expected"
             )));
         }
+    }
+    for a in &x.tenant_has {
+        if w.tenant.directory_entry(a).is_none() {
+            return Err(fail(format!("the tenant has no recipient {a}")));
+        }
+    }
+    for a in &x.tenant_lacks {
+        if let Some(e) = w.tenant.directory_entry(a) {
+            return Err(fail(format!("the tenant has {a} ({:?})", e.kind)));
+        }
+    }
+    for (group, count) in &x.members {
+        let got = w
+            .tenant
+            .directory_entry(group)
+            .map(|e| e.members.len())
+            .ok_or_else(|| fail(format!("the tenant has no group {group}")))?;
+        if got != *count {
+            return Err(fail(format!("{group} has {got} members, expected {count}")));
+        }
+    }
+    if x.target_equals_source && w.exchange.is_some() {
+        return cutover_equals(w, n, x.allow_extra).await;
     }
     if x.target_equals_source {
         for u in w.engine.users(None).map_err(|e| fail(e.to_string()))? {
@@ -564,7 +1016,7 @@ async fn expect(w: &World, n: usize, x: &Expect) -> Result<(), String> {
                 .engine
                 .endpoint("Source")
                 .map_err(|e| fail(e.to_string()))?;
-            let users = w.source.store().users();
+            let users = w.imap(n)?.store().users();
             let user = source_user(
                 &u.user_name,
                 u.user_root.as_deref(),
@@ -661,7 +1113,7 @@ fn source_messages(
     settings: &BatchSettings,
     via_user_root: bool,
 ) -> Result<Vec<SourceMessage>, String> {
-    let store = w.source.store();
+    let store = w.imap(0)?.store();
     let delimiter = store.delimiter();
     // Through a UserRoot (Courier's shared tree) every folder is below the user's INBOX.
     let relative = |name: &str| {
