@@ -96,4 +96,5 @@ scenario_files!(
     cutover_autodiscover_too_many_redirects => "80-cutover-autodiscover-too-many-redirects.toml",
     cutover_missing_rights => "81-cutover-missing-rights.toml",
     cutover_content_changes => "82-cutover-content-changes.toml",
+    cutover_invalid_smtp_address => "83-cutover-invalid-smtp-address.toml",
 );

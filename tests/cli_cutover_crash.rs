@@ -1,0 +1,355 @@
+//! SIGKILL of `mailmig run` at 20+ points of a cutover (provisioning, then content over EWS from
+//! `mailmig fake-exchange serve`): afterwards the embedded tenant's directory and contents equal
+//! the organisation's, with no recipient or item twice.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{BIN, Served, mailmig_ok};
+use fake_exchange::org::{FolderClass, ItemKind};
+use fake_target::ItemFlags;
+use fake_target::inspect::{SourceMessage, fingerprint, reconcile, target_messages};
+use tokio::process::Command;
+
+/// A small deterministic PRNG for kill times (the test must replay).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+fn example(name: &str) -> String {
+    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_sigkills_during_a_cutover_then_the_tenant_equals_the_organisation() {
+    let dir = tempfile::tempdir().unwrap();
+    // The seed's organisation, each EWS answer slowed so that kills land during the content.
+    let config = dir.path().join("org.toml");
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(example("fake-exchange.toml")).unwrap()
+            + "\n[faults.ews]\ndelay_ms = 15\n",
+    )
+    .unwrap();
+    let served = Served::start(&config);
+    let state = dir.path().join("state");
+    let password_file = dir.path().join("admin.pw");
+    std::fs::write(&password_file, "P@ssw0rd\n").unwrap();
+    mailmig_ok(
+        &state,
+        &[
+            "target",
+            "set",
+            "--embedded",
+            "--config",
+            &example("fake-target.toml"),
+        ],
+    )
+    .await;
+    cutover_batch(&state, &served, &password_file).await;
+
+    let mut rng = Lcg(14);
+    let mut kills = 0;
+    let mut first = true;
+    for _ in 0..60 {
+        let mut child = Command::new(BIN)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["run", "--until-idle"])
+            .env("MAILMIG_FETCH_CHUNK", "2")
+            .spawn()
+            .unwrap();
+        // The first kills come early (during provisioning), the later ones anywhere.
+        let at = if first {
+            Duration::from_millis(5 + rng.next(20))
+        } else {
+            Duration::from_millis(40 + rng.next(150))
+        };
+        first = kills < 3;
+        match tokio::time::timeout(at, child.wait()).await {
+            Ok(status) => {
+                assert!(status.unwrap().success());
+                break;
+            }
+            Err(_) => {
+                child.kill().await.unwrap(); // SIGKILL
+                let _ = child.wait().await;
+                kills += 1;
+            }
+        }
+        if kills >= 25 {
+            break;
+        }
+    }
+    assert!(kills >= 20, "only {kills} kills landed during the cutover");
+    mailmig_ok(&state, &["run", "--until-idle"]).await;
+    let o = mailmig_ok(&state, &["user", "get", "--json"]).await;
+    let users: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 8, "{users}");
+    for u in users.as_array().unwrap() {
+        assert_eq!(u["status"], "Synced", "{u}");
+    }
+
+    // The organisation as the fake serves it (the same config gives the same content).
+    let org = fake_exchange::Organisation::from_config(
+        &fake_exchange::Config::from_file(&config).unwrap(),
+    )
+    .unwrap();
+    let tenant = fake_target::Tenant::open(
+        &state.join("tenant.sqlite"),
+        Arc::new(fake_target::SystemClock),
+    )
+    .unwrap();
+    let recipients = tenant.recipients();
+    for r in org.recipients() {
+        let address = r.address.clone().unwrap();
+        let copies = recipients
+            .iter()
+            .filter(|t| t.address.eq_ignore_ascii_case(&address))
+            .count();
+        let expected = usize::from(!r.hidden);
+        assert_eq!(copies, expected, "{address} in the tenant's directory");
+    }
+    assert_eq!(
+        tenant
+            .directory_entry("team@contoso.com")
+            .unwrap()
+            .members
+            .len(),
+        5,
+        "every member once"
+    );
+    for mailbox in [
+        "alice@contoso.com",
+        "bob@contoso.com",
+        "carol@contoso.com",
+        "dave@contoso.com",
+        "erin@contoso.com",
+    ] {
+        let source = organisation_items(&org, mailbox);
+        assert!(source.len() > 5, "{mailbox} has content");
+        let target = target_messages(&tenant, mailbox).await.unwrap();
+        let r = reconcile(&source, &target);
+        assert!(r.is_exact(), "{mailbox}: {r:#?}");
+    }
+    drop(served);
+}
+
+/// New-MigrationEndpoint by Autodiscover and New-MigrationBatch -AutoStart, as the seed does.
+async fn cutover_batch(state: &Path, served: &Served, password_file: &Path) {
+    let mut endpoint: Vec<String> = [
+        "endpoint",
+        "new",
+        "--exchange-outlook-anywhere",
+        "--name",
+        "CutoverEndpoint",
+        "--autodiscover",
+        "--email-address",
+        "administrator@contoso.com",
+        "--password-file",
+        password_file.to_str().unwrap(),
+        "--ca-file",
+        served.get("CA"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    endpoint.extend(served.connect_to());
+    let refs: Vec<&str> = endpoint.iter().map(String::as_str).collect();
+    mailmig_ok(state, &refs).await;
+    mailmig_ok(
+        state,
+        &[
+            "batch",
+            "new",
+            "--name",
+            "CutoverBatch",
+            "--source-endpoint",
+            "CutoverEndpoint",
+            "--autostart",
+        ],
+    )
+    .await;
+}
+
+/// A mailbox's mail, events and contacts as reconciliation input (folder paths below the top
+/// of the store, the read flag of messages).
+fn organisation_items(org: &fake_exchange::Organisation, mailbox: &str) -> Vec<SourceMessage> {
+    let state = org.lock();
+    let mb = state.mailbox(mailbox).unwrap();
+    let mut out = Vec::new();
+    for f in &mb.folders {
+        if !matches!(
+            f.class,
+            FolderClass::Mail | FolderClass::Calendar | FolderClass::Contacts
+        ) {
+            continue;
+        }
+        let mut parts = Vec::new();
+        let mut id = f.id;
+        while mb.folders[id as usize].class != FolderClass::Root {
+            parts.push(mb.folders[id as usize].name.clone());
+            id = mb.folders[id as usize].parent.unwrap();
+        }
+        parts.reverse();
+        let path = parts.join("/");
+        for i in f.items.values() {
+            let read: &[&str] = if i.is_read && i.kind == ItemKind::Message {
+                &["\\Seen"]
+            } else {
+                &[]
+            };
+            out.push(SourceMessage {
+                label: format!("{path} item {}", i.id),
+                folder: path.clone(),
+                fingerprint: fingerprint(&i.mime),
+                flags: ItemFlags::from_imap(read),
+                received_time: Some(i.received),
+            });
+        }
+    }
+    out
+}
+
+/// `mailmig fake-target serve` as a child process: its URL and token.
+struct ServedTenant(std::process::Child, String, String);
+
+impl Drop for ServedTenant {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve_tenant() -> ServedTenant {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(BIN)
+        .args(["fake-target", "serve", "--config"])
+        .arg(example("fake-target.toml"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut value = |key: &str| {
+        let line = lines.next().unwrap().unwrap();
+        line.strip_prefix(key)
+            .unwrap_or_else(|| panic!("{key} in {line}"))
+            .to_string()
+    };
+    let url = value("URL=");
+    let token = value("TOKEN=");
+    ServedTenant(child, url, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_reads_every_recipient_and_item_of_the_organisation_from_the_http_tenant() {
+    let served = Served::start(Path::new(&example("fake-exchange.toml")));
+    let tenant = serve_tenant();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let password_file = dir.path().join("admin.pw");
+    std::fs::write(&password_file, "P@ssw0rd\n").unwrap();
+    mailmig_ok(
+        &state,
+        &[
+            "target",
+            "set",
+            "--fake-target",
+            &tenant.1,
+            "--token",
+            &tenant.2,
+        ],
+    )
+    .await;
+    cutover_batch(&state, &served, &password_file).await;
+    mailmig_ok(&state, &["run", "--until-idle"]).await;
+
+    let org = fake_exchange::Organisation::from_config(
+        &fake_exchange::Config::from_file(Path::new(&example("fake-exchange.toml"))).unwrap(),
+    )
+    .unwrap();
+    let recipients: Vec<String> = org
+        .recipients()
+        .iter()
+        .filter_map(|r| r.address.clone())
+        .collect();
+    let mailboxes = [
+        "alice@contoso.com",
+        "bob@contoso.com",
+        "carol@contoso.com",
+        "dave@contoso.com",
+        "erin@contoso.com",
+    ];
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/tenant_reader.py"
+        ))
+        .args([&tenant.1, &tenant.2])
+        .arg("--recipients")
+        .arg(recipients.join(","))
+        .arg("--mailboxes")
+        .arg(mailboxes.join(","))
+        .output()
+        .expect("python3 runs (scripts/install-test-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for r in org.recipients() {
+        let address = r.address.clone().unwrap();
+        let entry = &read["directory"][&address];
+        if r.hidden {
+            assert!(entry.is_null(), "{address}: hidden, not migrated");
+        } else {
+            assert!(entry.is_object(), "python finds {address}");
+        }
+    }
+    assert_eq!(
+        read["directory"]["team@contoso.com"]["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    use base64::Engine as _;
+    for mailbox in mailboxes {
+        let target: Vec<fake_target::inspect::TargetMessage> = read["items"][mailbox]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| fake_target::inspect::TargetMessage {
+                id: i["id"].as_str().unwrap().to_string(),
+                folder: i["folder"].as_str().unwrap().to_string(),
+                fingerprint: fingerprint(
+                    &base64::engine::general_purpose::STANDARD
+                        .decode(i["value"].as_str().unwrap())
+                        .unwrap(),
+                ),
+                flags: ItemFlags::from_imap(
+                    &i["flags"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|f| f.as_str().unwrap())
+                        .collect::<Vec<_>>(),
+                ),
+                received_time: i["receivedTime"].as_str().unwrap().parse().unwrap(),
+            })
+            .collect();
+        let r = reconcile(&organisation_items(&org, mailbox), &target);
+        assert!(r.is_exact(), "python reads {mailbox}: {r:#?}");
+    }
+}
