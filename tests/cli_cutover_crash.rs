@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{BIN, Served, mailmig_ok};
-use fake_exchange::org::{FolderClass, ItemKind};
 use fake_target::ItemFlags;
-use fake_target::inspect::{SourceMessage, fingerprint, reconcile, target_messages};
+use fake_target::inspect::{fingerprint, reconcile, target_messages};
 use tokio::process::Command;
 
 /// A small deterministic PRNG for kill times (the test must replay).
@@ -58,6 +57,12 @@ async fn twenty_sigkills_during_a_cutover_then_the_tenant_equals_the_organisatio
     .await;
     cutover_batch(&state, &served, &password_file).await;
 
+    // The organisation as the fake serves it (the same config gives the same content).
+    let org = fake_exchange::Organisation::from_config(
+        &fake_exchange::Config::from_file(&config).unwrap(),
+    )
+    .unwrap();
+    let mut phases = Vec::new();
     let mut rng = Lcg(14);
     let mut kills = 0;
     let mut first = true;
@@ -85,6 +90,7 @@ async fn twenty_sigkills_during_a_cutover_then_the_tenant_equals_the_organisatio
                 child.kill().await.unwrap(); // SIGKILL
                 let _ = child.wait().await;
                 kills += 1;
+                phases.push(phase(&state.join("tenant.sqlite"), &org));
             }
         }
         if kills >= 25 {
@@ -92,6 +98,12 @@ async fn twenty_sigkills_during_a_cutover_then_the_tenant_equals_the_organisatio
         }
     }
     assert!(kills >= 20, "only {kills} kills landed during the cutover");
+    eprintln!("kills: {phases:?}");
+    let count = |p: Phase| phases.iter().filter(|&&q| q == p).count();
+    assert!(
+        count(Phase::Provisioning) >= 2 && count(Phase::Content) >= 10,
+        "the kills must land in both phases: {phases:?}"
+    );
     mailmig_ok(&state, &["run", "--until-idle"]).await;
     let o = mailmig_ok(&state, &["user", "get", "--json"]).await;
     let users: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -100,11 +112,6 @@ async fn twenty_sigkills_during_a_cutover_then_the_tenant_equals_the_organisatio
         assert_eq!(u["status"], "Synced", "{u}");
     }
 
-    // The organisation as the fake serves it (the same config gives the same content).
-    let org = fake_exchange::Organisation::from_config(
-        &fake_exchange::Config::from_file(&config).unwrap(),
-    )
-    .unwrap();
     let tenant = fake_target::Tenant::open(
         &state.join("tenant.sqlite"),
         Arc::new(fake_target::SystemClock),
@@ -129,20 +136,47 @@ async fn twenty_sigkills_during_a_cutover_then_the_tenant_equals_the_organisatio
         5,
         "every member once"
     );
-    for mailbox in [
-        "alice@contoso.com",
-        "bob@contoso.com",
-        "carol@contoso.com",
-        "dave@contoso.com",
-        "erin@contoso.com",
-    ] {
-        let source = organisation_items(&org, mailbox);
+    for mailbox in MAILBOXES {
+        let source = harness::source_from_fake_exchange(&org, mailbox).unwrap();
         assert!(source.len() > 5, "{mailbox} has content");
         let target = target_messages(&tenant, mailbox).await.unwrap();
         let r = reconcile(&source, &target);
         assert!(r.is_exact(), "{mailbox}: {r:#?}");
     }
     drop(served);
+}
+
+/// The seed organisation's migrated mailboxes (one more is hidden from the address list).
+const MAILBOXES: [&str; 5] = [
+    "alice@contoso.com",
+    "bob@contoso.com",
+    "carol@contoso.com",
+    "dave@contoso.com",
+    "erin@contoso.com",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// Not every recipient is in the tenant yet.
+    Provisioning,
+    /// Every recipient is, not every item.
+    Content,
+    /// Everything is (the kill came during the closing checks).
+    Done,
+}
+
+/// Where the cutover stood when killed, read from the embedded tenant's database.
+fn phase(tenant: &Path, org: &fake_exchange::Organisation) -> Phase {
+    let tenant = fake_target::Tenant::open(tenant, Arc::new(fake_target::SystemClock)).unwrap();
+    let expected = org.recipients().iter().filter(|r| !r.hidden).count();
+    if tenant.recipients().len() < expected {
+        return Phase::Provisioning;
+    }
+    let done = MAILBOXES.iter().all(|m| {
+        let want = harness::source_from_fake_exchange(org, m).unwrap().len();
+        tenant.items(m, None).map_or(0, |i| i.len()) >= want
+    });
+    if done { Phase::Done } else { Phase::Content }
 }
 
 /// New-MigrationEndpoint by Autodiscover and New-MigrationBatch -AutoStart, as the seed does.
@@ -180,45 +214,6 @@ async fn cutover_batch(state: &Path, served: &Served, password_file: &Path) {
         ],
     )
     .await;
-}
-
-/// A mailbox's mail, events and contacts as reconciliation input (folder paths below the top
-/// of the store, the read flag of messages).
-fn organisation_items(org: &fake_exchange::Organisation, mailbox: &str) -> Vec<SourceMessage> {
-    let state = org.lock();
-    let mb = state.mailbox(mailbox).unwrap();
-    let mut out = Vec::new();
-    for f in &mb.folders {
-        if !matches!(
-            f.class,
-            FolderClass::Mail | FolderClass::Calendar | FolderClass::Contacts
-        ) {
-            continue;
-        }
-        let mut parts = Vec::new();
-        let mut id = f.id;
-        while mb.folders[id as usize].class != FolderClass::Root {
-            parts.push(mb.folders[id as usize].name.clone());
-            id = mb.folders[id as usize].parent.unwrap();
-        }
-        parts.reverse();
-        let path = parts.join("/");
-        for i in f.items.values() {
-            let read: &[&str] = if i.is_read && i.kind == ItemKind::Message {
-                &["\\Seen"]
-            } else {
-                &[]
-            };
-            out.push(SourceMessage {
-                label: format!("{path} item {}", i.id),
-                folder: path.clone(),
-                fingerprint: fingerprint(&i.mime),
-                flags: ItemFlags::from_imap(read),
-                received_time: Some(i.received),
-            });
-        }
-    }
-    out
 }
 
 /// `mailmig fake-target serve` as a child process: its URL and token.
@@ -283,13 +278,7 @@ async fn python_reads_every_recipient_and_item_of_the_organisation_from_the_http
         .iter()
         .filter_map(|r| r.address.clone())
         .collect();
-    let mailboxes = [
-        "alice@contoso.com",
-        "bob@contoso.com",
-        "carol@contoso.com",
-        "dave@contoso.com",
-        "erin@contoso.com",
-    ];
+    let mailboxes = MAILBOXES;
     let out = std::process::Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -349,7 +338,10 @@ async fn python_reads_every_recipient_and_item_of_the_organisation_from_the_http
                 received_time: i["receivedTime"].as_str().unwrap().parse().unwrap(),
             })
             .collect();
-        let r = reconcile(&organisation_items(&org, mailbox), &target);
+        let r = reconcile(
+            &harness::source_from_fake_exchange(&org, mailbox).unwrap(),
+            &target,
+        );
         assert!(r.is_exact(), "python reads {mailbox}: {r:#?}");
     }
 }

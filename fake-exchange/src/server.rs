@@ -249,22 +249,42 @@ async fn ews_with_limit(request: &Request, shared: &Shared, principal: Principal
         let state = shared.org.lock();
         (state.connection_limit, state.version)
     };
-    let over = {
-        let mut map = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        let n = map.entry(key.clone()).or_insert(0);
-        *n += 1;
-        *n > limit
-    };
-    let reply = if over {
+    let slot = InFlight::enter(&shared.in_flight, key);
+    if slot.count > limit {
         ews::exceeded_connection_count(&version)
     } else {
         ews::handle(request, shared, &principal).await
-    };
-    let mut map = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(n) = map.get_mut(&key) {
-        *n = n.saturating_sub(1);
     }
-    reply
+}
+
+/// One request counted against its principal's limit until dropped: a client that disconnects
+/// mid-request makes hyper drop the request's future, and the slot must be given back then too
+/// (as IIS does when the request ends), or a killed client would use up the account's limit.
+struct InFlight<'a> {
+    map: &'a Mutex<HashMap<String, usize>>,
+    key: String,
+    count: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(map: &'a Mutex<HashMap<String, usize>>, key: String) -> Self {
+        let count = {
+            let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+            let n = m.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        Self { map, key, count }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 fn basic_credentials(request: &Request) -> Option<(String, String)> {

@@ -5,6 +5,7 @@ mod common;
 
 use base64::Engine as _;
 use common::*;
+use std::time::Duration;
 
 fn folder_ids(doc: &mailmig_xml::Element) -> Vec<String> {
     all(doc, "FolderId")
@@ -415,6 +416,30 @@ async fn concurrent_requests_past_the_limit_get_exceeded_connection_count() {
         refused >= 3 && served >= 1,
         "refused {refused}, served {served}"
     );
+}
+
+#[tokio::test]
+async fn requests_abandoned_by_their_client_give_their_slot_back() {
+    // A client killed mid-request (kill -9 of a migration) closes its connections; the server
+    // must not count those requests against the account's limit forever.
+    let ex = start("[faults.ews]\ndelay_ms = 300\n").await;
+    let body = get_folder(&distinguished("inbox", Some("alice@contoso.com")));
+    // Two rounds of 20 (each under the limit of 27, together over it).
+    for _ in 0..2 {
+        let abandoned: Vec<_> = (0..20)
+            .map(|_| tokio::time::timeout(Duration::from_millis(50), ews(&ex, ADMIN, "", &body)))
+            .collect();
+        for r in futures::future::join_all(abandoned).await {
+            assert!(
+                r.is_err(),
+                "answered before the 300 ms delay: refused, the abandoned requests still count"
+            );
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, doc) = ews(&ex, ADMIN, "", &body).await;
+    assert_eq!(fault_code(&doc), None, "{doc:?}");
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]

@@ -246,3 +246,53 @@ pub fn source_from_fake_imap(
     }
     Ok(out)
 }
+
+/// A fake-exchange mailbox's mail, events and contacts as reconciliation input: folder paths
+/// below the top of the store (as the tenant names them), the read flag of messages. Items the
+/// fake serves broken are left out: the migration skips them (and reports them so). None when
+/// the organisation has no such mailbox.
+pub fn source_from_fake_exchange(
+    org: &fake_exchange::Organisation,
+    mailbox: &str,
+) -> Option<Vec<SourceMessage>> {
+    use fake_exchange::org::{FolderClass, ItemKind};
+    let state = org.lock();
+    let mb = state.mailbox(mailbox)?;
+    let path = |mut id: u32| {
+        let mut parts = Vec::new();
+        while let Some(parent) = mb.folders[id as usize].parent {
+            if mb.folders[id as usize].class == FolderClass::Root {
+                break;
+            }
+            parts.push(mb.folders[id as usize].name.clone());
+            id = parent;
+        }
+        parts.reverse();
+        parts.join("/")
+    };
+    let mut out = Vec::new();
+    for f in &mb.folders {
+        if !matches!(
+            f.class,
+            FolderClass::Mail | FolderClass::Calendar | FolderClass::Contacts
+        ) {
+            continue;
+        }
+        let folder = path(f.id);
+        for i in f.items.values().filter(|i| i.broken.is_none()) {
+            let read: &[&str] = if i.is_read && i.kind == ItemKind::Message {
+                &["\\Seen"]
+            } else {
+                &[]
+            };
+            out.push(SourceMessage {
+                label: format!("{folder} item {}", i.id),
+                folder: folder.clone(),
+                fingerprint: fingerprint(&i.mime),
+                flags: ItemFlags::from_imap(read),
+                received_time: Some(i.received),
+            });
+        }
+    }
+    Some(out)
+}

@@ -800,7 +800,6 @@ const CUTOVER_ENDPOINT: &str = "CutoverEndpoint";
 /// tenant, each exactly once, read flags (messages have them) and dates kept, nothing else
 /// (bad items excepted).
 async fn cutover_equals(w: &World, n: usize, allow_extra: bool) -> Result<(), String> {
-    use fake_exchange::org::FolderClass;
     let fail = |m: String| format!("step {n} (expect): {m}");
     let org = w.org(n)?;
     for u in w.engine.users(None).map_err(|e| fail(e.to_string()))? {
@@ -810,48 +809,8 @@ async fn cutover_equals(w: &World, n: usize, allow_extra: bool) -> Result<(), St
             continue;
         }
         let skipped = skipped_items(w, &u.email_address).len();
-        let mut source = Vec::new();
-        {
-            let state = org.lock();
-            let mb = state
-                .mailbox(&u.email_address)
-                .ok_or_else(|| fail(format!("no mailbox {}", u.email_address)))?;
-            let path = |mut id: u32| {
-                let mut parts = Vec::new();
-                while let Some(parent) = mb.folders[id as usize].parent {
-                    if mb.folders[id as usize].class == FolderClass::Root {
-                        break;
-                    }
-                    parts.push(mb.folders[id as usize].name.clone());
-                    id = parent;
-                }
-                parts.reverse();
-                parts.join("/")
-            };
-            for f in &mb.folders {
-                if !matches!(
-                    f.class,
-                    FolderClass::Mail | FolderClass::Calendar | FolderClass::Contacts
-                ) {
-                    continue;
-                }
-                for i in f.items.values().filter(|i| i.broken.is_none()) {
-                    source.push(SourceMessage {
-                        label: format!("{} item {}", path(f.id), i.id),
-                        folder: path(f.id),
-                        fingerprint: fingerprint(&i.mime),
-                        flags: ItemFlags::from_imap(
-                            if i.is_read && i.kind == fake_exchange::org::ItemKind::Message {
-                                &["\\Seen"]
-                            } else {
-                                &[]
-                            },
-                        ),
-                        received_time: Some(i.received),
-                    });
-                }
-            }
-        }
+        let source = harness::source_from_fake_exchange(org, &u.email_address)
+            .ok_or_else(|| fail(format!("no mailbox {}", u.email_address)))?;
         let target = target_messages(&w.tenant, &u.email_address)
             .await
             .map_err(|e| fail(e.to_string()))?;
