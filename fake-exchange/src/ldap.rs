@@ -7,6 +7,7 @@
 //! Not modelled: range retrieval of `member` (groups here stay below AD's 1,500 values),
 //! StartTLS, SASL, writes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +47,9 @@ pub async fn serve(
 async fn session<S: AsyncRead + AsyncWrite + Unpin>(stream: S, shared: Arc<Shared>) {
     let mut framed = Framed::new(stream, LdapCodec::default());
     let mut bound: Option<Principal> = None;
+    // The directory as the first page of a paged search saw it: AD keeps a paged search's state
+    // on the server, so later pages come from the same view (and are not rebuilt per page).
+    let mut snapshot: Option<Arc<Vec<Entry>>> = None;
     loop {
         let Ok(Some(Ok(msg))) = tokio::time::timeout(IDLE_TIMEOUT, framed.next()).await else {
             return;
@@ -64,9 +68,14 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(stream: S, shared: Arc<Share
                 }]
             }
             LdapOp::UnbindRequest => return,
-            LdapOp::SearchRequest(req) => {
-                search(&shared, bound.as_ref(), msg.msgid, &req, &msg.ctrl)
-            }
+            LdapOp::SearchRequest(req) => search(
+                &shared,
+                bound.as_ref(),
+                &mut snapshot,
+                msg.msgid,
+                &req,
+                &msg.ctrl,
+            ),
             LdapOp::AbandonRequest(_) => Vec::new(),
             LdapOp::ExtendedRequest(_) => vec![LdapMsg {
                 msgid: msg.msgid,
@@ -198,7 +207,27 @@ pub fn type_codes(kind: RecipientKind) -> (i64, i64) {
     }
 }
 
-fn recipient_entry(state: &OrgState, r: &Recipient) -> Entry {
+/// Each address's groups (their DNs), for `memberOf`: built once per directory read, so that a
+/// directory of 50,000 recipients is not searched once per recipient.
+fn member_of_index(state: &OrgState) -> HashMap<String, Vec<String>> {
+    let mut index: HashMap<String, Vec<String>> = HashMap::new();
+    for g in state.recipients.iter().filter(|g| g.kind.is_group()) {
+        let dn = state.recipient_dn(g);
+        for m in &g.members {
+            index
+                .entry(m.to_ascii_lowercase())
+                .or_default()
+                .push(dn.clone());
+        }
+    }
+    index
+}
+
+fn recipient_entry(
+    state: &OrgState,
+    member_of: &HashMap<String, Vec<String>>,
+    r: &Recipient,
+) -> Entry {
     let base = state.base_dn();
     let dn = state.recipient_dn(r);
     let schema = |c: &str| format!("CN={c},CN=Schema,CN=Configuration,{base}");
@@ -292,18 +321,13 @@ fn recipient_entry(state: &OrgState, r: &Recipient) -> Entry {
         };
         push(&mut a, "groupType", one(group_type));
     }
-    let member_of: Vec<String> = state
-        .recipients
-        .iter()
-        .filter(|g| {
-            g.kind.is_group()
-                && r.address
-                    .as_ref()
-                    .is_some_and(|addr| g.members.contains(addr))
-        })
-        .map(|g| state.recipient_dn(g))
-        .collect();
-    push(&mut a, "memberOf", member_of);
+    let groups = r
+        .address
+        .as_ref()
+        .and_then(|addr| member_of.get(&addr.to_ascii_lowercase()))
+        .cloned()
+        .unwrap_or_default();
+    push(&mut a, "memberOf", groups);
     if let Some(db) = &r.database {
         push(&mut a, "homeMDB", one(state.database_dn(db)));
         let server = state
@@ -412,7 +436,13 @@ pub fn entries(state: &OrgState) -> Vec<Entry> {
         dn: domain_admins,
         attrs: da,
     });
-    out.extend(state.recipients.iter().map(|r| recipient_entry(state, r)));
+    let member_of = member_of_index(state);
+    out.extend(
+        state
+            .recipients
+            .iter()
+            .map(|r| recipient_entry(state, &member_of, r)),
+    );
     out
 }
 
@@ -464,6 +494,7 @@ fn root_dse(state: &OrgState) -> Entry {
 fn search(
     shared: &Shared,
     bound: Option<&Principal>,
+    snapshot: &mut Option<Arc<Vec<Entry>>>,
     msgid: i32,
     req: &LdapSearchRequest,
     controls: &[LdapControl],
@@ -507,7 +538,17 @@ fn search(
         )];
     }
     let base = normalise_dn(&req.base);
-    let all = entries(&state);
+    let next_page = controls
+        .iter()
+        .any(|c| matches!(c, LdapControl::SimplePagedResults { cookie, .. } if !cookie.is_empty()));
+    let all = match snapshot {
+        Some(all) if next_page => all.clone(),
+        _ => {
+            let all = Arc::new(entries(&state));
+            *snapshot = Some(all.clone());
+            all
+        }
+    };
     if !all.iter().any(|e| normalise_dn(&e.dn) == base) {
         let mut res = result(
             LdapResultCode::NoSuchObject,

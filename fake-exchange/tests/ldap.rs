@@ -245,6 +245,24 @@ alias = "noaddress"
     assert_eq!(hits[0].1.len(), 3, "only the attributes asked for");
     assert_eq!(attr(&hits[0], "member").len(), 2);
     assert_eq!(attr(&hits[0], "groupType"), ["8"]);
+    // A member names its groups (memberOf, as AD computes it from the groups' member).
+    let (hits, _, _) = c
+        .search(
+            BASE,
+            LdapSearchScope::Subtree,
+            "(mail=bob@contoso.com)",
+            &["memberOf"],
+            None,
+        )
+        .await;
+    let team_dn = "CN=team,CN=Users,DC=contoso,DC=com";
+    assert!(
+        attr(&hits[0], "memberOf")
+            .iter()
+            .any(|g| g.eq_ignore_ascii_case(team_dn)),
+        "{:?}",
+        attr(&hits[0], "memberOf")
+    );
     let (hits, _, _) = c
         .search(
             BASE,

@@ -294,7 +294,7 @@ fn check_op<T>(
         (Ok(_), None) => Ok(()),
         (Err(e), Some(want)) if e.to_string().contains(want.as_str()) => Ok(()),
         (Err(e), Some(want)) => Err(format!(
-            "step {step} ({what}): refused with {e:?}, expected a refusal containing {want:?}"
+            "step {step} ({what}): refused with \"{e}\", expected a refusal containing {want:?}"
         )),
         (Ok(_), Some(want)) => Err(format!(
             "step {step} ({what}): accepted, expected a refusal containing {want:?}"

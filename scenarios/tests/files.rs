@@ -97,4 +97,5 @@ scenario_files!(
     cutover_missing_rights => "81-cutover-missing-rights.toml",
     cutover_content_changes => "82-cutover-content-changes.toml",
     cutover_invalid_smtp_address => "83-cutover-invalid-smtp-address.toml",
+    cutover_more_than_50000_recipients => "84-cutover-50001-recipients.toml",
 );
