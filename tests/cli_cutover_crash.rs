@@ -127,6 +127,21 @@ async fn twenty_sigkills_during_a_cutover_then_the_tenant_equals_the_organisatio
         let expected = usize::from(!r.hidden);
         assert_eq!(copies, expected, "{address} in the tenant's directory");
     }
+    // Every recipient that signs in has one password in the file, the one the tenant set,
+    // whichever kill landed between the tenant's creation and the file's write.
+    let file = std::fs::read_to_string(state.join("cutover-passwords.csv")).unwrap();
+    for address in MAILBOXES.iter().chain(&["frank@contoso.com"]) {
+        let rows: Vec<&str> = file
+            .lines()
+            .filter(|l| l.starts_with(&format!("{address},")))
+            .collect();
+        assert_eq!(rows.len(), 1, "{address} in {file}");
+        let set = tenant.initial_password(address).unwrap();
+        assert!(
+            rows[0].contains(&format!(",{set},")) || rows[0].contains(&format!(",\"{set}\",")),
+            "{address}: the file's password is the tenant's"
+        );
+    }
     assert_eq!(
         tenant
             .directory_entry("team@contoso.com")

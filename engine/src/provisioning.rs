@@ -72,9 +72,15 @@ pub async fn provision_due(
         }
         last.insert(key, now);
         let outcome = match read_plan(settings).await {
-            Ok(plan) => provision(&of_batch(plan, &users), target)
-                .await
-                .map_err(|e| format!("the tenant didn't answer: {e}")),
+            Ok(plan) => {
+                let plan = of_batch(plan, &users);
+                match choose_passwords(engine, target, &plan, &users).await {
+                    Ok(passwords) => provision(&plan, target, &passwords)
+                        .await
+                        .map_err(|e| format!("the tenant didn't answer: {e}")),
+                    Err(e) => Err(format!("the tenant didn't answer: {e}")),
+                }
+            }
             Err(e) => Err(format!(
                 "the on-premises organisation couldn't be read: {e}"
             )),
@@ -100,6 +106,55 @@ pub async fn provision_due(
         }
     }
     Ok(problem)
+}
+
+/// The initial password of every recipient that signs in and has no tenant object yet, chosen
+/// and committed to the state before the tenant is asked to create it (write-ahead: a crash
+/// after the creation and before the answer leaves the password known, and the next run
+/// reports it as made). A password chosen by an earlier run is kept; an object that already
+/// exists in the tenant (pre-created, or the admin's own) gets none.
+async fn choose_passwords(
+    engine: &Engine,
+    target: &dyn Target,
+    plan: &Plan,
+    users: &[UserRow],
+) -> Result<HashMap<String, String>, Error> {
+    let rows: HashMap<String, &UserRow> = users
+        .iter()
+        .map(|u| (u.email_address.to_ascii_lowercase(), u))
+        .collect();
+    let mut passwords = HashMap::new();
+    let mut chosen = Vec::new();
+    for p in plan
+        .recipients
+        .iter()
+        .filter(|p| p.failure.is_none() && p.kind.signs_in())
+    {
+        let key = p.identity.to_ascii_lowercase();
+        let Some(row) = rows.get(&key) else { continue };
+        if row.status != UserStatus::Provisioning {
+            continue;
+        }
+        if !row.password.is_empty() {
+            passwords.insert(key, row.password.clone());
+            continue;
+        }
+        if target.directory_entry(&p.identity).await?.is_some() {
+            continue;
+        }
+        let password = mailmig_model::generate_password(&mut rand::rng());
+        chosen.push((row.email_address.clone(), password.clone()));
+        passwords.insert(key, password);
+    }
+    if !chosen.is_empty() {
+        engine.db.transaction(|tx| {
+            for (email, password) in &chosen {
+                tx.set_user_password(email, password)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(passwords)
 }
 
 /// The plan's recipients this batch holds and still migrates (not failed or stopped ones); a
@@ -130,6 +185,20 @@ fn write_passwords(dir: &Path, results: &[Provisioned], now: DateTime<Utc>) -> R
     use std::os::unix::fs::OpenOptionsExt;
     let path = passwords_path(dir);
     let new = !path.exists();
+    // A run that crashed after writing the file and before recording the users made them
+    // again (with the same passwords): each address goes in once.
+    let written = if new {
+        std::collections::HashSet::new()
+    } else {
+        written_addresses(&path)?
+    };
+    let made: Vec<&Provisioned> = made
+        .into_iter()
+        .filter(|r| !written.contains(&r.identity.to_ascii_lowercase()))
+        .collect();
+    if made.is_empty() {
+        return Ok(());
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -159,6 +228,25 @@ fn write_passwords(dir: &Path, results: &[Provisioned], now: DateTime<Utc>) -> R
     })?;
     f.sync_all()?;
     Ok(())
+}
+
+/// The addresses the passwords file already holds (lower-cased).
+fn written_addresses(path: &Path) -> Result<std::collections::HashSet<String>, Error> {
+    let mut reader = csv::Reader::from_path(path).map_err(|e| Error::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mut out = std::collections::HashSet::new();
+    for row in reader.records() {
+        let row = row.map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if let Some(a) = row.get(0) {
+            out.insert(a.to_ascii_lowercase());
+        }
+    }
+    Ok(out)
 }
 
 fn record(
@@ -195,6 +283,10 @@ fn record(
                 },
             };
             tx.set_user_error(&u.email_address, error.as_deref())?;
+            if !u.password.is_empty() {
+                // In the passwords file now (or never to be used): not kept in the state.
+                tx.set_user_password(&u.email_address, "")?;
+            }
             let next = apply_user_event(tx, &u, event, now)?;
             if next == UserStatus::Synced {
                 // Nothing to copy (a contact, a group, a mail user): provisioned is done.

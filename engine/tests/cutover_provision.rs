@@ -89,7 +89,9 @@ async fn the_seed_organisation_is_provisioned_and_a_rerun_changes_nothing() {
     let org = target.organization().await.unwrap().unwrap();
     check_batch(&plan, &org, None).unwrap();
 
-    let first = provision(&plan, &target).await.unwrap();
+    let first = provision(&plan, &target, &Default::default())
+        .await
+        .unwrap();
     for p in &first {
         assert_eq!(p.state, ProvisionState::Done, "{}", p.identity);
     }
@@ -130,7 +132,9 @@ async fn the_seed_organisation_is_provisioned_and_a_rerun_changes_nothing() {
     );
 
     let before = snapshot(&t, &plan).await;
-    let again = provision(&plan, &target).await.unwrap();
+    let again = provision(&plan, &target, &Default::default())
+        .await
+        .unwrap();
     assert!(again.iter().all(|p| p.state == ProvisionState::Done));
     assert!(
         again.iter().all(|p| p.initial_password.is_none()),
@@ -204,7 +208,9 @@ async fn each_rule_fails_only_its_recipient_with_its_message() {
     pre.kind = RecipientKind::MailEnabledSecurityGroup { members: vec![] };
     t.add_recipient(pre).unwrap();
 
-    let out = provision(&plan, &target).await.unwrap();
+    let out = provision(&plan, &target, &Default::default())
+        .await
+        .unwrap();
     let failed = |id: &str| match state(&out, id) {
         ProvisionState::Failed(m) => m.clone(),
         other => panic!("{id}: {other:?}"),
@@ -256,7 +262,9 @@ async fn a_250_member_group_is_filled_in_chunks_of_100() {
         .identity
         .clone();
     let (t, target) = tenant();
-    let out = provision(&plan, &target).await.unwrap();
+    let out = provision(&plan, &target, &Default::default())
+        .await
+        .unwrap();
     assert_eq!(state(&out, &big), &ProvisionState::Done);
     assert_eq!(t.directory_entry(&big).unwrap().members.len(), 250);
 }

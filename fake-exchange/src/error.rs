@@ -10,4 +10,7 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("no such {0}")]
     NotFound(String),
+    /// A change the organisation can't make (an item moved into another kind of folder).
+    #[error("{0}")]
+    Invalid(String),
 }

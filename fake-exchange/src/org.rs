@@ -994,6 +994,42 @@ impl Organisation {
         })
     }
 
+    /// Moves an item into another folder of the same class, as Outlook does: EWS gives the
+    /// moved item a new id, so a sync sees a Delete in the old folder and a Create in the new
+    /// one. Returns the new id.
+    pub fn move_item(&self, mailbox: &str, item: u64, folder: &str) -> Result<u64, Error> {
+        self.with_mailbox(mailbox, |mb| {
+            let to = mb
+                .folder_by_path(folder, false)
+                .ok_or_else(|| Error::NotFound(format!("folder {folder}")))?;
+            let from = mb
+                .folders
+                .iter()
+                .position(|f| f.items.contains_key(&item))
+                .ok_or_else(|| Error::NotFound(format!("item {item}")))?;
+            if mb.folders[from].class != mb.folders[to as usize].class {
+                return Err(Error::Invalid(format!(
+                    "item {item} can't move into {folder}: another kind of folder"
+                )));
+            }
+            if from == to as usize {
+                return Ok(item);
+            }
+            let seq = mb.next_seq();
+            let old = mb.folders[from].items.remove(&item).expect("found");
+            mb.folders[from].tombstones.push((item, seq));
+            mb.folders[from].changed_seq = seq;
+            Ok(mb.add_item(
+                to,
+                old.kind,
+                old.subject,
+                old.mime,
+                old.received,
+                old.is_read,
+            ))
+        })
+    }
+
     /// Creates a folder (a Create for the next hierarchy sync).
     pub fn create_folder(&self, mailbox: &str, path: &str) -> Result<(), Error> {
         self.with_mailbox(mailbox, |mb| {

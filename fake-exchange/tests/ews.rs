@@ -282,6 +282,39 @@ async fn sync_folder_items_pages_replays_and_reports_each_kind_of_change() {
 }
 
 #[tokio::test]
+async fn a_moved_item_is_a_delete_in_its_old_folder_and_a_create_with_a_new_id_in_the_new_one() {
+    let ex = start("").await;
+    let inbox = distinguished("inbox", Some("alice@contoso.com"));
+    let sent = distinguished("sentitems", Some("alice@contoso.com"));
+    let state = |doc: &mailmig_xml::Element| doc.find("SyncState").unwrap().text.clone();
+    let (_, i1) = ews(&ex, ADMIN, "", &sync_items(&inbox, None, 512)).await;
+    let (_, s1) = ews(&ex, ADMIN, "", &sync_items(&sent, None, 512)).await;
+    let org = ex.org();
+    let id = org.item_ids("alice@contoso.com", "Inbox").unwrap()[0];
+    let moved = org
+        .move_item("alice@contoso.com", id, "Sent Items")
+        .unwrap();
+    assert_ne!(moved, id, "EWS gives a moved item a new id");
+    let (_, i2) = ews(&ex, ADMIN, "", &sync_items(&inbox, Some(&state(&i1)), 512)).await;
+    let (_, s2) = ews(&ex, ADMIN, "", &sync_items(&sent, Some(&state(&s1)), 512)).await;
+    let kinds = |doc: &mailmig_xml::Element| -> Vec<String> {
+        all(doc, "Changes")[0]
+            .children
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    assert_eq!(kinds(&i2), ["Delete"]);
+    assert_eq!(kinds(&s2), ["Create"]);
+    assert_ne!(item_ids(&s2), item_ids(&i2));
+    // Into a calendar: refused (Outlook can't either).
+    assert!(
+        org.move_item("alice@contoso.com", moved, "Calendar")
+            .is_err()
+    );
+}
+
+#[tokio::test]
 async fn get_item_gives_mime_ical_and_vcard_and_export_items_the_same_bytes() {
     let ex = start("").await;
     let mut ids = Vec::new();

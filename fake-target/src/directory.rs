@@ -4,7 +4,7 @@
 //! delegates, owners) and group members in chunks of at most 100, once the objects exist.
 //! Refused outright while the tenant's directory is synchronised from on-premises.
 
-use rand::Rng;
+use mailmig_model::generate_password;
 
 use crate::error::Error;
 use crate::model::{
@@ -12,25 +12,6 @@ use crate::model::{
     MEMBERS_PER_CALL, OrganizationInfo, ProvisionOutcome, Recipient, RecipientKind,
 };
 use crate::tenant::Tenant;
-
-const SYMBOLS: &[u8] = b"!@#$%^&*-_=+?";
-const ALNUM: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-
-/// 16 characters, at least 3 of them not alphanumeric (Exchange's rule for the passwords a
-/// cutover generates).
-pub fn generate_password(rng: &mut impl Rng) -> String {
-    let mut chars: Vec<u8> = Vec::with_capacity(16);
-    for _ in 0..13 {
-        chars.push(ALNUM[rng.random_range(0..ALNUM.len())]);
-    }
-    for _ in 0..3 {
-        chars.push(SYMBOLS[rng.random_range(0..SYMBOLS.len())]);
-    }
-    for i in (1..chars.len()).rev() {
-        chars.swap(i, rng.random_range(0..=i));
-    }
-    String::from_utf8(chars).expect("ASCII")
-}
 
 fn refuse(r: DirectoryRefusal) -> Error {
     Error::Directory(r)
@@ -136,10 +117,12 @@ impl Tenant {
                 let mut r = Recipient::mailbox(&primary, false, now);
                 r.kind = object.kind.empty();
                 r.aliases = aliases;
-                let password = object
-                    .kind
-                    .signs_in()
-                    .then(|| generate_password(&mut st.rng));
+                let password = object.kind.signs_in().then(|| {
+                    object
+                        .initial_password
+                        .clone()
+                        .unwrap_or_else(|| generate_password(&mut st.rng))
+                });
                 r.directory = crate::model::DirectoryAttributes {
                     name: Some(object.name.clone()),
                     display_name: Some(object.display_name.clone()),
@@ -272,24 +255,5 @@ impl Tenant {
             .directory
             .initial_password
             .clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    #[test]
-    fn generated_passwords_have_sixteen_characters_three_of_them_symbols() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        for _ in 0..200 {
-            let p = generate_password(&mut rng);
-            assert_eq!(p.chars().count(), 16, "{p}");
-            assert!(
-                p.chars().filter(|c| !c.is_ascii_alphanumeric()).count() >= 3,
-                "{p}"
-            );
-        }
     }
 }

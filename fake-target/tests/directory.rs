@@ -54,6 +54,7 @@ fn object(kind: DirectoryKind, address: &str) -> DirectoryObject {
             ),
         ],
         external_address: None,
+        initial_password: None,
         person: PersonAttributes {
             first_name: Some("First".into()),
             title: Some("Engineer".into()),

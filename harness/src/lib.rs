@@ -8,6 +8,7 @@
 //! Invariant: nothing here is needed by the engine or by a fake; this crate only adapts one to
 //! the other, so the engine's vocabulary never comes from a test double.
 
+pub mod crash;
 pub mod hostile;
 
 use std::collections::HashSet;
@@ -81,6 +82,13 @@ impl TenantTarget {
     pub fn new(tenant: impl TenantApi + 'static) -> Self {
         Self(Arc::new(tenant))
     }
+}
+
+/// An in-process tenant answers without yielding, so a run dropped by a timeout (the in-process
+/// kill) could never stop between a write and its acknowledgement, where a real network target
+/// can. A yield after each write opens that window to the crash tests.
+async fn after_write() {
+    tokio::task::yield_now().await;
 }
 
 /// The tenant's own failures, sorted into what a retry may fix and what it cannot.
@@ -169,10 +177,13 @@ impl Target for TenantTarget {
         request: &ImportRequest,
         mime: Bytes,
     ) -> Result<ImportOutcome, TargetError> {
-        self.0
+        let r = self
+            .0
             .import(address, request, mime)
             .await
-            .map_err(target_error)
+            .map_err(target_error);
+        after_write().await;
+        r
     }
 
     async fn organization(&self) -> Result<Option<OrganizationInfo>, TargetError> {
@@ -183,7 +194,9 @@ impl Target for TenantTarget {
         &self,
         object: &DirectoryObject,
     ) -> Result<Result<ProvisionOutcome, DirectoryRefusal>, TargetError> {
-        refusal_or(self.0.provision(object).await)
+        let r = refusal_or(self.0.provision(object).await);
+        after_write().await;
+        r
     }
 
     async fn set_links(
@@ -191,7 +204,9 @@ impl Target for TenantTarget {
         address: &str,
         links: &DirectoryLinks,
     ) -> Result<Result<(), DirectoryRefusal>, TargetError> {
-        refusal_or(self.0.set_links(address, links).await)
+        let r = refusal_or(self.0.set_links(address, links).await);
+        after_write().await;
+        r
     }
 
     async fn directory_entry(&self, address: &str) -> Result<Option<DirectoryEntry>, TargetError> {
@@ -203,7 +218,9 @@ impl Target for TenantTarget {
         group: &str,
         members: &[String],
     ) -> Result<Result<(), DirectoryRefusal>, TargetError> {
-        refusal_or(self.0.add_members(group, members).await)
+        let r = refusal_or(self.0.add_members(group, members).await);
+        after_write().await;
+        r
     }
 
     async fn update_flags(

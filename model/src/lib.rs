@@ -19,6 +19,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
     DirectoryEntry, DirectoryKind, DirectoryLinks, DirectoryObject, DirectoryRefusal,
     MEMBERS_PER_CALL, OrganizationInfo, PersonAttributes, ProvisionOutcome, RecipientKind,
+    generate_password,
 };
 pub use import::{FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, ItemKind, Rejection};
 pub use skip::SkipReason;

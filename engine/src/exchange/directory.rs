@@ -404,6 +404,8 @@ pub fn plan(directory: &OnPremDirectory) -> Plan {
                 proxy_addresses: proxies,
                 external_address: external,
                 person: r.person.clone(),
+                // Chosen at provisioning time, not in the plan (which is logged and shown).
+                initial_password: None,
             },
             identity,
             kind,

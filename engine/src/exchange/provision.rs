@@ -87,7 +87,15 @@ pub fn check_batch(
 /// One provisioning run over the plan. A target that does not answer ends the run with its
 /// error (nothing is half-recorded: the caller records results only from a finished run, and
 /// a re-run repeats what was done without harm).
-pub async fn provision(plan: &Plan, target: &dyn Target) -> Result<Vec<Provisioned>, TargetError> {
+///
+/// `passwords` (by lower-cased identity) are the initial passwords chosen for objects not yet
+/// created: a new object gets its own, and one that exists although a password was chosen for
+/// it was created with it by a run that crashed before hearing back, so it is reported as made.
+pub async fn provision(
+    plan: &Plan,
+    target: &dyn Target,
+    passwords: &HashMap<String, String>,
+) -> Result<Vec<Provisioned>, TargetError> {
     let mut out: Vec<Provisioned> = Vec::with_capacity(plan.recipients.len());
     // First pass: the objects.
     for p in &plan.recipients {
@@ -100,11 +108,14 @@ pub async fn provision(plan: &Plan, target: &dyn Target) -> Result<Vec<Provision
         if let Some(f) = &p.failure {
             r.state = ProvisionState::Failed(f.clone());
         } else {
-            match target.provision(&p.object).await? {
+            let chosen = passwords.get(&p.identity.to_ascii_lowercase());
+            let mut object = p.object.clone();
+            object.initial_password = chosen.cloned();
+            match target.provision(&object).await? {
                 Ok(ProvisionOutcome::Created { initial_password }) => {
                     r.initial_password = initial_password;
                 }
-                Ok(ProvisionOutcome::Updated) => {}
+                Ok(ProvisionOutcome::Updated) => r.initial_password = chosen.cloned(),
                 Err(refusal) => r.state = ProvisionState::Failed(refusal.message()),
             }
         }

@@ -934,6 +934,16 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// A user's password: the CSV's for an IMAP user; for a cutover recipient that signs in,
+    /// the initial password chosen before its tenant object is created (cleared once the
+    /// object is recorded as provisioned and the password is in the passwords file).
+    pub fn set_user_password(&self, email: &str, password: &str) -> Result<(), Error> {
+        self.0
+            .prepare_cached("UPDATE users SET password = ?2 WHERE email = ?1")?
+            .execute(params![email, password])?;
+        Ok(())
+    }
+
     pub fn set_user_error(&self, email: &str, error: Option<&str>) -> Result<(), Error> {
         self.0
             .prepare_cached("UPDATE users SET error = ?2 WHERE email = ?1")?
