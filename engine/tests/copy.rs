@@ -87,3 +87,38 @@ async fn a_uidvalidity_change_copies_nothing_twice() {
     w.exact("terry").await;
     assert_eq!(w.tenant.items("terry@contoso.edu", None).unwrap().len(), 12);
 }
+
+#[tokio::test]
+async fn a_crash_between_an_import_and_its_record_then_a_uidvalidity_change_copies_nothing_twice() {
+    let w = world(
+        FakeImapServer::new()
+            .seed(3)
+            .user("terry", "pw")
+            .generated("terry", "INBOX", 8),
+        &["terry"],
+    )
+    .await;
+    w.batch("EmailAddress,UserName,Password\nterry@contoso.edu,terry,pw\n")
+        .await;
+    // The run dies right after the tenant stored the first message (the folder, then one
+    // import): the engine never heard back, so its checkpoint doesn't have it.
+    let switch = harness::crash::CrashSwitch::after(2);
+    let crashing: std::sync::Arc<dyn engine::target::Target> =
+        std::sync::Arc::new(harness::crash::Crashing {
+            inner: w.target(),
+            switch: switch.clone(),
+        });
+    tokio::select! {
+        _ = w.run_with(crashing) => panic!("the run crashes before it ends"),
+        _ = switch.crashed() => {}
+    }
+    assert_eq!(w.tenant.items("terry@contoso.edu", None).unwrap().len(), 1);
+    // The folder is renumbered before the next run: the message comes back under a new UID.
+    w.source
+        .store()
+        .reset_uid_validity("terry", "INBOX")
+        .unwrap();
+    w.run().await;
+    w.exact("terry").await;
+    assert_eq!(w.tenant.items("terry@contoso.edu", None).unwrap().len(), 8);
+}

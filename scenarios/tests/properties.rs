@@ -190,6 +190,8 @@ enum Change {
     Expunge(usize, u32),
     Rebuild(usize),
     Kill(u64),
+    /// Killed right after the tenant applied the n-th write, before the engine heard back.
+    Crash(usize),
     Run,
     NextDay,
 }
@@ -203,6 +205,7 @@ fn change() -> impl Strategy<Value = Change> {
         (0..3usize, 1..20u32).prop_map(|(f, u)| Change::Expunge(f, u)),
         (0..3usize).prop_map(Change::Rebuild),
         (0..60u64).prop_map(Change::Kill),
+        (0..40usize).prop_map(Change::Crash),
         Just(Change::Run),
         Just(Change::NextDay),
     ]
@@ -255,6 +258,21 @@ proptest! {
                     service.run(RunOptions { poll: Duration::from_millis(1), ..RunOptions::default() }).await
                 }
             };
+            let crash = |writes: usize| {
+                let switch = harness::crash::CrashSwitch::after(writes);
+                let crashing: Arc<dyn Target> = Arc::new(harness::crash::Crashing {
+                    inner: target.clone(),
+                    switch: switch.clone(),
+                });
+                let copy = Copier { engine: engine.clone(), target: crashing.clone(), options: CopyOptions { fetch_chunk: 3, ..CopyOptions::default() } };
+                let service = Service::new(engine.clone(), Arc::new(copy), crashing);
+                async move {
+                    tokio::select! {
+                        _ = service.run(RunOptions { poll: Duration::from_millis(1), ..RunOptions::default() }) => {}
+                        _ = switch.crashed() => {}
+                    }
+                }
+            };
             let store = server.store();
             let date = chrono::DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z").unwrap();
             let mut delivered = 0;
@@ -279,6 +297,7 @@ proptest! {
                     Change::Kill(ms) => {
                         let _ = tokio::time::timeout(Duration::from_millis(*ms), run()).await;
                     }
+                    Change::Crash(n) => crash(*n).await,
                     Change::Run => run().await.unwrap(),
                     Change::NextDay => clock.advance(chrono::Duration::hours(24)),
                 }

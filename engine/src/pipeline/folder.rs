@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::import::{Imported, import};
 use super::{Attempts, CHUNK_BYTES, Copier, SyncError, fingerprint, source_key};
-use crate::control::state::checkpoint::{CopiedRecord, FolderKey};
+use crate::control::state::checkpoint::{CopiedRecord, FolderKey, Intent};
 use crate::source::{FetchOutcome, FolderListing, ItemMeta, MailSource, SourceFolder, SourceItem};
 use crate::sync::{SkipReason, SkippedItem, SyncJob, SyncReport};
 use crate::target::{ImportRequest, ItemFlags, TargetError};
@@ -55,6 +55,7 @@ pub(super) async fn copy(
         uid_validity: listing.uid_validity,
         renumbered: HashMap::new(),
     };
+    c.resolve_intents().await?;
     // The folder's records under this UIDVALIDITY and under others, in one read.
     let (copied, other_validity) = copier.engine.db.read(|tx| {
         Ok((
@@ -102,6 +103,7 @@ pub(super) async fn copy(
         {
             chunk_size = 1;
         }
+        c.record_intents(&outcomes)?;
         let mut done = Vec::new();
         for meta in chunk {
             let outcome = outcomes.remove(&meta.uid);
@@ -112,8 +114,9 @@ pub(super) async fn copy(
                 done.push(record);
             }
         }
-        // Acknowledged by the target: now, and only now, recorded.
-        c.record(&done)?;
+        // Acknowledged by the target: now, and only now, recorded (and the chunk's intents
+        // cleared in the same transaction).
+        c.record_chunk(&done, &uids)?;
     }
     Ok(None)
 }
@@ -174,6 +177,85 @@ impl FolderCopy<'_> {
 
     fn skip(&self, uid: u32, reason: SkipReason, detail: impl Into<String>) -> SkippedItem {
         SkippedItem::message(&self.folder.relative, uid, reason, detail)
+    }
+
+    /// Intents left by a run that ended between a chunk's imports and its records. Under the
+    /// current UIDVALIDITY a new import of the same key is idempotent, so they are dropped;
+    /// under an earlier one the message would come back under a new key, so those the target
+    /// holds are recorded as copied under their old numbering, where the renumbering match by
+    /// fingerprint finds them. A target that cannot list its keys leaves them unknown.
+    async fn resolve_intents(&self) -> Result<(), SyncError> {
+        let db = &self.copier.engine.db;
+        let stale = db.read(|tx| tx.intents(self.email(), &self.folder.name))?;
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let earlier: Vec<&Intent> = stale
+            .iter()
+            .filter(|i| i.uid_validity != self.uid_validity)
+            .collect();
+        let held = if earlier.is_empty() {
+            None
+        } else {
+            self.copier.target.source_keys(self.email()).await?
+        };
+        Ok(db.transaction(|tx| {
+            if let Some(held) = &held {
+                for i in earlier
+                    .iter()
+                    .filter(|i| held.contains(&i.record.source_key))
+                {
+                    let key = FolderKey {
+                        uid_validity: i.uid_validity,
+                        ..self.key()
+                    };
+                    tx.record_copied(key, &i.target_folder, std::slice::from_ref(&i.record))?;
+                }
+            }
+            tx.clear_intents(self.email(), &self.folder.name, None)
+        })?)
+    }
+
+    /// Write-ahead, before a chunk's imports: what each fetched message will be imported as.
+    fn record_intents(&self, outcomes: &HashMap<u32, FetchOutcome>) -> Result<(), SyncError> {
+        let intents: Vec<CopiedRecord> = outcomes
+            .values()
+            .filter_map(|o| match o {
+                FetchOutcome::Item(item) => Some(CopiedRecord {
+                    uid: item.uid,
+                    flags: item.flags.join(" "),
+                    fingerprint: fingerprint(&item.raw),
+                    source_key: source_key(
+                        self.email(),
+                        &self.folder.name,
+                        self.uid_validity,
+                        item.uid,
+                    ),
+                    size: item.raw.len() as u64,
+                }),
+                _ => None,
+            })
+            .collect();
+        if intents.is_empty() {
+            return Ok(());
+        }
+        Ok(self
+            .copier
+            .engine
+            .db
+            .transaction(|tx| tx.record_intents(self.key(), self.target, &intents))?)
+    }
+
+    /// A chunk's acknowledged records, and its intents cleared, in one transaction.
+    fn record_chunk(&self, done: &[CopiedRecord], uids: &[u32]) -> Result<(), SyncError> {
+        Ok(self.copier.engine.db.transaction(|tx| {
+            tx.record_copied(self.key(), self.target, done)?;
+            tx.clear_intents(
+                self.email(),
+                &self.folder.name,
+                Some((self.uid_validity, uids)),
+            )
+        })?)
     }
 
     fn record(&self, done: &[CopiedRecord]) -> Result<(), SyncError> {

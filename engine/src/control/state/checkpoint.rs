@@ -33,6 +33,14 @@ pub struct CopiedRecord {
     pub size: u64,
 }
 
+/// A message a run was about to import when it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Intent {
+    pub uid_validity: u32,
+    pub target_folder: String,
+    pub record: CopiedRecord,
+}
+
 /// What the checkpoint holds of a mailbox as a whole.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -106,6 +114,84 @@ impl Tx<'_> {
                 r.source_key,
                 r.size as i64
             ])?;
+        }
+        Ok(())
+    }
+
+    /// Write-ahead: the messages of a chunk about to be imported, recorded before the first
+    /// import and cleared with the chunk's records. One left behind means a run ended in
+    /// between, and its import may or may not have reached the target.
+    pub fn record_intents(
+        &self,
+        key: FolderKey<'_>,
+        target_folder: &str,
+        intents: &[CopiedRecord],
+    ) -> Result<(), Error> {
+        let mut stmt = self.0.prepare_cached(
+            "INSERT OR REPLACE INTO intents (email, folder, uidvalidity, uid, flags, fingerprint,
+                                             target_folder, source_key, size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for r in intents {
+            stmt.execute(params![
+                key.email,
+                key.folder,
+                key.uid_validity,
+                r.uid,
+                r.flags,
+                r.fingerprint,
+                target_folder,
+                r.source_key,
+                r.size as i64
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// A folder's intents left behind by an earlier run: (UID validity, target folder, record).
+    pub fn intents(&self, email: &str, folder: &str) -> Result<Vec<Intent>, Error> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT uidvalidity, target_folder, uid, flags, fingerprint, source_key, size
+             FROM intents WHERE email = ?1 AND folder = ?2 ORDER BY uidvalidity, uid",
+        )?;
+        let rows = stmt.query_map(params![email, folder], |r| {
+            Ok(Intent {
+                uid_validity: r.get::<_, i64>(0)? as u32,
+                target_folder: r.get(1)?,
+                record: CopiedRecord {
+                    uid: r.get::<_, i64>(2)? as u32,
+                    flags: r.get(3)?,
+                    fingerprint: r.get(4)?,
+                    source_key: r.get(5)?,
+                    size: r.get::<_, i64>(6)? as u64,
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Clears intents: a chunk's (`uids`), or with `None` every one of the folder.
+    pub fn clear_intents(
+        &self,
+        email: &str,
+        folder: &str,
+        uids: Option<(u32, &[u32])>,
+    ) -> Result<(), Error> {
+        match uids {
+            None => {
+                self.0
+                    .prepare_cached("DELETE FROM intents WHERE email = ?1 AND folder = ?2")?
+                    .execute(params![email, folder])?;
+            }
+            Some((validity, uids)) => {
+                let mut stmt = self.0.prepare_cached(
+                    "DELETE FROM intents
+                     WHERE email = ?1 AND folder = ?2 AND uidvalidity = ?3 AND uid = ?4",
+                )?;
+                for uid in uids {
+                    stmt.execute(params![email, folder, validity, uid])?;
+                }
+            }
         }
         Ok(())
     }

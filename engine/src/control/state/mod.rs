@@ -340,6 +340,12 @@ impl StateDb {
                  fingerprint TEXT NOT NULL, target_folder TEXT NOT NULL,
                  source_key TEXT NOT NULL, size INTEGER NOT NULL,
                  PRIMARY KEY (email, folder, uidvalidity, uid));
+             CREATE TABLE IF NOT EXISTS intents (
+                 email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL,
+                 uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL, flags TEXT NOT NULL,
+                 fingerprint TEXT NOT NULL, target_folder TEXT NOT NULL,
+                 source_key TEXT NOT NULL, size INTEGER NOT NULL,
+                 PRIMARY KEY (email, folder, uidvalidity, uid));
              CREATE INDEX IF NOT EXISTS copied_by_fingerprint ON copied (email, fingerprint);
              CREATE INDEX IF NOT EXISTS copied_by_key ON copied (email, source_key, size);",
         )?;
@@ -672,6 +678,11 @@ impl Tx<'_> {
         self.0
             .prepare_cached(
                 "DELETE FROM copied WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
+            )?
+            .execute(params![name])?;
+        self.0
+            .prepare_cached(
+                "DELETE FROM intents WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
             )?
             .execute(params![name])?;
         self.0
