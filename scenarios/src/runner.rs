@@ -493,9 +493,25 @@ pub async fn run(s: Scenario, base: &Path, seed: Option<u64>) -> Result<(), Stri
                 not_taken,
                 name,
                 autostart,
+                exclude_folders,
+                include_folders,
+                start_after_hours,
+                complete_after_hours,
                 expect_error,
-                ..
             } if w.exchange.is_some() => {
+                // Keys of an IMAP batch would be ignored here: refused, not silently dropped.
+                for (key, set) in [
+                    ("exclude_folders", !exclude_folders.is_empty()),
+                    ("include_folders", !include_folders.is_empty()),
+                    ("start_after_hours", start_after_hours.is_some()),
+                    ("complete_after_hours", complete_after_hours.is_some()),
+                ] {
+                    if set {
+                        return Err(format!(
+                            "step {n} (new-batch): {key} is for IMAP batches; a cutover batch takes the whole organisation"
+                        ));
+                    }
+                }
                 let r = w
                     .engine
                     .cutover_batch_new(
@@ -539,8 +555,15 @@ pub async fn run(s: Scenario, base: &Path, seed: Option<u64>) -> Result<(), Stri
                 start_after_hours,
                 complete_after_hours,
                 expect_error,
-                ..
+                recipients,
+                mailboxes,
+                not_taken,
             } => {
+                if recipients.is_some() || mailboxes.is_some() || !not_taken.is_empty() {
+                    return Err(format!(
+                        "step {n} (new-batch): recipients, mailboxes and not_taken are for cutover batches (an [exchange] organisation)"
+                    ));
+                }
                 let now = engine::clock::Clock::now(&w.clock);
                 let settings = BatchSettings {
                     exclude_folders: exclude_folders.clone(),

@@ -98,4 +98,38 @@ scenario_files!(
     cutover_content_changes => "82-cutover-content-changes.toml",
     cutover_invalid_smtp_address => "83-cutover-invalid-smtp-address.toml",
     cutover_more_than_50000_recipients => "84-cutover-50001-recipients.toml",
+    cutover_stop_start_force_remove => "85-cutover-stop-start-force-remove.toml",
 );
+
+/// A key that would be ignored is refused, naming the step and the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_keys_of_the_other_kind_are_refused_not_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exchange = dir().join("../../examples/fake-exchange.toml");
+    let cutover = tmp.path().join("cutover.toml");
+    std::fs::write(
+        &cutover,
+        format!(
+            "name = \"x\"\nexchange_file = {exchange:?}\n[target.tenant]\naccepted_domains = [\"contoso.com\"]\n[[steps]]\naction = \"new-endpoint\"\n[[steps]]\naction = \"new-batch\"\nname = \"B\"\nexclude_folders = [\"Junk\"]\n"
+        ),
+    )
+    .unwrap();
+    let o = scenarios::run_file(&cutover, None).await;
+    assert!(!o.passed);
+    let why = o.failure.unwrap();
+    assert!(
+        why.contains("step 2 (new-batch): exclude_folders is for IMAP batches"),
+        "{why}"
+    );
+    let imap = tmp.path().join("imap.toml");
+    let walkthrough = std::fs::read_to_string(dir().join("01-walkthrough-dovecot.toml")).unwrap();
+    let first_batch = walkthrough
+        .find("action = \"new-batch\"")
+        .expect("the walkthrough makes a batch");
+    let mut changed = walkthrough.clone();
+    changed.insert_str(first_batch, "mailboxes = 3\n");
+    std::fs::write(&imap, changed).unwrap();
+    let o = scenarios::run_file(&imap, None).await;
+    let why = o.failure.unwrap_or_default();
+    assert!(why.contains("are for cutover batches"), "{why}");
+}
