@@ -559,3 +559,64 @@ async fn a_group_waiting_for_a_member_is_retried_every_few_minutes_not_every_tic
     assert!(reason.contains("couldn't be read"), "{reason}");
     assert!(!reason.contains("Changed-1"), "no password in what is said");
 }
+
+#[tokio::test]
+async fn incremental_syncs_ask_only_for_the_changes_and_an_invalid_state_relists_without_duplicates()
+ {
+    let w = world(&seed(), &["contoso.com"]).await;
+    w.engine
+        .cutover_batch_new(cutover("CutoverBatch", true), &*w.target)
+        .await
+        .unwrap();
+    run(&w).await.unwrap();
+    let alice = "alice@contoso.com";
+    let total = source_items(&w, alice);
+    let copied = w.tenant.items(alice, None).unwrap().len();
+    assert_eq!(copied, total);
+    let first = w._exchange.ews_item_changes();
+    assert!(first >= 60, "the first sync lists every item ({first})");
+
+    // Nothing changed: the next day's sync is answered with no item at all.
+    w.clock.advance(chrono::Duration::hours(24));
+    run(&w).await.unwrap();
+    assert_eq!(
+        w._exchange.ews_item_changes(),
+        first,
+        "a no-op sync lists nothing"
+    );
+
+    // One new message and one read flag: two changes travel, one message is copied.
+    let org = w._exchange.org();
+    org.deliver(
+        alice,
+        "Inbox",
+        b"Subject: after the state\r\nMessage-ID: <state@contoso.com>\r\n\r\nhi\r\n",
+    )
+    .unwrap();
+    let read = org.item_ids(alice, "Inbox").unwrap()[0];
+    org.set_read(alice, read, false).unwrap();
+    w.clock.advance(chrono::Duration::hours(24));
+    run(&w).await.unwrap();
+    assert_eq!(w._exchange.ews_item_changes(), first + 2);
+    assert_eq!(w.tenant.items(alice, None).unwrap().len(), total + 1);
+
+    // A restore on-premises: every kept state is refused; each folder is listed from the
+    // start, and nothing is copied twice.
+    for m in [alice, "bob@contoso.com"] {
+        org.invalidate_sync_states(m).unwrap();
+    }
+    w.clock.advance(chrono::Duration::hours(24));
+    run(&w).await.unwrap();
+    assert!(w._exchange.ews_item_changes() >= first + 2 + total as u64);
+    assert_eq!(w.tenant.items(alice, None).unwrap().len(), total + 1);
+    for m in [alice, "bob@contoso.com"] {
+        let u = w.engine.user(m).unwrap();
+        assert_eq!(u.status, UserStatus::Synced, "{m}: {:?}", u.error);
+    }
+    let source = harness::source_from_fake_exchange(org, alice).unwrap();
+    let target = fake_target::inspect::target_messages(&w.tenant, alice)
+        .await
+        .unwrap();
+    let r = fake_target::inspect::reconcile(&source, &target);
+    assert!(r.is_exact(), "{r:#?}");
+}

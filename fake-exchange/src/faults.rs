@@ -142,6 +142,8 @@ pub enum EwsDecision {
 #[derive(Debug, Default)]
 pub struct EwsCounters {
     requests: AtomicU64,
+    /// Item changes (Create, Update, ReadFlagChange, Delete) SyncFolderItems answered.
+    item_changes: AtomicU64,
 }
 
 impl EwsCounters {
@@ -164,6 +166,14 @@ impl EwsCounters {
 
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn count_item_changes(&self, n: usize) {
+        self.item_changes.fetch_add(n as u64, Ordering::SeqCst);
+    }
+
+    pub fn item_changes(&self) -> u64 {
+        self.item_changes.load(Ordering::SeqCst)
     }
 }
 

@@ -202,6 +202,11 @@ impl RunningExchange {
         self.shared.ews_counters.requests()
     }
 
+    /// Item changes SyncFolderItems has answered so far: what a client's listings cost.
+    pub fn ews_item_changes(&self) -> u64 {
+        self.shared.ews_counters.item_changes()
+    }
+
     /// One `HOST:PORT:127.0.0.1:PORT` (curl's `--connect-to`) per name the organisation uses:
     /// each accepted domain and its `autodiscover.` name on 443 (and 80 for the redirect), the
     /// EWS servers on 443, the directory servers on 389 and 636.

@@ -277,6 +277,8 @@ pub struct Mailbox {
     pub next_item: u64,
     /// Fault: EWS answers ErrorMailboxMoveInProgress.
     pub moving: bool,
+    /// Part of every item sync state's scope: bumped, it makes every earlier state invalid.
+    pub sync_epoch: u64,
 }
 
 impl Mailbox {
@@ -286,6 +288,7 @@ impl Mailbox {
             seq: 0,
             next_item: 1,
             moving: false,
+            sync_epoch: 0,
         };
         mailbox.push_folder(None, "Root", FolderClass::Root, Some("root"));
         mailbox.push_folder(
@@ -1027,6 +1030,16 @@ impl Organisation {
                 old.received,
                 old.is_read,
             ))
+        })
+    }
+
+    /// Fault: the mailbox's item sync states stop being valid (as after a restore or a move
+    /// between databases): SyncFolderItems answers ErrorInvalidSyncStateData to any earlier
+    /// state, and a client must start the folder again from an empty one.
+    pub fn invalidate_sync_states(&self, mailbox: &str) -> Result<(), Error> {
+        self.with_mailbox(mailbox, |mb| {
+            mb.sync_epoch += 1;
+            Ok(())
         })
     }
 

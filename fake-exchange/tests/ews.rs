@@ -315,6 +315,23 @@ async fn a_moved_item_is_a_delete_in_its_old_folder_and_a_create_with_a_new_id_i
 }
 
 #[tokio::test]
+async fn invalidated_sync_states_are_refused_and_an_empty_state_starts_again() {
+    let ex = start("").await;
+    let inbox = distinguished("inbox", Some("alice@contoso.com"));
+    let (_, first) = ews(&ex, ADMIN, "", &sync_items(&inbox, None, 512)).await;
+    let state = first.find("SyncState").unwrap().text.clone();
+    assert_eq!(ex.ews_item_changes(), 6, "the inbox's six items");
+    ex.org()
+        .invalidate_sync_states("alice@contoso.com")
+        .unwrap();
+    let (_, stale) = ews(&ex, ADMIN, "", &sync_items(&inbox, Some(&state), 512)).await;
+    assert_eq!(codes(&stale), ["ErrorInvalidSyncStateData"]);
+    let (_, again) = ews(&ex, ADMIN, "", &sync_items(&inbox, None, 512)).await;
+    assert_eq!(all(&again, "Create").len(), 6);
+    assert_eq!(ex.ews_item_changes(), 12);
+}
+
+#[tokio::test]
 async fn get_item_gives_mime_ical_and_vcard_and_export_items_the_same_bytes() {
     let ex = start("").await;
     let mut ids = Vec::new();

@@ -637,6 +637,27 @@ impl crate::source::ItemIds for Engine {
             .transaction(|tx| tx.item_uids(mailbox, folder, ids))
             .map_err(|e| e.to_string())
     }
+
+    fn snapshot(
+        &self,
+        mailbox: &str,
+        folder: &str,
+    ) -> Result<Option<crate::source::FolderSnapshot>, String> {
+        self.db
+            .read(|tx| tx.ews_snapshot(mailbox, folder))
+            .map_err(|e| e.to_string())
+    }
+
+    fn save_snapshot(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        change: &crate::source::SnapshotChange<'_>,
+    ) -> Result<(), String> {
+        self.db
+            .transaction(|tx| tx.save_ews_snapshot(mailbox, folder, change))
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// A user's error while the target cannot be asked whether its recipient exists.

@@ -6,23 +6,23 @@
 //! user only. EWS ids are strings: [`ItemIds`] gives each a UID, once and for good.
 //!
 //! **Ours:** a folder whose display name holds `/` is read as nested (the path is `/`-joined);
-//! every listing enumerates the folder from an empty sync state (the persisted-state shortcut
-//! for incremental syncs is not built yet).
+//! a folder's listing is kept with its SyncFolderItems state, so an incremental sync asks only
+//! for the changes since (an invalid state lists the folder again from the start).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use mailmig_xml::{Element, esc};
 use tokio::sync::watch;
 
 use super::{
-    FetchOutcome, FolderContent, FolderListing, Folders, ItemIds, ItemMeta, MailSource,
-    SourceError, SourceFolder, SourceItem,
+    FetchOutcome, FolderContent, FolderListing, Folders, ItemIds, ItemMeta, ListedItem, MailSource,
+    SnapshotChange, SourceError, SourceFolder, SourceItem,
 };
 use crate::exchange::ews::{self, Ews};
 use crate::exchange::http::{Basic, HttpClient};
@@ -189,14 +189,25 @@ impl EwsSource {
         })
     }
 
-    /// Every item of a folder, by SyncFolderItems from an empty state: (id, size, read, date).
-    async fn enumerate(
-        &self,
-        folder_id: &str,
-    ) -> Result<Vec<(String, u64, bool, Option<DateTime<Utc>>)>, SourceError> {
-        let mut order: Vec<String> = Vec::new();
-        let mut items: HashMap<String, (u64, bool, Option<DateTime<Utc>>)> = HashMap::new();
-        let mut state = String::new();
+    /// Every item of a folder: the listing kept from the last sync, brought up to date by
+    /// SyncFolderItems from its state (only the changes since travel), or read from an empty
+    /// state the first time and when the server no longer knows the kept state
+    /// (ErrorInvalidSyncStateData). The new listing and its state are kept together. Items
+    /// keep their UIDs through [`ItemIds`], so a listing read again copies nothing twice.
+    async fn enumerate(&self, folder_id: &str) -> Result<Vec<ListedItem>, SourceError> {
+        let kept = self
+            .ids
+            .snapshot(&self.mailbox, folder_id)
+            .map_err(SourceError::Permanent)?;
+        let mut reset = kept.is_none();
+        let kept = kept.unwrap_or_default();
+        let mut state = kept.state;
+        let mut order: Vec<String> = kept.items.iter().map(|i| i.id.clone()).collect();
+        let mut items: HashMap<String, ListedItem> =
+            kept.items.into_iter().map(|i| (i.id.clone(), i)).collect();
+        let mut touched: HashSet<String> = HashSet::new();
+        let mut deleted: HashSet<String> = HashSet::new();
+        let mut restarted = false;
         for _ in 0..MAX_PAGES {
             let op = format!(
                 "<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI=\"item:Size\"/><t:FieldURI FieldURI=\"item:DateTimeReceived\"/><t:FieldURI FieldURI=\"message:IsRead\"/></t:AdditionalProperties></m:ItemShape><m:SyncFolderId><t:FolderId Id=\"{}\"/></m:SyncFolderId>{}<m:MaxChangesReturned>{MAX_CHANGES}</m:MaxChangesReturned></m:SyncFolderItems>",
@@ -208,7 +219,31 @@ impl EwsSource {
                 }
             );
             let body = self.call(&op).await?;
-            let m = Self::first(&body)?;
+            let first = ews::messages(&body)
+                .into_iter()
+                .next()
+                .ok_or_else(|| SourceError::Transient("EWS answered no response message".into()))?
+                .into_result();
+            let m = match first {
+                Ok(m) => m,
+                Err(ExchangeError::Ews { code, .. })
+                    if code == "ErrorInvalidSyncStateData" && !state.is_empty() && !restarted =>
+                {
+                    tracing::info!(
+                        mailbox = %self.mailbox,
+                        "the kept sync state is no longer valid: the folder is listed from the start"
+                    );
+                    state.clear();
+                    order.clear();
+                    items.clear();
+                    touched.clear();
+                    deleted.clear();
+                    reset = true;
+                    restarted = true;
+                    continue;
+                }
+                Err(e) => return Err(source_error(e)),
+            };
             state = m.child_text("SyncState").unwrap_or("").to_string();
             // Required by the schema: a page that does not say whether it is the last one is
             // not taken for the end of the folder.
@@ -246,7 +281,18 @@ impl EwsSource {
                         if !items.contains_key(id) {
                             order.push(id.to_string());
                         }
-                        items.insert(id.to_string(), (size, read, date));
+                        let id = id.to_string();
+                        deleted.remove(&id);
+                        touched.insert(id.clone());
+                        items.insert(
+                            id.clone(),
+                            ListedItem {
+                                id,
+                                size,
+                                read,
+                                date,
+                            },
+                        );
                     }
                     "ReadFlagChange" => {
                         let id = change.child("ItemId").and_then(|i| i.attr("Id"));
@@ -254,24 +300,42 @@ impl EwsSource {
                             .child_text("IsRead")
                             .is_some_and(|r| r.eq_ignore_ascii_case("true"));
                         if let Some(entry) = id.and_then(|id| items.get_mut(id)) {
-                            entry.1 = read;
+                            entry.read = read;
+                            touched.insert(entry.id.clone());
                         }
                     }
                     "Delete" => {
-                        if let Some(id) = change.child("ItemId").and_then(|i| i.attr("Id")) {
-                            items.remove(id);
+                        if let Some(id) = change.child("ItemId").and_then(|i| i.attr("Id"))
+                            && items.remove(id).is_some()
+                        {
+                            touched.remove(id);
+                            deleted.insert(id.to_string());
                         }
                     }
                     _ => {}
                 }
             }
             if done {
+                let upserts: Vec<ListedItem> = touched
+                    .iter()
+                    .filter_map(|id| items.get(id).cloned())
+                    .collect();
+                let deletes: Vec<String> = deleted.into_iter().collect();
+                self.ids
+                    .save_snapshot(
+                        &self.mailbox,
+                        folder_id,
+                        &SnapshotChange {
+                            state: &state,
+                            reset,
+                            upserts: &upserts,
+                            deletes: &deletes,
+                        },
+                    )
+                    .map_err(SourceError::Permanent)?;
                 return Ok(order
                     .into_iter()
-                    .filter_map(|id| {
-                        let (size, read, date) = *items.get(&id)?;
-                        Some((id, size, read, date))
-                    })
+                    .filter_map(|id| items.remove(&id))
                     .collect());
             }
         }
@@ -381,20 +445,20 @@ impl MailSource for EwsSource {
     async fn list(&mut self, folder: &SourceFolder) -> Result<FolderListing, SourceError> {
         let folder_id = self.folder_id_of(folder)?;
         let listed = self.enumerate(&folder_id).await?;
-        let ids: Vec<String> = listed.iter().map(|(id, ..)| id.clone()).collect();
+        let ids: Vec<String> = listed.iter().map(|i| i.id.clone()).collect();
         let uids = self
             .ids
             .uids(&self.mailbox, &folder_id, &ids)
             .map_err(SourceError::Permanent)?;
         let mut map = HashMap::with_capacity(ids.len());
         let mut items = Vec::with_capacity(ids.len());
-        for ((id, size, read, date), uid) in listed.into_iter().zip(uids) {
-            map.insert(uid, id);
+        for (item, uid) in listed.into_iter().zip(uids) {
+            map.insert(uid, item.id);
             items.push(ItemMeta {
                 uid,
-                size,
-                flags: seen(read),
-                date,
+                size: item.size,
+                flags: seen(item.read),
+                date: item.date,
             });
         }
         items.sort_by_key(|i| i.uid);

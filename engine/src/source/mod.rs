@@ -84,6 +84,48 @@ impl FolderContent {
 /// item and the checkpoint stays valid across syncs.
 pub trait ItemIds: Send + Sync {
     fn uids(&self, mailbox: &str, folder: &str, ids: &[String]) -> Result<Vec<u32>, String>;
+
+    /// A folder's listing as of the sync state it was last read up to (EWS's SyncFolderItems),
+    /// so that an incremental sync asks only for the changes since.
+    fn snapshot(&self, _mailbox: &str, _folder: &str) -> Result<Option<FolderSnapshot>, String> {
+        Ok(None)
+    }
+
+    /// Keeps a folder's listing as of a new sync state (the state and the items together).
+    fn save_snapshot(
+        &self,
+        _mailbox: &str,
+        _folder: &str,
+        _change: &SnapshotChange<'_>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// One item as a listing shows it: its id, size, read flag and received time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedItem {
+    pub id: String,
+    pub size: u64,
+    pub read: bool,
+    pub date: Option<DateTime<Utc>>,
+}
+
+/// A folder's items as of a sync state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FolderSnapshot {
+    pub state: String,
+    pub items: Vec<ListedItem>,
+}
+
+/// What changed in a folder's listing since its kept snapshot, up to `state`.
+#[derive(Clone, Debug)]
+pub struct SnapshotChange<'a> {
+    pub state: &'a str,
+    /// The listing was read again from an empty state: the kept items go.
+    pub reset: bool,
+    pub upserts: &'a [ListedItem],
+    pub deletes: &'a [String],
 }
 
 /// A source folder as the server lists it (name already decoded).

@@ -97,7 +97,9 @@ pub fn sync_folder_items(state: &OrgState, ctx: &Context<'_>, op: &Element) -> S
     }
     let mb = state.mailbox(&mailbox).expect("resolved");
     let folder = &mb.folders[folder_id as usize];
-    let scope = format!("{mailbox}/i{folder_id}");
+    // The mailbox's sync epoch is part of the scope: after invalidate_sync_states (a restore,
+    // a move) every earlier state is ErrorInvalidSyncStateData.
+    let scope = format!("{mailbox}/i{folder_id}/e{}", mb.sync_epoch);
     let seen = match op.child_text("SyncState").filter(|s| !s.is_empty()) {
         None => 0,
         Some(text) => match SyncState::decode(text) {
@@ -138,6 +140,7 @@ pub fn sync_folder_items(state: &OrgState, ctx: &Context<'_>, op: &Element) -> S
     changes.sort_by_key(|(seq, _)| *seq);
     let complete = changes.len() <= max;
     changes.truncate(max);
+    ctx.counters.count_item_changes(changes.len());
     let next = if complete {
         mb.seq
     } else {

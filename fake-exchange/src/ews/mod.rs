@@ -24,6 +24,8 @@ pub const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 /// Who acts, and on whose mailbox by default.
 pub struct Context<'a> {
     pub principal: &'a Principal,
+    /// What the server counts of its answers (for tests that check how much a client asked).
+    pub counters: &'a crate::faults::EwsCounters,
     /// The impersonated mailbox, when the request impersonates.
     pub impersonated: Option<String>,
 }
@@ -155,6 +157,7 @@ fn dispatch(request: &Request, shared: &Shared, principal: &Principal) -> Reply 
         }
     };
     let ctx = Context {
+        counters: &shared.ews_counters,
         principal,
         impersonated,
     };

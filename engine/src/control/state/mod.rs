@@ -340,6 +340,13 @@ impl StateDb {
                  fingerprint TEXT NOT NULL, target_folder TEXT NOT NULL,
                  source_key TEXT NOT NULL, size INTEGER NOT NULL,
                  PRIMARY KEY (email, folder, uidvalidity, uid));
+             CREATE TABLE IF NOT EXISTS ews_sync (
+                 email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL, state TEXT NOT NULL,
+                 PRIMARY KEY (email, folder));
+             CREATE TABLE IF NOT EXISTS ews_items (
+                 email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL, item_id TEXT NOT NULL,
+                 size INTEGER NOT NULL, read INTEGER NOT NULL, date TEXT,
+                 PRIMARY KEY (email, folder, item_id));
              CREATE TABLE IF NOT EXISTS intents (
                  email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL,
                  uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL, flags TEXT NOT NULL,
@@ -685,6 +692,13 @@ impl Tx<'_> {
                 "DELETE FROM intents WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
             )?
             .execute(params![name])?;
+        for table in ["ews_sync", "ews_items"] {
+            self.0
+                .prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE email IN (SELECT email FROM users WHERE batch = ?1)"
+                ))?
+                .execute(params![name])?;
+        }
         self.0
             .execute("DELETE FROM users WHERE batch = ?1", params![name])?;
         self.0
@@ -898,6 +912,80 @@ impl Tx<'_> {
             .0
             .prepare_cached("SELECT COUNT(*) FROM source_ids WHERE email = ?1")?
             .query_row(params![email], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// An EWS folder's listing as of its last sync state, if one is kept.
+    pub fn ews_snapshot(
+        &self,
+        email: &str,
+        folder: &str,
+    ) -> Result<Option<crate::source::FolderSnapshot>, Error> {
+        let state: Option<String> = self
+            .0
+            .prepare_cached("SELECT state FROM ews_sync WHERE email = ?1 AND folder = ?2")?
+            .query_row(params![email, folder], |r| r.get(0))
+            .optional()?;
+        let Some(state) = state else {
+            return Ok(None);
+        };
+        let mut stmt = self.0.prepare_cached(
+            "SELECT item_id, size, read, date FROM ews_items WHERE email = ?1 AND folder = ?2",
+        )?;
+        let items = stmt
+            .query_map(params![email, folder], |r| {
+                let date: Option<String> = r.get(3)?;
+                Ok(crate::source::ListedItem {
+                    id: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    read: r.get::<_, i64>(2)? != 0,
+                    date: date
+                        .and_then(|d| DateTime::parse_from_rfc3339(&d).ok())
+                        .map(|d| d.to_utc()),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(crate::source::FolderSnapshot { state, items }))
+    }
+
+    /// Keeps an EWS folder's listing as of `change.state`: from scratch when `reset`, else
+    /// the changed items written and the deleted ones removed.
+    pub fn save_ews_snapshot(
+        &self,
+        email: &str,
+        folder: &str,
+        change: &crate::source::SnapshotChange<'_>,
+    ) -> Result<(), Error> {
+        if change.reset {
+            self.0
+                .prepare_cached("DELETE FROM ews_items WHERE email = ?1 AND folder = ?2")?
+                .execute(params![email, folder])?;
+        }
+        let mut put = self.0.prepare_cached(
+            "INSERT OR REPLACE INTO ews_items (email, folder, item_id, size, read, date)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for i in change.upserts {
+            put.execute(params![
+                email,
+                folder,
+                i.id,
+                i.size as i64,
+                i.read,
+                i.date.map(|d| d.to_rfc3339())
+            ])?;
+        }
+        let mut del = self.0.prepare_cached(
+            "DELETE FROM ews_items WHERE email = ?1 AND folder = ?2 AND item_id = ?3",
+        )?;
+        for id in change.deletes {
+            del.execute(params![email, folder, id])?;
+        }
+        self.0
+            .prepare_cached(
+                "INSERT OR REPLACE INTO ews_sync (email, folder, state) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![email, folder, change.state])?;
+        Ok(())
     }
 
     /// The UIDs of a source folder's string item ids (EWS): known ids keep theirs, new ones get
