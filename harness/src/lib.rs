@@ -84,13 +84,6 @@ impl TenantTarget {
     }
 }
 
-/// An in-process tenant answers without yielding, so a run dropped by a timeout (the in-process
-/// kill) could never stop between a write and its acknowledgement, where a real network target
-/// can. A yield after each write opens that window to the crash tests.
-async fn after_write() {
-    tokio::task::yield_now().await;
-}
-
 /// The tenant's own failures, sorted into what a retry may fix and what it cannot.
 fn target_error(e: fake_target::Error) -> TargetError {
     if e.is_transient() {
@@ -177,13 +170,10 @@ impl Target for TenantTarget {
         request: &ImportRequest,
         mime: Bytes,
     ) -> Result<ImportOutcome, TargetError> {
-        let r = self
-            .0
+        self.0
             .import(address, request, mime)
             .await
-            .map_err(target_error);
-        after_write().await;
-        r
+            .map_err(target_error)
     }
 
     async fn organization(&self) -> Result<Option<OrganizationInfo>, TargetError> {
@@ -194,9 +184,7 @@ impl Target for TenantTarget {
         &self,
         object: &DirectoryObject,
     ) -> Result<Result<ProvisionOutcome, DirectoryRefusal>, TargetError> {
-        let r = refusal_or(self.0.provision(object).await);
-        after_write().await;
-        r
+        refusal_or(self.0.provision(object).await)
     }
 
     async fn set_links(
@@ -204,9 +192,7 @@ impl Target for TenantTarget {
         address: &str,
         links: &DirectoryLinks,
     ) -> Result<Result<(), DirectoryRefusal>, TargetError> {
-        let r = refusal_or(self.0.set_links(address, links).await);
-        after_write().await;
-        r
+        refusal_or(self.0.set_links(address, links).await)
     }
 
     async fn directory_entry(&self, address: &str) -> Result<Option<DirectoryEntry>, TargetError> {
@@ -218,9 +204,7 @@ impl Target for TenantTarget {
         group: &str,
         members: &[String],
     ) -> Result<Result<(), DirectoryRefusal>, TargetError> {
-        let r = refusal_or(self.0.add_members(group, members).await);
-        after_write().await;
-        r
+        refusal_or(self.0.add_members(group, members).await)
     }
 
     async fn update_flags(

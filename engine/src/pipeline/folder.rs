@@ -55,14 +55,24 @@ pub(super) async fn copy(
         uid_validity: listing.uid_validity,
         renumbered: HashMap::new(),
     };
-    c.resolve_intents().await?;
-    // The folder's records under this UIDVALIDITY and under others, in one read.
-    let (copied, other_validity) = copier.engine.db.read(|tx| {
+    // The folder's records under this UIDVALIDITY and under others, and the intents an
+    // earlier run left, in one read.
+    let (mut copied, mut other_validity, stale) = copier.engine.db.read(|tx| {
         Ok((
             tx.copied(c.key())?,
             tx.copied_under_other_validity(c.key())?,
+            tx.intents(&job.email_address, &folder.name)?,
         ))
     })?;
+    if !stale.is_empty() {
+        c.resolve_intents(stale).await?;
+        (copied, other_validity) = copier.engine.db.read(|tx| {
+            Ok((
+                tx.copied(c.key())?,
+                tx.copied_under_other_validity(c.key())?,
+            ))
+        })?;
+    }
     c.renumbered = renumbered(other_validity, &copied);
     c.reapply_flags(&listing.items, &copied).await?;
     let mut pending = c.new_items(listing.items, &copied, report);
@@ -184,12 +194,8 @@ impl FolderCopy<'_> {
     /// under an earlier one the message would come back under a new key, so those the target
     /// holds are recorded as copied under their old numbering, where the renumbering match by
     /// fingerprint finds them. A target that cannot list its keys leaves them unknown.
-    async fn resolve_intents(&self) -> Result<(), SyncError> {
+    async fn resolve_intents(&self, stale: Vec<Intent>) -> Result<(), SyncError> {
         let db = &self.copier.engine.db;
-        let stale = db.read(|tx| tx.intents(self.email(), &self.folder.name))?;
-        if stale.is_empty() {
-            return Ok(());
-        }
         let earlier: Vec<&Intent> = stale
             .iter()
             .filter(|i| i.uid_validity != self.uid_validity)
