@@ -1,7 +1,10 @@
-//! The cutover walkthrough's first steps through the `mailmig` binary against
-//! `mailmig fake-exchange serve` (a real process, the seed's organisation): Test-Migration-
-//! ServerAvailability -ExchangeOutlookAnywhere by Autodiscover, its JSON reused by
-//! New-MigrationEndpoint, and Get-MigrationEndpoint's Format-List fields.
+//! The cutover walkthrough through the `mailmig` binary against `mailmig fake-exchange serve`
+//! (a real process, the seed's organisation), the seed's commands in order:
+//! Test-MigrationServerAvailability -ExchangeOutlookAnywhere by Autodiscover, its JSON reused
+//! by New-MigrationEndpoint, Get-MigrationEndpoint's Format-List fields, New-MigrationBatch
+//! -AutoStart, the service's run, Get-MigrationUser, Complete refused, the checklist, the
+//! removal refused before the MX switch and 72 hours, Set-MigrationBatch -SyncNow, and
+//! Remove-MigrationBatch once MX has pointed to the tenant for 72 hours.
 
 mod common;
 
@@ -221,7 +224,43 @@ async fn test_server_then_endpoint_from_its_connection_settings() {
             "a generated password was shown"
         );
     }
-    mailmig_ok(&state, &["batch", "remove", "CutoverBatch", "--force"]).await;
+    // Set-MigrationBatch -SyncNow and the incremental sync it asks for.
+    mailmig_ok(&state, &["batch", "set", "CutoverBatch", "--sync-now"]).await;
+    let run = mailmig(&state, &["run", "--until-idle"]).await;
+    assert!(run.status.success(), "{}", text(&run));
+    // MX was switched 73 hours ago and every user has synced since: the checklist says so,
+    // and Remove-MigrationBatch goes through.
+    let switched = (chrono::Utc::now() - chrono::Duration::hours(73)).to_rfc3339();
+    let checklist = text(
+        &mailmig_ok(
+            &state,
+            &[
+                "batch",
+                "checklist",
+                "CutoverBatch",
+                "--mx-switched-at",
+                &switched,
+            ],
+        )
+        .await,
+    );
+    for line in ["[x] Point MX to the tenant", "[x] Wait 72 hours"] {
+        assert!(checklist.contains(line), "{line:?} in\n{checklist}");
+    }
+    mailmig_ok(
+        &state,
+        &[
+            "batch",
+            "remove",
+            "CutoverBatch",
+            "--mx-switched-at",
+            &switched,
+        ],
+    )
+    .await;
+    let gone = mailmig(&state, &["batch", "get", "CutoverBatch"]).await;
+    assert!(!gone.status.success(), "{}", text(&gone));
+    assert!(text(&gone).contains("wasn't found"), "{}", text(&gone));
 }
 
 #[tokio::test]
