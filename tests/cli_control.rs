@@ -163,6 +163,47 @@ async fn csv_check_exit_codes() {
     );
 }
 
+/// Every example CSV of the README is valid and read in the admin form its name says, and the
+/// JSON's keys are camelCase throughout.
+#[tokio::test]
+async fn the_example_csvs_pass_in_their_admin_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    for (file, form) in [
+        ("per-user.csv", "plain"),
+        ("dovecot-master-user.csv", "dovecot"),
+        ("exchange-admin.csv", "exchange"),
+        ("mirapoint-admin.csv", "mirapoint"),
+        ("courier-userroot.csv", "courier"),
+    ] {
+        let path = format!("{}/examples/csv/{file}", env!("CARGO_MANIFEST_DIR"));
+        let o = mailmig(&state, &["csv", "check", &path, "--json"]).await;
+        assert_eq!(o.status.code(), Some(0), "{file}: {}", text(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let rows = v["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 2, "{file}");
+        for r in rows {
+            assert_eq!(r["form"]["form"], form, "{file}: {r}");
+        }
+        let json = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(
+            !json.contains("user_root") && !json.contains("email_address"),
+            "{json}"
+        );
+    }
+    let mut listed: Vec<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/csv"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+    listed.sort();
+    assert_eq!(
+        listed.len(),
+        5,
+        "every example CSV is checked here: {listed:?}"
+    );
+}
+
 #[tokio::test]
 async fn test_server_exit_codes_and_refusals() {
     let server = FakeImapServer::new().user("u", "pw").start().await.unwrap();

@@ -169,3 +169,73 @@ async fn imap_to_imap_from_the_command_line() {
     mailmig(&state, &["run", "--until-idle"]).await;
     assert_eq!(target.store().messages("terry", "INBOX").unwrap().len(), 15);
 }
+
+/// `target folders` and `target export` show what the tenant holds: the exported files are the
+/// source's messages byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenant_is_looked_into_and_exported_from_the_command_line() {
+    let server = FakeImapServer::new()
+        .seed(5)
+        .user("ann", "pw")
+        .generated("ann", "INBOX", 7)
+        .generated("ann", "Archive/2019", 3)
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = embedded_batch(dir.path(), &server, &["ann".to_string()], "B", 2).await;
+    mailmig(&state, &["run", "--until-idle"]).await;
+    let o = mailmig(
+        &state,
+        &["target", "folders", "--mailbox", "ann@contoso.edu"],
+    )
+    .await;
+    let shown = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("Inbox") && l.ends_with(" 7")),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("Archive/2019") && l.ends_with(" 3")),
+        "{shown}"
+    );
+    let out = dir.path().join("export");
+    let o = mailmig(
+        &state,
+        &[
+            "target",
+            "export",
+            "--mailbox",
+            "ann@contoso.edu",
+            "--dir",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Exported 10 items"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let mut exported: Vec<Vec<u8>> = manifest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| std::fs::read(out.join(e["file"].as_str().unwrap())).unwrap())
+        .collect();
+    let store = server.store();
+    let mut source: Vec<Vec<u8>> = ["INBOX", "Archive/2019"]
+        .iter()
+        .flat_map(|f| store.messages("ann", f).unwrap())
+        .map(|m| m.raw.to_vec())
+        .collect();
+    exported.sort();
+    source.sort();
+    assert_eq!(exported, source, "every message exported byte for byte");
+}

@@ -26,6 +26,25 @@ pub enum TargetCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Lists a tenant mailbox's folders with their item counts (the embedded or HTTP tenant).
+    Folders {
+        /// The mailbox (its primary SMTP address).
+        #[arg(long)]
+        mailbox: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exports a tenant mailbox as it was migrated: one .eml file per item, byte for byte,
+    /// and manifest.json (folder, source key, size, received time, flags, SHA-256 of each).
+    Export {
+        /// The mailbox (its primary SMTP address).
+        #[arg(long)]
+        mailbox: String,
+        /// The folder to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -119,7 +138,72 @@ pub async fn run(state_dir: &Path, command: TargetCommand) -> anyhow::Result<u8>
     match command {
         TargetCommand::Set(args) => set(state_dir, args).await,
         TargetCommand::Get { json } => get(state_dir, json),
+        TargetCommand::Folders { mailbox, json } => folders(state_dir, &mailbox, json).await,
+        TargetCommand::Export { mailbox, dir } => export(state_dir, &mailbox, &dir).await,
     }
+}
+
+/// The saved target as a tenant to look into; an IMAP target is looked into with an IMAP
+/// client instead.
+fn tenant(state_dir: &Path) -> anyhow::Result<Box<dyn fake_target::TenantApi>> {
+    let engine = engine(state_dir)?;
+    Ok(match setting(&engine)? {
+        TargetSetting::Embedded => {
+            let db = embedded_db(state_dir);
+            if !db.exists() {
+                // Looking must not create it.
+                bail!(
+                    "the embedded tenant {} doesn't exist yet: `mailmig target set --embedded` or a run makes it",
+                    db.display()
+                );
+            }
+            Box::new(
+                fake_target::Tenant::open(&db, Arc::new(SystemClock))
+                    .context("opening the embedded tenant")?,
+            )
+        }
+        TargetSetting::FakeTarget { url, token } => {
+            Box::new(fake_target::http::HttpTenant::new(&url, &token))
+        }
+        TargetSetting::Imap(c) => bail!(
+            "the target is the IMAP server {}:{}: look into it with an IMAP client (this command reads a tenant)",
+            c.remote_server,
+            c.port
+        ),
+    })
+}
+
+async fn folders(state_dir: &Path, mailbox: &str, json: bool) -> anyhow::Result<u8> {
+    let tenant = tenant(state_dir)?;
+    let folders = tenant
+        .folders(mailbox)
+        .await
+        .with_context(|| format!("the mailbox {mailbox} in the tenant"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&folders)?);
+    } else {
+        println!("{:<40} {:>8}", "Folder", "Items");
+        for f in &folders {
+            println!("{:<40} {:>8}", f.path, f.item_count);
+        }
+        let total: u64 = folders.iter().map(|f| f.item_count).sum();
+        println!("{} folders, {total} items.", folders.len());
+    }
+    Ok(EXIT_OK)
+}
+
+async fn export(state_dir: &Path, mailbox: &str, dir: &Path) -> anyhow::Result<u8> {
+    let tenant = tenant(state_dir)?;
+    let manifest = fake_target::inspect::export_mailbox(&*tenant, mailbox, dir)
+        .await
+        .with_context(|| format!("exporting {mailbox} to {}", dir.display()))?;
+    let bytes: u64 = manifest.iter().map(|m| m.size).sum();
+    println!(
+        "Exported {} items ({bytes} bytes) of {mailbox} to {} (manifest.json lists them).",
+        manifest.len(),
+        dir.display()
+    );
+    Ok(EXIT_OK)
 }
 
 /// A fake tenant is saved only once it answered with this token: a wrong URL or token must

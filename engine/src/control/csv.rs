@@ -36,7 +36,11 @@ pub struct RowError {
 
 /// Which admin-login form a UserName is in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "form", rename_all = "camelCase")]
+#[serde(
+    tag = "form",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum UserNameForm {
     /// `Domain/Admin/User` (Exchange IMAP).
     Exchange {
