@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{BIN, assert_exact, embedded_batch, mailmig, text};
+use common::{BIN, assert_exact, embedded_batch, mailmig, mailmig_ok, text};
 
 use fake_imap::{FakeImapServer, Fault, FaultAction, ServerHandle};
 use serde_json::Value;
@@ -593,4 +593,84 @@ async fn csv_check_lists_rows_in_the_files_order() {
         .filter(|w| w.chars().all(|c| c.is_ascii_digit()))
         .collect();
     assert_eq!(lines, ["2", "3", "4"], "{stdout}");
+}
+
+/// Set-MigrationUser fixes one row's mistyped password without removing the batch (the new
+/// password from an environment variable, never printed); Remove-MigrationUser takes a user
+/// out of its batch; both refuse what they cannot do, in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_in_one_row_is_fixed_with_user_set_and_a_user_removed() {
+    let server = FakeImapServer::new()
+        .seed(8)
+        .user("ann", "pw")
+        .user("bob", "Bob-s3cret")
+        .generated("ann", "INBOX", 3)
+        .generated("bob", "INBOX", 4)
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The CSV says "pw" for both: bob's is wrong.
+    let state = embedded_batch(
+        dir.path(),
+        &server,
+        &["ann".to_string(), "bob".to_string()],
+        "B",
+        2,
+    )
+    .await;
+    mailmig_ok(&state, &["run", "--until-idle"]).await;
+    let bob = |o: &std::process::Output| -> Value {
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()[0].clone()
+    };
+    let o = mailmig_ok(&state, &["user", "get", "bob@contoso.edu", "--json"]).await;
+    assert_eq!(bob(&o)["status"], "Failed", "{}", text(&o));
+
+    let o = mailmig(&state, &["user", "set", "bob@contoso.edu"]).await;
+    assert!(!o.status.success());
+    assert!(text(&o).contains("nothing to change"), "{}", text(&o));
+    let o = mailmig(
+        &state,
+        &["user", "set", "nobody@contoso.edu", "--password", "x"],
+    )
+    .await;
+    assert!(text(&o).contains("wasn't found"), "{}", text(&o));
+    let o = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .args([
+            "user",
+            "set",
+            "bob@contoso.edu",
+            "--password-env",
+            "BOB_PASSWORD",
+        ])
+        .env("BOB_PASSWORD", "Bob-s3cret")
+        .output()
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("is retried"), "{}", text(&o));
+    assert!(!text(&o).contains("Bob-s3cret"));
+    let run = mailmig_ok(&state, &["run", "--until-idle"]).await;
+    assert!(!text(&run).contains("Bob-s3cret"));
+    let o = mailmig_ok(&state, &["user", "get", "bob@contoso.edu", "--json"]).await;
+    assert_eq!(bob(&o)["status"], "Synced", "{}", text(&o));
+    assert_eq!(bob(&o)["itemsSynced"], 4);
+    assert!(!text(&o).contains("Bob-s3cret"), "never shown");
+
+    mailmig_ok(&state, &["user", "remove", "ann@contoso.edu"]).await;
+    let o = mailmig(&state, &["user", "get", "ann@contoso.edu"]).await;
+    assert!(!o.status.success());
+    assert!(text(&o).contains("wasn't found"), "{}", text(&o));
+    let o = mailmig_ok(&state, &["user", "get", "--batch", "B", "--json"]).await;
+    let left: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    // What ann's sync copied stays in the tenant.
+    let o = mailmig_ok(
+        &state,
+        &["target", "folders", "--mailbox", "ann@contoso.edu"],
+    )
+    .await;
+    assert!(text(&o).contains("3 items"), "{}", text(&o));
 }

@@ -158,6 +158,23 @@ async fn the_whole_organisation_is_one_batch_provisioned_by_the_service() {
             .contains("\"CutoverBatch\" already exists"),
         "{second}"
     );
+    // Set-/Remove-MigrationUser don't apply to a cutover's recipients.
+    let set = w
+        .engine
+        .user_set(
+            "alice@contoso.com",
+            engine::control::SetUser {
+                password: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(set.to_string().contains("cutover recipient"), "{set}");
+    let remove = w.engine.user_remove("alice@contoso.com").unwrap_err();
+    assert!(
+        remove.to_string().contains("removed as a whole"),
+        "{remove}"
+    );
     let complete = w.engine.batch_complete("CutoverBatch").unwrap_err();
     assert!(
         complete.to_string().contains("ends by removal"),

@@ -1,4 +1,5 @@
-//! `mailmig user get`: migration users (Get-MigrationUser), with their last sync's numbers.
+//! `mailmig user`: migration users — get (Get-MigrationUser, with the last sync's numbers), set
+//! (Set-MigrationUser: a row's username or password) and remove (Remove-MigrationUser).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,7 +8,7 @@ use clap::Subcommand;
 use engine::control::state::UserRow;
 use serde::Serialize;
 
-use super::{EXIT_OK, engine};
+use super::{EXIT_OK, PasswordArgs, engine};
 
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
@@ -23,6 +24,22 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set-MigrationUser: a new source login for one user (a mistyped password in one CSV row
+    /// is fixed without removing its batch); a failed user is retried at once, alone.
+    Set {
+        /// The user, by email address.
+        email: String,
+        /// The new UserName (in the source's admin form, as in the CSV).
+        #[arg(long)]
+        username: Option<String>,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Remove-MigrationUser: the user leaves its batch (what was copied stays in the target).
+    Remove {
+        /// The user, by email address.
+        email: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -36,7 +53,19 @@ struct UserView {
 }
 
 pub fn run(state_dir: &Path, command: UserCommand) -> anyhow::Result<u8> {
-    let UserCommand::Get { batch, email, json } = command;
+    let (batch, email, json) = match command {
+        UserCommand::Get { batch, email, json } => (batch, email, json),
+        UserCommand::Set {
+            email,
+            username,
+            password,
+        } => return set(state_dir, &email, username, &password),
+        UserCommand::Remove { email } => {
+            engine(state_dir)?.user_remove(&email)?;
+            println!("The migration user \"{email}\" was removed from its batch.");
+            return Ok(EXIT_OK);
+        }
+    };
     let engine = engine(state_dir)?;
     let users = match email {
         Some(e) => vec![engine.user(&e)?],
@@ -107,6 +136,35 @@ pub fn run(state_dir: &Path, command: UserCommand) -> anyhow::Result<u8> {
                 .map_or("-".to_string(), |m| m.to_string()),
             u.error.clone().unwrap_or_default()
         );
+    }
+    Ok(EXIT_OK)
+}
+
+fn set(
+    state_dir: &Path,
+    email: &str,
+    user_name: Option<String>,
+    password: &PasswordArgs,
+) -> anyhow::Result<u8> {
+    let password = password.read()?;
+    if user_name.is_none() && password.is_none() {
+        anyhow::bail!(
+            "nothing to change: give --username, or the password (--password-file, --password-env or --password)"
+        );
+    }
+    let engine = engine(state_dir)?;
+    let status = engine.user_set(
+        email,
+        engine::control::SetUser {
+            user_name,
+            password,
+        },
+    )?;
+    match status {
+        engine::control::status::UserStatus::Validating => println!(
+            "The migration user \"{email}\" was changed and is retried: `mailmig run` syncs it."
+        ),
+        s => println!("The migration user \"{email}\" was changed ({s})."),
     }
     Ok(EXIT_OK)
 }

@@ -101,6 +101,22 @@ pub fn validate_name(name: &str) -> Result<String, Error> {
     Ok(name)
 }
 
+/// Set-MigrationUser's changes (None: unchanged).
+#[derive(Clone, Default)]
+pub struct SetUser {
+    pub user_name: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for SetUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetUser")
+            .field("user_name", &self.user_name)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
+}
+
 /// Applies one user event from the table, or reports that it does not apply.
 pub fn apply_user_event(
     tx: &Tx<'_>,
@@ -389,6 +405,98 @@ impl Engine {
         self.db
             .read(|tx| tx.user(email))?
             .ok_or_else(|| Error::NotFound(format!("The migration user \"{email}\" wasn't found.")))
+    }
+
+    /// Set-MigrationUser: a new source login for one IMAP user (a mistyped password in one
+    /// CSV row is fixed without removing the batch). A failed user of a syncing or synced
+    /// batch is retried at once, alone; returns the user's status after the change. Refused while the user is being synced, and for cutover recipients (they
+    /// are read as the endpoint's admin).
+    pub fn user_set(&self, email: &str, set: SetUser) -> Result<UserStatus, Error> {
+        let now = self.now();
+        self.db.transaction(|tx| {
+            let u = tx.user(email)?.ok_or_else(|| {
+                Error::NotFound(format!("The migration user \"{email}\" wasn't found."))
+            })?;
+            if u.kind.is_some() {
+                return Err(Error::Refused(format!(
+                    "{} is a cutover recipient: it is read with the endpoint's admin credentials (change them with mailmig endpoint new).",
+                    u.email_address
+                )));
+            }
+            if u.status.is_active() || u.running.is_some() {
+                return Err(Error::Refused(format!(
+                    "The migration user \"{}\" is being synced: stop its batch (mailmig batch stop {}) or wait for the sync to end, then change it.",
+                    u.email_address, u.batch
+                )));
+            }
+            let user_name = set.user_name.unwrap_or_else(|| u.user_name.clone());
+            let password = set.password.unwrap_or_else(|| u.password.clone());
+            if user_name.trim().is_empty() {
+                return Err(Error::Refused("UserName is empty.".into()));
+            }
+            if password.is_empty()
+                || password.chars().count() > 256
+                || password.contains('\0')
+                || password.trim() != password
+            {
+                return Err(Error::Refused(
+                    "The password must be 1 to 256 characters, without NUL and without white space at either end.".into(),
+                ));
+            }
+            tx.set_user_login(&u.email_address, &user_name, &password)?;
+            let batch = tx.batch(&u.batch)?;
+            // A failed user of a batch that is syncing (or has synced) is retried alone; in a
+            // stopped or completed batch it waits for Start-MigrationBatch like the others.
+            let retry = u.status == UserStatus::Failed
+                && batch.as_ref().is_some_and(|b| {
+                    matches!(
+                        b.status,
+                        BatchStatus::Syncing
+                            | BatchStatus::Synced
+                            | BatchStatus::SyncedWithErrors
+                            | BatchStatus::Failed
+                    )
+                });
+            if !retry {
+                return Ok(u.status);
+            }
+            tx.set_user_error(&u.email_address, None)?;
+            let status = apply_user_event(tx, &u, UserEvent::Retry, now)?;
+            if let Some(b) = batch
+                && b.status != BatchStatus::Syncing
+            {
+                tx.set_batch_status(&b.name, BatchStatus::Syncing, now)?;
+            }
+            refresh_batch(tx, &u.batch, now)?;
+            Ok(status)
+        })
+    }
+
+    /// Remove-MigrationUser: the user leaves its batch (what was copied stays in the target).
+    /// Refused while it is being synced, and for cutover recipients (a cutover batch is the
+    /// whole organisation).
+    pub fn user_remove(&self, email: &str) -> Result<(), Error> {
+        let now = self.now();
+        self.db.transaction(|tx| {
+            let u = tx.user(email)?.ok_or_else(|| {
+                Error::NotFound(format!("The migration user \"{email}\" wasn't found."))
+            })?;
+            if u.kind.is_some() {
+                return Err(Error::Refused(format!(
+                    "{} is a cutover recipient: a cutover batch migrates the whole organisation, and is removed as a whole.",
+                    u.email_address
+                )));
+            }
+            if u.status.is_active() || u.running.is_some() {
+                return Err(Error::Refused(format!(
+                    "The migration user \"{}\" is being synced: stop its batch (mailmig batch stop {}) or wait for the sync to end, then remove it.",
+                    u.email_address, u.batch
+                )));
+            }
+            tx.delete_user(&u.email_address)?;
+            refresh_batch(tx, &u.batch, now)?;
+            Ok(())
+        })
     }
 
     /// Checks an operation against the table, in a transaction that then applies it.

@@ -545,6 +545,17 @@ fn batch_from_row(r: &Row<'_>) -> rusqlite::Result<BatchRow> {
     })
 }
 
+/// What the state keeps per user besides its row: checkpoint, skipped items, EWS item ids,
+/// intents and EWS sync states.
+const PER_USER_TABLES: [&str; 6] = [
+    "skipped_items",
+    "source_ids",
+    "copied",
+    "intents",
+    "ews_sync",
+    "ews_items",
+];
+
 impl Tx<'_> {
     pub fn meta(&self, key: &str) -> Result<Option<String>, Error> {
         Ok(self
@@ -675,24 +686,8 @@ impl Tx<'_> {
 
     /// Deletes a batch and everything of its users.
     pub fn delete_batch(&self, name: &str) -> Result<(), Error> {
-        self.0.prepare_cached("DELETE FROM skipped_items WHERE email IN (SELECT email FROM users WHERE batch = ?1)")?.execute(params![name])?;
         // A cutover's EWS item ids go with its users (a later batch starts afresh).
-        self.0
-            .prepare_cached(
-                "DELETE FROM source_ids WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
-            )?
-            .execute(params![name])?;
-        self.0
-            .prepare_cached(
-                "DELETE FROM copied WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
-            )?
-            .execute(params![name])?;
-        self.0
-            .prepare_cached(
-                "DELETE FROM intents WHERE email IN (SELECT email FROM users WHERE batch = ?1)",
-            )?
-            .execute(params![name])?;
-        for table in ["ews_sync", "ews_items"] {
+        for table in PER_USER_TABLES {
             self.0
                 .prepare_cached(&format!(
                     "DELETE FROM {table} WHERE email IN (SELECT email FROM users WHERE batch = ?1)"
@@ -703,6 +698,32 @@ impl Tx<'_> {
             .execute("DELETE FROM users WHERE batch = ?1", params![name])?;
         self.0
             .execute("DELETE FROM batches WHERE name = ?1", params![name])?;
+        Ok(())
+    }
+
+    /// Deletes one user and everything of it (Remove-MigrationUser).
+    pub fn delete_user(&self, email: &str) -> Result<(), Error> {
+        for table in PER_USER_TABLES {
+            self.0
+                .prepare_cached(&format!("DELETE FROM {table} WHERE email = ?1"))?
+                .execute(params![email])?;
+        }
+        self.0
+            .prepare_cached("DELETE FROM users WHERE email = ?1")?
+            .execute(params![email])?;
+        Ok(())
+    }
+
+    /// A user's source login (Set-MigrationUser).
+    pub fn set_user_login(
+        &self,
+        email: &str,
+        user_name: &str,
+        password: &str,
+    ) -> Result<(), Error> {
+        self.0
+            .prepare_cached("UPDATE users SET user_name = ?2, password = ?3 WHERE email = ?1")?
+            .execute(params![email, user_name, password])?;
         Ok(())
     }
 
