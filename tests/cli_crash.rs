@@ -100,6 +100,9 @@ async fn imap_to_imap_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let tport = target.imap_addr().port().to_string();
+    // The target's password from a file, as everywhere a password is taken.
+    let password_file = dir.path().join("target.pw");
+    std::fs::write(&password_file, "secret\n").unwrap();
     mailmig(
         &state,
         &[
@@ -114,8 +117,8 @@ async fn imap_to_imap_from_the_command_line() {
             "none",
             "--username-format",
             "{local}*mailadmin",
-            "--password",
-            "secret",
+            "--password-file",
+            password_file.to_str().unwrap(),
         ],
     )
     .await;

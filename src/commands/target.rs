@@ -13,7 +13,7 @@ use engine::target::imap::{ImapTarget, ImapTargetConfig};
 use harness::TenantTarget;
 use serde::{Deserialize, Serialize};
 
-use super::{EXIT_OK, SecurityArg, engine, engine_creating};
+use super::{EXIT_OK, PasswordArgs, SecurityArg, engine, engine_creating};
 
 #[derive(Subcommand, Debug)]
 pub enum TargetCommand {
@@ -53,7 +53,7 @@ pub struct SetArgs {
     #[arg(long, conflicts_with_all = ["fake_target", "token", "imap"])]
     pub embedded: bool,
     /// An IMAP server as the target.
-    #[arg(long, requires_all = ["remote_server", "port", "security", "username_format", "password"])]
+    #[arg(long, requires_all = ["remote_server", "port", "security", "username_format"])]
     pub imap: bool,
     /// The IMAP target's host name.
     #[arg(long)]
@@ -70,9 +70,9 @@ pub struct SetArgs {
     /// The target login from the CSV's EmailAddress: {email}, {local}, {domain}.
     #[arg(long)]
     pub username_format: Option<String>,
-    /// The IMAP target's password (visible to other local users on the command line).
-    #[arg(long)]
-    pub password: Option<String>,
+    /// The IMAP target's password.
+    #[command(flatten)]
+    pub password: PasswordArgs,
     /// Tenant TOML (accepted domains, mailboxes) for the embedded tenant.
     #[arg(long, requires = "embedded", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -225,13 +225,18 @@ async fn verify_fake_target(url: &str, token: &str) -> anyhow::Result<usize> {
 async fn set(state_dir: &Path, args: SetArgs) -> anyhow::Result<u8> {
     let setting = match (args.embedded, args.fake_target, args.token) {
         (false, None, None) if args.imap => {
+            let Some(password) = args.password.read()? else {
+                bail!(
+                    "--imap needs the target's password: --password-file FILE, --password-env VAR or --password P"
+                );
+            };
             let imap = ImapTargetConfig {
                 remote_server: args.remote_server.unwrap_or_default(),
                 port: args.port.unwrap_or(143),
                 security: args.security.unwrap_or(SecurityArg::None).into(),
                 ca_file: args.ca_file,
                 username_format: args.username_format.unwrap_or_default(),
-                password: args.password.unwrap_or_default(),
+                password,
             };
             println!(
                 "Target: the IMAP server {}:{} (login {}).",
