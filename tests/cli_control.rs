@@ -619,7 +619,27 @@ async fn a_wrong_password_in_one_row_is_fixed_with_user_set_and_a_user_removed()
         2,
     )
     .await;
-    mailmig_ok(&state, &["run", "--until-idle"]).await;
+    // Outside a terminal, `run` writes timestamped lines: each user's start and end, with
+    // what the sync moved and why it failed.
+    let first = text(&mailmig_ok(&state, &["run", "--until-idle"]).await);
+    let line = |who: &str, what: &str| {
+        first
+            .lines()
+            .find(|l| l.contains(who) && l.contains(what))
+            .unwrap_or_else(|| panic!("{who} {what} in\n{first}"))
+            .to_string()
+    };
+    assert!(line("ann@contoso.edu", "initial sync started").starts_with("20"));
+    let ann = line("ann@contoso.edu", "initial sync done");
+    assert!(
+        ann.contains(": 3 items (") && ann.contains("msgs/s") && ann.contains("in all 3 items"),
+        "{ann}"
+    );
+    let failed = line("bob@contoso.edu", "initial sync failed");
+    assert!(
+        failed.contains("sign"),
+        "the login's refusal is named: {failed}"
+    );
     let bob = |o: &std::process::Output| -> Value {
         serde_json::from_slice::<Value>(&o.stdout).unwrap()[0].clone()
     };

@@ -36,7 +36,12 @@ pub enum ServiceEvent {
         email: String,
         kind: SyncKind,
         outcome: SyncOutcome,
+        /// The user's totals so far.
         items_synced: u64,
+        items_skipped: u64,
+        /// What this sync moved, and what it skipped.
+        stats: crate::sync::SyncStats,
+        skipped_now: usize,
     },
 }
 
@@ -156,6 +161,9 @@ impl Service {
                                 kind,
                                 outcome: report.outcome.clone(),
                                 items_synced: report.items_synced,
+                                items_skipped: report.items_skipped,
+                                stats: report.stats.clone(),
+                                skipped_now: report.skipped.len(),
                             });
                         }
                         finished.push((email, kind, report));
