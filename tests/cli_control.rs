@@ -694,3 +694,51 @@ async fn a_wrong_password_in_one_row_is_fixed_with_user_set_and_a_user_removed()
     .await;
     assert!(text(&o).contains("3 items"), "{}", text(&o));
 }
+
+/// Get-MigrationUser moves during a sync: each checkpointed chunk adds to the user's count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_get_shows_progress_in_the_middle_of_a_slow_sync() {
+    let server = FakeImapServer::new()
+        .seed(9)
+        .user("ann", "pw")
+        .generated("ann", "INBOX", 30)
+        .fault(Fault::new(FaultAction::Delay).command("UID FETCH").ms(150))
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = embedded_batch(dir.path(), &server, &["ann".to_string()], "B", 2).await;
+    let mut child = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["run", "--until-idle"])
+        .env("MAILMIG_FETCH_CHUNK", "3")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen_mid_sync = None;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let o = mailmig(&state, &["user", "get", "ann@contoso.edu", "--json"]).await;
+        let Ok(v) = serde_json::from_slice::<Value>(&o.stdout) else {
+            continue;
+        };
+        let n = v[0]["itemsSynced"].as_u64().unwrap_or(0);
+        if v[0]["status"] == "Syncing" && n > 0 && n < 30 {
+            assert!(v[0]["bytesSynced"].as_u64().unwrap() > 0, "{v}");
+            seen_mid_sync = Some(n);
+            break;
+        }
+    }
+    assert!(child.wait().await.unwrap().success());
+    assert!(
+        seen_mid_sync.is_some(),
+        "user get never showed a count between 0 and 30 while the user was syncing"
+    );
+    let o = mailmig(&state, &["user", "get", "ann@contoso.edu", "--json"]).await;
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v[0]["itemsSynced"], 30,
+        "the end writes the exact total: {v}"
+    );
+}

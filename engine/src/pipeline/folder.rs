@@ -252,10 +252,22 @@ impl FolderCopy<'_> {
             .transaction(|tx| tx.record_intents(self.key(), self.target, &intents))?)
     }
 
-    /// A chunk's acknowledged records, and its intents cleared, in one transaction.
+    /// A chunk's acknowledged records, its intents cleared and the user's progress, in one
+    /// transaction.
     fn record_chunk(&self, done: &[CopiedRecord], uids: &[u32]) -> Result<(), SyncError> {
+        // New to the target: imported under this numbering's key (not an old copy taken over).
+        let (items, bytes) = done
+            .iter()
+            .filter(|r| {
+                r.source_key
+                    == source_key(self.email(), &self.folder.name, self.uid_validity, r.uid)
+            })
+            .fold((0u64, 0u64), |(n, b), r| (n + 1, b + r.size));
         Ok(self.copier.engine.db.transaction(|tx| {
             tx.record_copied(self.key(), self.target, done)?;
+            if items > 0 {
+                tx.add_user_progress(self.email(), items, bytes)?;
+            }
             tx.clear_intents(
                 self.email(),
                 &self.folder.name,

@@ -1103,6 +1103,19 @@ impl Tx<'_> {
     }
 
     /// Records a finished sync's statistics (totals, not increments: the data plane counts).
+    /// Progress during a sync: a checkpointed chunk's new items and bytes added to the user's
+    /// totals, so Get-MigrationUser moves while the sync runs (the sync's end writes the
+    /// checkpoint's exact totals).
+    pub fn add_user_progress(&self, email: &str, items: u64, bytes: u64) -> Result<(), Error> {
+        self.0
+            .prepare_cached(
+                "UPDATE users SET items_synced = items_synced + ?2,
+                    bytes_synced = bytes_synced + ?3 WHERE email = ?1",
+            )?
+            .execute(params![email, items as i64, bytes as i64])?;
+        Ok(())
+    }
+
     pub fn set_user_stats(
         &self,
         email: &str,
