@@ -742,3 +742,41 @@ async fn user_get_shows_progress_in_the_middle_of_a_slow_sync() {
         "the end writes the exact total: {v}"
     );
 }
+
+/// Get-MigrationUserStatistics -IncludeSkippedItems: `user get --skipped` names each skipped
+/// item, its folder, the reason and the server's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_get_skipped_lists_every_skipped_item() {
+    let server = FakeImapServer::new()
+        .seed(10)
+        .user("ann", "pw")
+        .generated("ann", "INBOX", 5)
+        .fault(Fault::new(FaultAction::FetchNo).uids(&[2]))
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = embedded_batch(dir.path(), &server, &["ann".to_string()], "B", 2).await;
+    mailmig_ok(&state, &["run", "--until-idle"]).await;
+    let o = mailmig_ok(&state, &["user", "get", "ann@contoso.edu", "--skipped"]).await;
+    let shown = text(&o);
+    let row = shown
+        .lines()
+        .find(|l| l.starts_with("INBOX") && l.contains("UID 2"))
+        .unwrap_or_else(|| panic!("the skipped message in\n{shown}"));
+    assert!(row.contains("BadItem") || row.contains("bad"), "{row}");
+    assert!(shown.contains("1 skipped items"), "{shown}");
+    let o = mailmig_ok(
+        &state,
+        &["user", "get", "ann@contoso.edu", "--skipped", "--json"],
+    )
+    .await;
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let items = v[0]["skippedItems"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{v}");
+    assert_eq!(items[0]["item"], "UID 2");
+    // Without the flag, the JSON stays as it was (counts by reason only).
+    let o = mailmig_ok(&state, &["user", "get", "ann@contoso.edu", "--json"]).await;
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v[0].get("skippedItems").is_none(), "{v}");
+}

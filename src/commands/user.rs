@@ -23,6 +23,10 @@ pub enum UserCommand {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+        /// List every skipped item with its folder, reason and detail
+        /// (Get-MigrationUserStatistics -IncludeSkippedItems).
+        #[arg(long)]
+        skipped: bool,
     },
     /// Set-MigrationUser: a new source login for one user (a mistyped password in one CSV row
     /// is fixed without removing its batch); a failed user is retried at once, alone.
@@ -48,13 +52,20 @@ struct UserView {
     #[serde(flatten)]
     user: UserRow,
     skipped_by_reason: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped_items: Option<Vec<engine::sync::SkippedItem>>,
     last_sync_items_per_second: f64,
     last_sync_mib_per_second: f64,
 }
 
 pub fn run(state_dir: &Path, command: UserCommand) -> anyhow::Result<u8> {
-    let (batch, email, json) = match command {
-        UserCommand::Get { batch, email, json } => (batch, email, json),
+    let (batch, email, json, list_skipped) = match command {
+        UserCommand::Get {
+            batch,
+            email,
+            json,
+            skipped,
+        } => (batch, email, json, skipped),
         UserCommand::Set {
             email,
             username,
@@ -77,8 +88,14 @@ pub fn run(state_dir: &Path, command: UserCommand) -> anyhow::Result<u8> {
             .db
             .read(|tx| tx.skipped_by_reason(&u.email_address))?;
         let secs = (u.last_sync_ms as f64 / 1000.0).max(0.001);
+        let skipped_items = if list_skipped {
+            Some(engine.db.read(|tx| tx.skipped_items(&u.email_address))?)
+        } else {
+            None
+        };
         views.push(UserView {
             skipped_by_reason: skipped.into_iter().collect(),
+            skipped_items,
             last_sync_items_per_second: (u.last_sync_items as f64 / secs * 10.0).round() / 10.0,
             last_sync_mib_per_second: (u.last_sync_bytes as f64 / 1_048_576.0 / secs * 100.0)
                 .round()
@@ -121,7 +138,7 @@ pub fn run(state_dir: &Path, command: UserCommand) -> anyhow::Result<u8> {
         "Msgs/s",
         "Missing"
     );
-    for v in views {
+    for v in &views {
         let u = &v.user;
         println!(
             "{:<32} {:<14}{} {:<22} {:>8} {:>8} {:>9} {:>8}  {}",
@@ -136,6 +153,25 @@ pub fn run(state_dir: &Path, command: UserCommand) -> anyhow::Result<u8> {
                 .map_or("-".to_string(), |m| m.to_string()),
             u.error.clone().unwrap_or_default()
         );
+    }
+    for v in views.iter().filter(|v| v.skipped_items.is_some()) {
+        let items = v.skipped_items.as_deref().unwrap_or_default();
+        println!();
+        if items.is_empty() {
+            println!("{}: no skipped items.", v.user.email_address);
+            continue;
+        }
+        println!("{}: {} skipped items", v.user.email_address, items.len());
+        println!("{:<28} {:<12} {:<18} Detail", "Folder", "Item", "Reason");
+        for i in items {
+            println!(
+                "{:<28} {:<12} {:<18} {}",
+                i.folder,
+                i.item,
+                i.reason.to_string(),
+                i.detail
+            );
+        }
     }
     Ok(EXIT_OK)
 }
