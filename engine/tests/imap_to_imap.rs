@@ -165,3 +165,55 @@ async fn dovecot_to_dovecot_keeps_flags_and_dates_and_never_duplicates() {
         &[("INBOX", "INBOX"), ("Sent", "Sent Items")],
     );
 }
+
+/// Each target mailbox has its own session: while one user's APPEND waits on a slow server,
+/// another user's copy goes on (no lock shared across users).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_append_for_one_user_does_not_hold_up_another() {
+    let target = FakeImapServer::new()
+        .mode(AdminMode::Dovecot)
+        .admin("mailadmin", "admin-pw")
+        .user("slow", "x")
+        .user("fast", "y")
+        .fault(
+            fake_imap::Fault::new(fake_imap::FaultAction::Delay)
+                .command("APPEND")
+                .user("slow")
+                .ms(3_000),
+        )
+        .start()
+        .await
+        .unwrap();
+    let t = Arc::new(ImapTarget::new(ImapTargetConfig {
+        remote_server: "127.0.0.1".into(),
+        port: target.imap_addr().port(),
+        security: Security::None,
+        ca_file: None,
+        username_format: "{local}*mailadmin".into(),
+        password: "admin-pw".into(),
+    }));
+    let request = |key: &str| engine::target::ImportRequest {
+        folder: "Inbox".into(),
+        kind: Default::default(),
+        source_key: key.into(),
+        received_time: None,
+        flags: Default::default(),
+    };
+    let mime = bytes::Bytes::from_static(b"Subject: hi\r\nMessage-ID: <1@x>\r\n\r\nhello\r\n");
+    let slow = {
+        let t = t.clone();
+        let (r, m) = (request("slow|INBOX|1|1"), mime.clone());
+        tokio::spawn(async move { t.import("slow@contoso.edu", &r, m).await })
+    };
+    // Let the slow APPEND get under way.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let fast = t
+        .import("fast@contoso.edu", &request("fast|INBOX|1|1"), mime)
+        .await;
+    assert!(fast.is_ok(), "{fast:?}");
+    assert!(
+        !slow.is_finished(),
+        "the other user's copy finished only after the slow APPEND"
+    );
+    assert!(slow.await.unwrap().is_ok());
+}

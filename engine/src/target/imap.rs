@@ -6,6 +6,7 @@
 //! the folder already holds (one round trip a folder, not one a message).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -65,7 +66,9 @@ struct Mailbox {
 pub struct ImapTarget {
     pub config: ImapTargetConfig,
     pub timeout: Duration,
-    sessions: Mutex<HashMap<String, Mailbox>>,
+    /// One session per target mailbox, each behind its own lock: a slow APPEND for one user
+    /// never holds up another user's copy.
+    sessions: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Mailbox>>>>>,
 }
 
 /// A failure of the connection: the session is dropped and the call may be retried.
@@ -86,7 +89,7 @@ impl ImapTarget {
         Self {
             config,
             timeout: Duration::from_secs(60),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -137,19 +140,24 @@ impl ImapTarget {
         email: &str,
         f: impl AsyncFnOnce(&mut Mailbox) -> Result<T, TargetError>,
     ) -> Result<T, TargetError> {
-        let mut sessions = self.sessions.lock().await;
-        let key = email.to_ascii_lowercase();
-        if !sessions.contains_key(&key) {
-            let m = self.open(email).await?;
-            sessions.insert(key.clone(), m);
+        let slot = {
+            let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            sessions
+                .entry(email.to_ascii_lowercase())
+                .or_default()
+                .clone()
+        };
+        let mut session = slot.lock().await;
+        if session.is_none() {
+            *session = Some(self.open(email).await?);
         }
-        let m = sessions.get_mut(&key).expect("inserted");
+        let m = session.as_mut().expect("opened");
         let result = f(m).await;
         if let Err(e) = &result
             && e.is_transient()
         {
             // A broken connection is dropped; the next call opens a new one.
-            sessions.remove(&key);
+            *session = None;
         }
         result
     }
