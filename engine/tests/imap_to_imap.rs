@@ -51,6 +51,13 @@ fn compare(source: &ServerHandle, target: &ServerHandle, user: &str, pairs: &[(&
                 )
             })
             .collect();
+        // The target numbers the messages in the source's order (oldest first).
+        let in_order: Vec<&Vec<u8>> = want.iter().map(|w| &w.0).collect();
+        let target_order: Vec<&Vec<u8>> = got.iter().map(|g| &g.0).collect();
+        assert!(
+            in_order == target_order,
+            "{src_folder}: the target's UIDs are not in the source's order"
+        );
         want.sort();
         got.sort();
         for (w, g) in want.iter().zip(&got) {

@@ -1,4 +1,4 @@
-//! Copying one folder: flags re-applied to what was copied before, new messages newest first
+//! Copying one folder: flags re-applied to what was copied before, new messages in UID order
 //! (too large ones skipped before downloading), fetched in chunks bounded in count and bytes,
 //! imported, and recorded once the target acknowledged them.
 
@@ -325,7 +325,10 @@ impl FolderCopy<'_> {
         self.record(&updated)
     }
 
-    /// Messages not copied yet, newest first; too large ones are skipped without downloading.
+    /// Messages not copied yet, in the source's order (UIDs ascending, so a target that numbers
+    /// what it receives numbers it as the source did); too large ones are skipped without
+    /// downloading. Which messages are copied at all (the item cap keeps the newest) is
+    /// decided before, over the whole mailbox.
     fn new_items(
         &self,
         items: Vec<ItemMeta>,
@@ -337,7 +340,7 @@ impl FolderCopy<'_> {
             .into_iter()
             .filter(|m| !copied.contains_key(&m.uid))
             .collect();
-        todo.sort_by(|a, b| b.date.cmp(&a.date).then(b.uid.cmp(&a.uid)));
+        todo.sort_by_key(|m| m.uid);
         todo.retain(|m| {
             if m.size <= max {
                 return true;
