@@ -142,6 +142,16 @@ async fn dovecot_to_dovecot_keeps_flags_and_dates_and_never_duplicates() {
         engine.user("terry@contoso.edu").unwrap().status,
         UserStatus::Synced
     );
+    // Each user's target session is logged out when its sync ends.
+    let mut open = target.stats().open();
+    for _ in 0..100 {
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        open = target.stats().open();
+    }
+    assert_eq!(open, 0, "target sessions left open after the run");
     let ghost = engine.user("ghost@contoso.edu").unwrap();
     assert_eq!(
         ghost.status,

@@ -143,6 +143,10 @@ impl Target for Crashing {
         self.write(self.inner.add_members(group, members)).await
     }
 
+    async fn sync_ended(&self, address: &str) {
+        self.inner.sync_ended(address).await
+    }
+
     async fn update_flags(
         &self,
         address: &str,

@@ -243,6 +243,7 @@ impl UserSync for Copier {
                 Next::Retry(wait) => tokio::time::sleep(wait).await,
             }
         }
+        self.target.sync_ended(&job.email_address).await;
         let totals = self
             .engine
             .db

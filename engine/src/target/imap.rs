@@ -240,6 +240,20 @@ fn append_refusal(text: &str, size: u64) -> ImportOutcome {
 
 #[async_trait]
 impl Target for ImapTarget {
+    async fn sync_ended(&self, address: &str) {
+        let slot = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&address.to_ascii_lowercase());
+        if let Some(slot) = slot
+            && let Some(mut m) = slot.lock().await.take()
+        {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), commands::logout(&mut m.client)).await;
+        }
+    }
+
     async fn check_recipient(&self, address: &str) -> Result<Option<String>, TargetError> {
         match self.with_mailbox(address, async |_| Ok(())).await {
             Ok(()) => Ok(None),

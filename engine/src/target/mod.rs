@@ -107,6 +107,10 @@ pub trait Target: Send + Sync {
         Err(no_directory())
     }
 
+    /// The sync of `address` has ended (however it ended): a target that keeps a session per
+    /// mailbox logs it out, instead of leaving it to time out on the server.
+    async fn sync_ended(&self, _address: &str) {}
+
     /// Re-applies flags to the message imported with `source_key` into `target_folder`.
     async fn update_flags(
         &self,
