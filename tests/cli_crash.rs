@@ -6,22 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BIN, assert_exact, embedded_batch, mailmig_ok as mailmig};
+use common::{BIN, Lcg, assert_exact, embedded_batch, mailmig_ok as mailmig};
 
 use fake_imap::{AdminMode, FakeImapServer, Fault, FaultAction};
 use tokio::process::Command;
-
-/// A small deterministic PRNG for kill times (the test must replay).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % below
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_sigkills_then_target_equals_source() {

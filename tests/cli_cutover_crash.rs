@@ -8,22 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{BIN, Served, mailmig_ok};
+use common::{BIN, Lcg, Served, mailmig_ok};
 use fake_target::ItemFlags;
 use fake_target::inspect::{fingerprint, reconcile, target_messages};
 use tokio::process::Command;
-
-/// A small deterministic PRNG for kill times (the test must replay).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % below
-    }
-}
 
 fn example(name: &str) -> String {
     format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))

@@ -207,3 +207,16 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// A small deterministic PRNG for kill times (a kill test must replay).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}

@@ -101,6 +101,32 @@ pub fn validate_name(name: &str) -> Result<String, Error> {
     Ok(name)
 }
 
+/// The user Set-/Remove-MigrationUser act on: an IMAP user that no sync is running for
+/// (`cutover_why` says why a cutover recipient is refused, `then` what to do after the sync).
+fn idle_imap_user(
+    tx: &Tx<'_>,
+    email: &str,
+    cutover_why: &str,
+    then: &str,
+) -> Result<UserRow, Error> {
+    let u = tx
+        .user(email)?
+        .ok_or_else(|| Error::NotFound(format!("The migration user \"{email}\" wasn't found.")))?;
+    if u.kind.is_some() {
+        return Err(Error::Refused(format!(
+            "{} is a cutover recipient: {cutover_why}.",
+            u.email_address
+        )));
+    }
+    if u.status.is_active() || u.running.is_some() {
+        return Err(Error::Refused(format!(
+            "The migration user \"{}\" is being synced: stop its batch (mailmig batch stop {}) or wait for the sync to end, then {then}.",
+            u.email_address, u.batch
+        )));
+    }
+    Ok(u)
+}
+
 /// Set-MigrationUser's changes (None: unchanged).
 #[derive(Clone, Default)]
 pub struct SetUser {
@@ -414,21 +440,12 @@ impl Engine {
     pub fn user_set(&self, email: &str, set: SetUser) -> Result<UserStatus, Error> {
         let now = self.now();
         self.db.transaction(|tx| {
-            let u = tx.user(email)?.ok_or_else(|| {
-                Error::NotFound(format!("The migration user \"{email}\" wasn't found."))
-            })?;
-            if u.kind.is_some() {
-                return Err(Error::Refused(format!(
-                    "{} is a cutover recipient: it is read with the endpoint's admin credentials (change them with mailmig endpoint new).",
-                    u.email_address
-                )));
-            }
-            if u.status.is_active() || u.running.is_some() {
-                return Err(Error::Refused(format!(
-                    "The migration user \"{}\" is being synced: stop its batch (mailmig batch stop {}) or wait for the sync to end, then change it.",
-                    u.email_address, u.batch
-                )));
-            }
+            let u = idle_imap_user(
+                tx,
+                email,
+                "it is read with the endpoint's admin credentials (change them with mailmig endpoint new)",
+                "change it",
+            )?;
             let user_name = set.user_name.unwrap_or_else(|| u.user_name.clone());
             let password = set.password.unwrap_or_else(|| u.password.clone());
             if user_name.trim().is_empty() {
@@ -478,21 +495,12 @@ impl Engine {
     pub fn user_remove(&self, email: &str) -> Result<(), Error> {
         let now = self.now();
         self.db.transaction(|tx| {
-            let u = tx.user(email)?.ok_or_else(|| {
-                Error::NotFound(format!("The migration user \"{email}\" wasn't found."))
-            })?;
-            if u.kind.is_some() {
-                return Err(Error::Refused(format!(
-                    "{} is a cutover recipient: a cutover batch migrates the whole organisation, and is removed as a whole.",
-                    u.email_address
-                )));
-            }
-            if u.status.is_active() || u.running.is_some() {
-                return Err(Error::Refused(format!(
-                    "The migration user \"{}\" is being synced: stop its batch (mailmig batch stop {}) or wait for the sync to end, then remove it.",
-                    u.email_address, u.batch
-                )));
-            }
+            let u = idle_imap_user(
+                tx,
+                email,
+                "a cutover batch migrates the whole organisation, and is removed as a whole",
+                "remove it",
+            )?;
             tx.delete_user(&u.email_address)?;
             refresh_batch(tx, &u.batch, now)?;
             Ok(())
