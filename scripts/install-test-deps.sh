@@ -2,14 +2,16 @@
 # Installs what the tests need beyond the Rust toolchain, on Debian: python3 (the imaplib
 # client that talks to `mailmig fake-imap serve`), junitparser (a standard JUnit reader for
 # the scenario runner's output), exchangelib (an EWS client for fake-exchange), curl and
-# ldap-utils' ldapsearch (Autodiscover and the directory of `mailmig fake-exchange serve`), and
-# the real IMAP servers (scripts/install-real-servers.sh).
+# ldap-utils' ldapsearch (Autodiscover and the directory of `mailmig fake-exchange serve`),
+# Chromium (the rehearsal report in a real browser), and the real IMAP servers (scripts/install-real-servers.sh).
 # Does nothing when they are already there.
 set -euo pipefail
 missing=()
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
+# Headless Chromium renders the rehearsal's report.html in a test (screenshot, DOM).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "install-test-deps: need ${missing[*]}; run as root or install them" >&2

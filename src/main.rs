@@ -64,6 +64,9 @@ enum Command {
     },
     /// The migration service: processes batches and schedules incremental syncs.
     Run(commands::run::RunArgs),
+    /// Rehearses a migration read-only against the real source: every row checked, every
+    /// mailbox surveyed, the migration forecast; writes report.json, users.csv, report.html.
+    Rehearse(commands::rehearse::RehearseArgs),
     /// Scenario files: a migration situation run in-process, checked against expectations.
     Scenario {
         #[command(subcommand)]
@@ -121,6 +124,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Batch { command } => commands::batch::run(&dir, command).await,
         Command::User { command } => commands::user::run(&dir, command),
         Command::Run(args) => commands::run::run(&dir, args).await,
+        Command::Rehearse(args) => commands::rehearse::run(&dir, args).await,
         Command::Scenario { command } => commands::scenario::run(command).await,
         Command::FakeExchange { command } => commands::fake_exchange::run(command).await,
         Command::FakeImap { command } => commands::fake_imap::run(command).await,

@@ -23,6 +23,7 @@ pub mod exchange;
 pub mod imap;
 pub mod pipeline;
 pub mod provisioning;
+pub mod rehearsal;
 pub mod service;
 pub mod source;
 pub mod sync;

@@ -51,6 +51,34 @@ pub async fn embedded_batch(
     batch: &str,
     max: u32,
 ) -> PathBuf {
+    let (state, users_csv) = embedded_endpoint(dir, server, users, max).await;
+    mailmig_ok(
+        &state,
+        &[
+            "batch",
+            "new",
+            "--name",
+            batch,
+            "--source-endpoint",
+            "src",
+            "--csv",
+            users_csv.to_str().unwrap(),
+            "--autostart",
+        ],
+    )
+    .await;
+    state
+}
+
+/// A state folder in `dir` with the embedded tenant (a mailbox per user) and the endpoint
+/// `src` on `server` (both concurrency limits `max`), and `dir/users.csv` of the users
+/// (`user@contoso.edu`, logging in as `user` with `pw`): the state and the CSV.
+pub async fn embedded_endpoint(
+    dir: &Path,
+    server: &ServerHandle,
+    users: &[String],
+    max: u32,
+) -> (PathBuf, PathBuf) {
     let mut cfg = String::from("[tenant]\naccepted_domains = [\"contoso.edu\"]\n");
     let mut csv = String::from("EmailAddress,UserName,Password\n");
     for u in users {
@@ -94,22 +122,7 @@ pub async fn embedded_batch(
         ],
     )
     .await;
-    mailmig_ok(
-        &state,
-        &[
-            "batch",
-            "new",
-            "--name",
-            batch,
-            "--source-endpoint",
-            "src",
-            "--csv",
-            users_csv.to_str().unwrap(),
-            "--autostart",
-        ],
-    )
-    .await;
-    state
+    (state, users_csv)
 }
 
 /// Every user's embedded-tenant mailbox equals its source (INBOX -> Inbox, Sent -> Sent Items).

@@ -349,6 +349,20 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// A CSV checked as New-MigrationBatch would check it, nothing stored: the rows, the row
+    /// errors, and each valid row's recipient check (a rehearsal's first step).
+    pub async fn check_csv(
+        &self,
+        csv_path: &Path,
+        csv_bytes: &[u8],
+        allow_unknown_columns: bool,
+        target: &dyn Target,
+    ) -> Result<(ParsedCsv, Vec<RecipientCheck>), Error> {
+        let parsed = self.parse_csv(csv_path, csv_bytes, allow_unknown_columns)?;
+        let checks = self.validate_rows(&parsed, target).await;
+        Ok((parsed, checks))
+    }
+
     /// Recipient checks for valid rows: an error = the target did not answer (the row stays
     /// Validating, with the reason as its error).
     async fn validate_rows(&self, parsed: &ParsedCsv, target: &dyn Target) -> Vec<RecipientCheck> {

@@ -131,6 +131,12 @@ pub(super) async fn copy(
     Ok(None)
 }
 
+/// Why a message is too large to copy (`None`: it fits), decided on the listed size before
+/// anything is downloaded.
+pub(super) fn large_item(m: &ItemMeta, max: u64) -> Option<String> {
+    (m.size > max).then(|| format!("{} bytes, over the limit of {max}", m.size))
+}
+
 /// Fingerprint -> the old keys not yet taken over by a record of the current numbering.
 fn renumbered(
     other_validity: Vec<(String, String)>,
@@ -341,16 +347,14 @@ impl FolderCopy<'_> {
             .filter(|m| !copied.contains_key(&m.uid))
             .collect();
         todo.sort_by_key(|m| m.uid);
-        todo.retain(|m| {
-            if m.size <= max {
-                return true;
+        todo.retain(|m| match large_item(m, max) {
+            None => true,
+            Some(detail) => {
+                report
+                    .skipped
+                    .push(self.skip(m.uid, SkipReason::LargeItem, detail));
+                false
             }
-            report.skipped.push(self.skip(
-                m.uid,
-                SkipReason::LargeItem,
-                format!("{} bytes, over the limit of {max}", m.size),
-            ));
-            false
         });
         todo
     }

@@ -20,6 +20,7 @@ mod identity;
 mod import;
 pub mod plan;
 mod reconcile;
+pub mod survey;
 
 use std::collections::HashMap;
 use std::sync::Arc;
