@@ -322,3 +322,110 @@ async fn endpoint_new_by_autodiscover_with_the_password_in_a_variable() {
     let missing = mailmig(&state, &["endpoint", "get", "Second"]).await;
     assert!(!missing.status.success());
 }
+
+/// A cutover rehearsal: no CSV, the organisation read and planned as New-MigrationBatch would,
+/// each mailbox surveyed over EWS as the endpoint's admin (mail, calendar and contacts), the
+/// recipients without a mailbox listed as provisioned only.
+#[tokio::test]
+async fn a_cutover_rehearsal_surveys_every_mailbox_of_the_organisation() {
+    let served = Served::start(Path::new(&example("fake-exchange.toml")));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let password_file = dir.path().join("admin.pw");
+    std::fs::write(&password_file, "P@ssw0rd\n").unwrap();
+    mailmig_ok(
+        &state,
+        &[
+            "target",
+            "set",
+            "--embedded",
+            "--config",
+            &example("fake-target.toml"),
+        ],
+    )
+    .await;
+    let mut args = vec![
+        "endpoint".to_string(),
+        "new".into(),
+        "--name".into(),
+        "E".into(),
+    ];
+    args.extend(exchange_args(&served, &password_file));
+    mailmig_ok(&state, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let report = dir.path().join("report");
+    let refused = mailmig(
+        &state,
+        &[
+            "rehearse",
+            "--source-endpoint",
+            "E",
+            "--csv",
+            password_file.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(
+        text(&refused).contains("no CSV (leave out --csv)"),
+        "{}",
+        text(&refused)
+    );
+    let o = mailmig(
+        &state,
+        &[
+            "rehearse",
+            "--source-endpoint",
+            "E",
+            "--report",
+            report.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await;
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    assert!(v["csv"].is_null() && v["refusal"].is_null(), "{v:#}");
+    let users = v["users"].as_array().unwrap();
+    let alice = users
+        .iter()
+        .find(|u| u["emailAddress"] == "alice@contoso.com")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(alice["kind"], "userMailbox");
+    // Tasks and Notes are not migrated: said, as a warning.
+    assert_eq!(alice["status"], "Warning", "{alice:#}");
+    assert!(
+        alice["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("2 folders skipped: NotMail"),
+        "{alice:#}"
+    );
+    assert_eq!(
+        alice["survey"]["toCopyItems"],
+        6 + 3 + 2 + 3 + 2,
+        "{alice:#}"
+    );
+    let targets: Vec<&str> = alice["survey"]["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["target"].as_str())
+        .collect();
+    for f in ["Inbox", "Sent Items", "Calendar", "Contacts"] {
+        assert!(targets.contains(&f), "{f} in {targets:?}");
+    }
+    let team = users
+        .iter()
+        .find(|u| u["emailAddress"] == "team@contoso.com")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert!(team["survey"].is_null(), "a group has no mailbox: {team:#}");
+    assert!(
+        !users
+            .iter()
+            .any(|u| u["emailAddress"] == "hidden@contoso.com"),
+        "a hidden recipient is not taken"
+    );
+    assert!(v["forecast"]["seconds"].as_f64().is_some(), "{v:#}");
+    assert!(!text(&o).contains("P@ssw0rd"));
+}

@@ -59,6 +59,8 @@ pub struct UserRehearsal {
     /// The CSV line.
     pub line: u64,
     pub user_name: String,
+    /// A cutover's recipient kind (a contact or group is provisioned, not surveyed).
+    pub kind: Option<mailmig_model::DirectoryKind>,
     pub status: Readiness,
     /// Why the user would fail, in the service's words.
     pub error: Option<String>,
@@ -170,9 +172,11 @@ pub struct Limits {
 pub struct Rehearsal {
     pub generated_at: DateTime<Utc>,
     pub endpoint: String,
-    /// The server, as `host:port`.
+    /// The server, as `host:port` (IMAP) or its EWS URL (cutover).
     pub server: String,
-    pub csv: String,
+    pub csv: Option<String>,
+    /// Why New-MigrationBatch would refuse the whole batch (a cutover's rules).
+    pub refusal: Option<String>,
     pub limits: Limits,
     pub totals: Totals,
     pub forecast: Option<Forecast>,
@@ -185,8 +189,8 @@ pub type UserHook<'a> = Box<dyn Fn(&UserRehearsal) + Send + Sync + 'a>;
 /// What a rehearsal is asked to do.
 pub struct RehearsalInput<'a> {
     pub endpoint: &'a Endpoint,
-    pub csv_path: &'a Path,
-    pub csv_bytes: &'a [u8],
+    /// The CSV (an IMAP endpoint) and its bytes; a cutover takes none.
+    pub csv: Option<(&'a Path, &'a [u8])>,
     pub allow_unknown_columns: bool,
     pub filter: FolderFilter,
     pub options: CopyOptions,
@@ -196,42 +200,45 @@ pub struct RehearsalInput<'a> {
     pub on_user: Option<UserHook<'a>>,
 }
 
-/// Checks and surveys every row; the forecast is left to [`Rehearsal::forecast_with`] once a
-/// rate is known (a copy measures a better one than the survey's reads).
-pub async fn rehearse(
-    engine: &Arc<Engine>,
+/// A user of the rehearsal before its survey: not checked yet, or failed already.
+fn user(email: &str, line: u64, user_name: &str, error: Option<String>) -> UserRehearsal {
+    UserRehearsal {
+        email_address: email.to_string(),
+        line,
+        user_name: user_name.to_string(),
+        kind: None,
+        status: Readiness::Failed,
+        error,
+        warnings: Vec::new(),
+        survey: None,
+        copy: None,
+        forecast_seconds: None,
+    }
+}
+
+/// Users decided already (failed, or with nothing to survey), and users to survey with
+/// their credential.
+type Rows = (Vec<UserRehearsal>, Vec<(UserRehearsal, Credential)>);
+
+/// An IMAP migration's rows: the CSV checked as New-MigrationBatch would check it.
+async fn csv_rows(
+    engine: &Engine,
     target: &dyn Target,
-    input: RehearsalInput<'_>,
-) -> Result<Rehearsal, crate::Error> {
-    let endpoint = input.endpoint;
-    let SourceSettings::Imap(imap) = &endpoint.connection else {
+    input: &RehearsalInput<'_>,
+) -> Result<Rows, crate::Error> {
+    let Some((path, bytes)) = input.csv else {
         return Err(crate::Error::Invalid(format!(
-            "The endpoint \"{}\" is an Exchange endpoint; a rehearsal takes an IMAP endpoint and its CSV.",
-            endpoint.name
+            "The endpoint \"{}\" is an IMAP endpoint: its rehearsal takes the migration CSV (--csv FILE).",
+            input.endpoint.name
         )));
     };
     let (parsed, checks) = engine
-        .check_csv(
-            input.csv_path,
-            input.csv_bytes,
-            input.allow_unknown_columns,
-            target,
-        )
+        .check_csv(path, bytes, input.allow_unknown_columns, target)
         .await?;
-    let mut users: Vec<UserRehearsal> = parsed
+    let mut failed: Vec<UserRehearsal> = parsed
         .errors
         .iter()
-        .map(|e| UserRehearsal {
-            email_address: e.email_address.clone(),
-            line: e.line,
-            user_name: String::new(),
-            status: Readiness::Failed,
-            error: Some(e.message.clone()),
-            warnings: Vec::new(),
-            survey: None,
-            copy: None,
-            forecast_seconds: None,
-        })
+        .map(|e| user(&e.email_address, e.line, "", Some(e.message.clone())))
         .collect();
     let mut to_survey = Vec::new();
     for (row, check) in parsed.rows.iter().zip(checks) {
@@ -242,28 +249,88 @@ pub async fn rehearse(
                 "The target did not answer the recipient check: {e}"
             )),
         };
-        let user = UserRehearsal {
-            email_address: row.email_address.clone(),
-            line: row.line,
-            user_name: row.user_name.clone(),
-            status: Readiness::Failed,
-            error,
-            warnings: Vec::new(),
-            survey: None,
-            copy: None,
-            forecast_seconds: None,
-        };
-        if user.error.is_some() {
-            users.push(user);
+        let u = user(&row.email_address, row.line, &row.user_name, error);
+        if u.error.is_some() {
+            failed.push(u);
         } else {
             let credential = Credential {
                 user_name: row.user_name.clone(),
                 password: row.password.clone(),
                 user_root: row.user_root.clone(),
             };
-            to_survey.push((user, credential));
+            to_survey.push((u, credential));
         }
     }
+    Ok((failed, to_survey))
+}
+
+/// A cutover's users: the organisation read and planned as New-MigrationBatch would, its
+/// mailboxes surveyed as the endpoint's admin; the batch's own refusal, if any, beside them.
+async fn organisation_rows(
+    settings: &crate::exchange::ExchangeSettings,
+    target: &dyn Target,
+    input: &RehearsalInput<'_>,
+) -> Result<(Rows, Option<String>), crate::Error> {
+    if input.csv.is_some() {
+        return Err(crate::Error::Invalid(format!(
+            "The endpoint \"{}\" is an Exchange Outlook Anywhere endpoint: a cutover takes the whole organisation and no CSV (leave out --csv).",
+            input.endpoint.name
+        )));
+    }
+    let plan = crate::control::cutover::read_plan(settings)
+        .await
+        .map_err(|e| {
+            crate::Error::Refused(format!(
+                "The on-premises organisation couldn't be read: {e}"
+            ))
+        })?;
+    let refusal = match target.organization().await {
+        Ok(Some(org)) => crate::exchange::provision::check_batch(&plan, &org, None).err(),
+        Ok(None) => Some(
+            "The target has no directory: a cutover migration provisions recipients into a tenant, not into an IMAP server.".into(),
+        ),
+        Err(e) => Some(format!("The target did not answer: {e}")),
+    };
+    let (mut done, mut to_survey) = (Vec::new(), Vec::new());
+    for (i, p) in plan.recipients.iter().enumerate() {
+        let mut u = user(&p.identity, i as u64 + 1, "", p.failure.clone());
+        u.kind = Some(p.kind);
+        if u.error.is_some() {
+            done.push(u);
+        } else if p.kind.has_mailbox() {
+            let admin = Credential {
+                user_name: String::new(),
+                password: String::new(),
+                user_root: None,
+            };
+            to_survey.push((u, admin));
+        } else {
+            // Provisioned only: nothing to survey or copy.
+            u.status = Readiness::Ready;
+            done.push(u);
+        }
+    }
+    Ok(((done, to_survey), refusal))
+}
+
+/// Checks and surveys every user; the forecast is left to [`Rehearsal::forecast_with`] once
+/// a rate is known (a copy measures a better one than the survey's reads).
+pub async fn rehearse(
+    engine: &Arc<Engine>,
+    target: &dyn Target,
+    input: RehearsalInput<'_>,
+) -> Result<Rehearsal, crate::Error> {
+    let endpoint = input.endpoint;
+    let (((mut users, to_survey), refusal), server) = match &endpoint.connection {
+        SourceSettings::Imap(imap) => (
+            (csv_rows(engine, target, &input).await?, None),
+            format!("{}:{}", imap.remote_server, imap.port),
+        ),
+        SourceSettings::ExchangeOutlookAnywhere(settings) => (
+            organisation_rows(settings, target, &input).await?,
+            settings.ews_url.clone(),
+        ),
+    };
     let input = &input;
     let surveyed = futures::stream::iter(to_survey)
         .map(|(mut user, credential)| async move {
@@ -293,8 +360,9 @@ pub async fn rehearse(
     let mut r = Rehearsal {
         generated_at: engine.now(),
         endpoint: endpoint.name.clone(),
-        server: format!("{}:{}", imap.remote_server, imap.port),
-        csv: input.csv_path.display().to_string(),
+        server,
+        csv: input.csv.map(|(p, _)| p.display().to_string()),
+        refusal,
         limits: Limits {
             max_message_bytes: input.options.max_message_size,
             item_cap: input.options.item_cap,

@@ -38,15 +38,16 @@ pub struct RehearseArgs {
     /// The source endpoint (made by `endpoint new`).
     #[arg(long, value_name = "NAME")]
     pub source_endpoint: String,
-    /// The migration CSV to rehearse.
+    /// The migration CSV to rehearse (an IMAP endpoint; a cutover endpoint takes the whole
+    /// organisation and no CSV).
     #[arg(long, value_name = "FILE")]
-    pub csv: PathBuf,
+    pub csv: Option<PathBuf>,
     /// Where report.json, users.csv and report.html are written (created if missing).
     #[arg(long, value_name = "DIR")]
     pub report: PathBuf,
     /// Also copy every mailbox into a scratch tenant (deleted afterwards) to measure the real
     /// throughput from this server; without it, a timed read of each mailbox measures the
-    /// source alone.
+    /// source alone. IMAP endpoints only.
     #[arg(long)]
     pub copy: bool,
     /// Print the report as JSON on standard output (the same data as report.json).
@@ -75,8 +76,18 @@ pub async fn run(state_dir: &Path, args: RehearseArgs) -> anyhow::Result<u8> {
     let engine = engine(state_dir)?;
     let endpoint = engine.endpoint(&args.source_endpoint)?;
     let target = target::open(&engine, state_dir)?;
-    let csv_bytes =
-        std::fs::read(&args.csv).with_context(|| format!("reading {}", args.csv.display()))?;
+    let csv_bytes = match &args.csv {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    let csv = args.csv.as_deref().zip(csv_bytes.as_deref());
+    if args.copy && endpoint.endpoint_type().is_cutover() {
+        anyhow::bail!(
+            "--copy: a cutover rehearsal cannot copy (it would have to provision the organisation); leave it out to time a read of each mailbox"
+        );
+    }
     let options = CopyOptions {
         item_cap: args.item_cap,
         ..CopyOptions::default()
@@ -93,8 +104,7 @@ pub async fn run(state_dir: &Path, args: RehearseArgs) -> anyhow::Result<u8> {
     };
     let input = RehearsalInput {
         endpoint: &endpoint,
-        csv_path: &args.csv,
-        csv_bytes: &csv_bytes,
+        csv,
         allow_unknown_columns: args.allow_unknown_columns,
         filter: filter.clone(),
         options: options.clone(),
@@ -110,8 +120,8 @@ pub async fn run(state_dir: &Path, args: RehearseArgs) -> anyhow::Result<u8> {
         if !quiet {
             eprintln!("copying into a scratch tenant to measure the throughput...");
         }
-        let measured =
-            measure_copy(&endpoint, &args.csv, &csv_bytes, &report, &filter, options).await?;
+        let (path, bytes) = csv.expect("an IMAP endpoint's rehearsal has its CSV");
+        let measured = measure_copy(&endpoint, path, bytes, &report, &filter, options).await?;
         for u in &mut report.users {
             if let Some(m) = measured.get(&u.email_address.to_lowercase()) {
                 if let Some(e) = &m.error {
@@ -147,7 +157,7 @@ pub async fn run(state_dir: &Path, args: RehearseArgs) -> anyhow::Result<u8> {
             args.report.join("report.html").display()
         );
     }
-    Ok(if report.totals.failed > 0 {
+    Ok(if report.totals.failed > 0 || report.refusal.is_some() {
         EXIT_FAILED
     } else {
         EXIT_OK
@@ -365,7 +375,7 @@ fn summary(r: &Rehearsal) -> String {
     let mut out = format!(
         "Rehearsal of {} against {} ({}):\n  {} users: {} ready, {} with warnings, {} would fail\n  \
          {} messages ({}) at the source, {} ({}) to copy, {} items skipped\n",
-        r.csv,
+        r.csv.as_deref().unwrap_or("the organisation"),
         r.endpoint,
         r.server,
         t.users,
@@ -388,6 +398,9 @@ fn summary(r: &Rehearsal) -> String {
             f.rate.method
         )),
         None => out.push_str("  forecast: none (nothing could be measured)\n"),
+    }
+    if let Some(why) = &r.refusal {
+        out.push_str(&format!("  the batch would be refused: {why}\n"));
     }
     for u in r.users.iter().filter(|u| u.status == Readiness::Failed) {
         out.push_str(&format!(

@@ -49,7 +49,7 @@ pub fn render(r: &Rehearsal) -> String {
          The source was read only.</p>\n",
         endpoint = esc(&r.endpoint),
         server = esc(&r.server),
-        csv = esc(&r.csv),
+        csv = esc(r.csv.as_deref().unwrap_or("none (the whole organisation)")),
         when = r.generated_at.format("%Y-%m-%d %H:%M UTC"),
         maxsize = mib(r.limits.max_message_bytes),
         cap = r.limits.item_cap,
@@ -62,6 +62,13 @@ pub fn render(r: &Rehearsal) -> String {
             )
         },
     );
+    if let Some(why) = &r.refusal {
+        let _ = writeln!(
+            h,
+            "<p class=\"err\" id=\"refusal\"><b>The batch would be refused:</b> {}</p>",
+            esc(why)
+        );
+    }
     let forecast = match &r.forecast {
         Some(f) => duration(f.seconds),
         None => "not measured".into(),
@@ -195,11 +202,14 @@ fn user_row(h: &mut String, u: &UserRehearsal) {
     };
     let _ = writeln!(
         h,
-        "<tr><td class=\"n\">{}</td><td>{}</td><td class=\"{status}\">{status}</td>\
+        "<tr><td class=\"n\">{}</td><td>{}{}</td><td class=\"{status}\">{status}</td>\
          <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
          <td class=\"n\">{}</td><td>{notes}</td></tr>",
         u.line,
         esc(&u.email_address),
+        u.kind
+            .map(|k| format!(" <small>({k:?})</small>"))
+            .unwrap_or_default(),
         num(s.map(|s| s.items.to_string())),
         num(s.map(|s| mib(s.bytes))),
         num(s.map(|s| s.to_copy_items.to_string())),
