@@ -17,7 +17,10 @@ use commands::EXIT_FAILED;
     after_help = "Exit codes:\n  0  success (test-server: Success or Warning)\n  1  failure: refused, \
                   rejected, unreachable (test-server: Failed; csv check: file rejected;\n     \
                   scenario run: a scenario failed)\n  \
-                  2  usage error\n  3  csv check: some rows have errors"
+                  2  usage error\n  3  csv check: some rows have errors\n\n\
+                  Environment:\n  MAILMIG_STATE_DIR  the state directory (as --state-dir)\n  \
+                  MAILMIG_LOG        log filter for standard error: info, debug, engine=trace, ...\n                     \
+                  (passwords are never logged, at any level)"
 )]
 struct Cli {
     /// Where mailmig keeps its state (endpoints, batches, users, passwords: keep it private).
@@ -167,5 +170,10 @@ mod tests {
         let mut missing = Vec::new();
         walk(&cli, "", &mut missing);
         assert!(missing.is_empty(), "{missing:#?}");
+        let help = cli.clone().render_help().to_string();
+        assert!(
+            help.contains("MAILMIG_LOG"),
+            "the log filter is documented: {help}"
+        );
     }
 }

@@ -695,25 +695,35 @@ async fn a_wrong_password_in_one_row_is_fixed_with_user_set_and_a_user_removed()
     assert!(text(&o).contains("3 items"), "{}", text(&o));
 }
 
-/// Get-MigrationUser moves during a sync: each checkpointed chunk adds to the user's count.
+/// Get-MigrationUser moves during a sync: each checkpointed chunk adds to the user's count,
+/// also while the sync waits out the source's throttling, which the log says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn user_get_shows_progress_in_the_middle_of_a_slow_sync() {
+async fn user_get_shows_progress_in_the_middle_of_a_throttled_sync() {
     let server = FakeImapServer::new()
         .seed(9)
         .user("ann", "pw")
         .generated("ann", "INBOX", 30)
-        .fault(Fault::new(FaultAction::Delay).command("UID FETCH").ms(150))
+        .fault(Fault::new(FaultAction::Delay).command("UID FETCH").ms(100))
+        // Exchange Online's NO with a backoff, once, a few chunks in.
+        .fault(
+            Fault::new(FaultAction::Throttle)
+                .command("UID FETCH")
+                .after_commands(9)
+                .times(1)
+                .backoff_ms(2500),
+        )
         .start()
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = embedded_batch(dir.path(), &server, &["ann".to_string()], "B", 2).await;
+    let log = dir.path().join("run.log");
     let mut child = Command::new(BIN)
         .arg("--state-dir")
         .arg(&state)
         .args(["run", "--until-idle"])
         .env("MAILMIG_FETCH_CHUNK", "3")
-        .stdout(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let mut seen_mid_sync = None;
@@ -735,6 +745,13 @@ async fn user_get_shows_progress_in_the_middle_of_a_slow_sync() {
         seen_mid_sync.is_some(),
         "user get never showed a count between 0 and 30 while the user was syncing"
     );
+    assert_eq!(server.faults_fired()[1], 1, "throttled once");
+    let log = std::fs::read_to_string(&log).unwrap();
+    let throttled = log
+        .lines()
+        .find(|l| l.contains("ann@contoso.edu: throttled by the source, waiting 3s"))
+        .unwrap_or_else(|| panic!("the throttling in the log:\n{log}"));
+    assert!(throttled.starts_with("20"), "timestamped: {throttled}");
     let o = mailmig(&state, &["user", "get", "ann@contoso.edu", "--json"]).await;
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(

@@ -31,6 +31,9 @@ pub enum ServiceEvent {
     Started {
         email: String,
         kind: SyncKind,
+        /// The user's totals when the sync began.
+        items_before: u64,
+        bytes_before: u64,
     },
     Finished {
         email: String,
@@ -42,6 +45,11 @@ pub enum ServiceEvent {
         /// What this sync moved, and what it skipped.
         stats: crate::sync::SyncStats,
         skipped_now: usize,
+    },
+    /// A running sync's progress.
+    Progress {
+        email: String,
+        progress: crate::sync::SyncProgress,
     },
 }
 
@@ -120,7 +128,16 @@ impl Service {
                     cb(&ServiceEvent::Started {
                         email: email.clone(),
                         kind,
+                        items_before: job.totals_before.0,
+                        bytes_before: job.totals_before.1,
                     });
+                    let (cb, email) = (cb.clone(), email.clone());
+                    job.progress = Some(Arc::new(move |progress| {
+                        cb(&ServiceEvent::Progress {
+                            email: email.clone(),
+                            progress,
+                        })
+                    }));
                 }
                 let sync = self.sync.clone();
                 tasks.spawn(async move { (email, kind, sync.sync(job).await) });
@@ -403,6 +420,7 @@ fn job(kind: SyncKind, user: &UserRow, batch: &BatchRow, endpoint: &Endpoint) ->
         },
         stop,
         totals_before: (user.items_synced, user.bytes_synced),
+        progress: None,
     }
 }
 

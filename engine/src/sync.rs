@@ -3,6 +3,8 @@
 //! tested with a scripted copy while the pipeline provides the real one.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 pub use mailmig_model::{SkipReason, SyncKind};
@@ -33,7 +35,48 @@ pub struct SyncJob {
     /// The user's totals (items, bytes) when the sync was claimed: a sync's own numbers are
     /// what it adds to them.
     pub totals_before: (u64, u64),
+    /// Told as the sync goes (a progress display); `None`: nobody listens.
+    pub progress: Option<ProgressHook>,
 }
+
+impl SyncJob {
+    /// Tells the listener, if any.
+    pub fn tell(&self, progress: SyncProgress) {
+        if let Some(hook) = &self.progress {
+            hook(progress);
+        }
+    }
+}
+
+/// What a running sync tells as it goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncProgress {
+    /// The mailbox as planned: what the target will hold once this sync is done (after the
+    /// item cap and the size limit), copied before or not.
+    Planned { items: u64, bytes: u64 },
+    /// A chunk acknowledged by the target and recorded.
+    Copied { items: u64, bytes: u64 },
+    /// The source or the target asked to wait this long.
+    Throttled { wait: Duration, by: Side },
+}
+
+/// Which end of the copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Source => "the source",
+            Side::Target => "the target",
+        })
+    }
+}
+
+pub type ProgressHook = Arc<dyn Fn(SyncProgress) + Send + Sync>;
 
 /// An item (or a whole folder) the sync did not copy, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

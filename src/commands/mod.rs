@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod fake_exchange;
 pub mod fake_imap;
 pub mod fake_target;
+pub mod progress;
 pub mod rehearse;
 pub mod run;
 pub mod scenario;

@@ -6,7 +6,7 @@ use super::plan::{Plan, plan};
 use super::reconcile::Listed;
 use super::{Attempts, Copier, SyncError, cap, folder, reconcile};
 use crate::source::{self, MailSource, SourceFolder};
-use crate::sync::{SkipReason, SkippedItem, SyncJob, SyncReport, SyncStats};
+use crate::sync::{SkipReason, SkippedItem, SyncJob, SyncProgress, SyncReport, SyncStats};
 
 /// `attempts` (fetch attempts per message) outlives the attempt, so a message that breaks the
 /// connection every time is still skipped in the end.
@@ -37,6 +37,16 @@ pub(super) async fn run(
     }
     let work = list_folders(job, source.as_mut(), &listed.folders, report).await?;
     let work = cap::apply(work, copier.options.item_cap, report);
+    let max = copier.options.max_message_size;
+    let fits = || {
+        work.iter()
+            .flat_map(|w| &w.listing.items)
+            .filter(|m| folder::large_item(m, max).is_none())
+    };
+    job.tell(SyncProgress::Planned {
+        items: fits().count() as u64,
+        bytes: fits().map(|m| m.size).sum(),
+    });
     let mut listed: Vec<Listed> = work.iter().map(Listed::of).collect();
     for (w, l) in work.into_iter().zip(listed.iter_mut()) {
         l.copied = folder::copy(copier, job, source.as_mut(), w, report, attempts).await?;

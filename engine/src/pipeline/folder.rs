@@ -8,7 +8,7 @@ use super::import::{Imported, import};
 use super::{Attempts, CHUNK_BYTES, Copier, SyncError, fingerprint, source_key};
 use crate::control::state::checkpoint::{CopiedRecord, FolderKey, Intent};
 use crate::source::{FetchOutcome, FolderListing, ItemMeta, MailSource, SourceFolder, SourceItem};
-use crate::sync::{SkipReason, SkippedItem, SyncJob, SyncReport};
+use crate::sync::{SkipReason, SkippedItem, SyncJob, SyncProgress, SyncReport};
 use crate::target::{ImportRequest, ItemFlags, TargetError};
 
 /// A folder to copy: where it lands and what its listing showed (after the item cap).
@@ -127,6 +127,10 @@ pub(super) async fn copy(
         // Acknowledged by the target: now, and only now, recorded (and the chunk's intents
         // cleared in the same transaction).
         c.record_chunk(&done, &uids)?;
+        job.tell(SyncProgress::Copied {
+            items: done.len() as u64,
+            bytes: done.iter().map(|r| r.size).sum(),
+        });
     }
     Ok(None)
 }

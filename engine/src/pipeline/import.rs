@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{Copier, SyncError};
-use crate::sync::{SkipReason, SyncJob};
+use crate::sync::{Side, SkipReason, SyncJob, SyncProgress};
 use crate::target::{ImportOutcome, ImportRequest, Rejection};
 
 pub(super) enum Imported {
@@ -40,6 +40,10 @@ pub(super) async fn import(
                 if *job.stop.borrow() {
                     return Err(SyncError::Stopped);
                 }
+                job.tell(SyncProgress::Throttled {
+                    wait,
+                    by: Side::Target,
+                });
                 // The target's Retry-After is in the target's time (the engine's clock).
                 copier.engine.clock.sleep(wait).await;
             }

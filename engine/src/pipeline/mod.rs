@@ -31,7 +31,7 @@ use async_trait::async_trait;
 pub use self::identity::{fingerprint, source_key};
 use crate::control::Engine;
 use crate::source::SourceError;
-use crate::sync::{SyncJob, SyncOutcome, SyncReport, UserSync};
+use crate::sync::{Side, SyncJob, SyncOutcome, SyncProgress, SyncReport, UserSync};
 use crate::target::{Target, TargetError};
 
 /// 35 MiB: bigger messages are skipped as large items, decided before downloading.
@@ -236,12 +236,21 @@ impl UserSync for Copier {
                 break;
             };
             let (budget, window) = (self.options.error_budget, self.options.retry_window);
+            let throttled = matches!(e, SyncError::Throttled { .. });
             match failures.after(e, budget, window) {
                 Next::End(outcome) => {
                     report.outcome = outcome;
                     break;
                 }
-                Next::Retry(wait) => tokio::time::sleep(wait).await,
+                Next::Retry(wait) => {
+                    if throttled {
+                        job.tell(SyncProgress::Throttled {
+                            wait,
+                            by: Side::Source,
+                        });
+                    }
+                    tokio::time::sleep(wait).await
+                }
             }
         }
         self.target.sync_ended(&job.email_address).await;
