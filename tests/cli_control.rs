@@ -796,4 +796,39 @@ async fn user_get_skipped_lists_every_skipped_item() {
     let o = mailmig_ok(&state, &["user", "get", "ann@contoso.edu", "--json"]).await;
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v[0].get("skippedItems").is_none(), "{v}");
+
+    // Get-MigrationUserStatistics -IncludeSkippedItems, as a list and as JSON.
+    let o = mailmig_ok(
+        &state,
+        &[
+            "user",
+            "statistics",
+            "ann@contoso.edu",
+            "--include-skipped-items",
+        ],
+    )
+    .await;
+    let shown = text(&o);
+    for line in [
+        "Identity                       : ann@contoso.edu",
+        "TotalItemsInSourceMailboxCount : 5",
+        "SyncedItemCount                : 4",
+        "SkippedItemCount               : 1",
+        "PercentageComplete             : 100",
+        "SkippedItemsByReason           : BadItem: 1",
+    ] {
+        assert!(shown.contains(line), "{line:?} in\n{shown}");
+    }
+    assert!(
+        shown.lines().any(|l| l.starts_with("INBOX UID 2 BadItem")),
+        "{shown}"
+    );
+    let o = mailmig_ok(&state, &["user", "statistics", "ann@contoso.edu", "--json"]).await;
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["SyncedItemCount"], 4, "{v}");
+    assert_eq!(v["PercentageComplete"], 100);
+    assert!(v["BytesTransferred"].as_u64().unwrap() > 0);
+    assert!(v.get("SkippedItems").is_none(), "only when asked: {v}");
+    let o = mailmig(&state, &["user", "statistics", "nobody@contoso.edu"]).await;
+    assert!(text(&o).contains("wasn't found"), "{}", text(&o));
 }

@@ -43,10 +43,12 @@ pub(super) async fn run(
             .flat_map(|w| &w.listing.items)
             .filter(|m| folder::large_item(m, max).is_none())
     };
-    job.tell(SyncProgress::Planned {
-        items: fits().count() as u64,
-        bytes: fits().map(|m| m.size).sum(),
-    });
+    let (items, bytes) = (fits().count() as u64, fits().map(|m| m.size).sum());
+    copier
+        .engine
+        .db
+        .transaction(|tx| tx.set_user_source_totals(&job.email_address, items, bytes))?;
+    job.tell(SyncProgress::Planned { items, bytes });
     let mut listed: Vec<Listed> = work.iter().map(Listed::of).collect();
     for (w, l) in work.into_iter().zip(listed.iter_mut()) {
         l.copied = folder::copy(copier, job, source.as_mut(), w, report, attempts).await?;

@@ -22,7 +22,7 @@ use mailmig_model::DirectoryKind;
 /// 3: indexes for scheduling by status, due time and running flag (v2 files gain them).
 /// 4: the due index without running users, the copied totals' covering index.
 /// 5: users carry the recipient kind of a cutover (`kind`; NULL for an IMAP row).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 pub const DB_FILE: &str = "mailmig.sqlite";
 
 /// Settings of a batch (New-/Set-MigrationBatch parameters).
@@ -85,6 +85,10 @@ pub struct UserRow {
     /// A cutover recipient's kind (None for a CSV row of an IMAP batch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<DirectoryKind>,
+    /// What the last sync's plan found to copy at the source (after the item cap and the size
+    /// limit): Get-MigrationUserStatistics' TotalItemsInSourceMailboxCount, and its bytes.
+    pub source_items: Option<u64>,
+    pub source_bytes: Option<u64>,
 }
 
 impl UserRow {
@@ -112,6 +116,8 @@ impl UserRow {
             last_sync_ms: 0,
             missing_in_target: None,
             kind: None,
+            source_items: None,
+            source_bytes: None,
         }
     }
 }
@@ -318,7 +324,8 @@ impl StateDb {
                  last_sync_items INTEGER NOT NULL DEFAULT 0,
                  last_sync_bytes INTEGER NOT NULL DEFAULT 0,
                  last_sync_ms INTEGER NOT NULL DEFAULT 0,
-                 missing_in_target INTEGER, kind TEXT);
+                 missing_in_target INTEGER, kind TEXT,
+                 source_items INTEGER, source_bytes INTEGER);
              CREATE INDEX IF NOT EXISTS users_by_batch ON users (batch);
              CREATE INDEX IF NOT EXISTS users_by_status ON users (status);
              CREATE INDEX IF NOT EXISTS users_queued ON users (batch, status, queued_at, line);
@@ -356,13 +363,19 @@ impl StateDb {
              CREATE INDEX IF NOT EXISTS copied_by_fingerprint ON copied (email, fingerprint);
              CREATE INDEX IF NOT EXISTS copied_by_key ON copied (email, source_key, size);",
         )?;
-        // Version 5's column, for a file an older mailmig created (CREATE TABLE IF NOT EXISTS
-        // leaves an existing table as it is).
-        let has_kind = conn
-            .prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'kind'")?
-            .exists([])?;
-        if !has_kind {
-            conn.execute_batch("ALTER TABLE users ADD COLUMN kind TEXT")?;
+        // Version 5's column, and version 6's, for a file an older mailmig created
+        // (CREATE TABLE IF NOT EXISTS leaves an existing table as it is).
+        for (column, ty) in [
+            ("kind", "TEXT"),
+            ("source_items", "INTEGER"),
+            ("source_bytes", "INTEGER"),
+        ] {
+            let has = conn
+                .prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = ?1")?
+                .exists([column])?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE users ADD COLUMN {column} {ty}"))?;
+            }
         }
         let version: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
@@ -379,8 +392,9 @@ impl StateDb {
             Some(Ok(SCHEMA_VERSION)) => {}
             // Versions 3 and 4 only change indexes: the statements above created the new ones
             // (4: the due index without running users, the copied totals' covering index);
-            // version 3's due index goes; 5 adds the users' kind (above).
-            Some(Ok(2..=4)) => {
+            // version 3's due index goes; 5 adds the users' kind, 6 what the source holds
+            // (above).
+            Some(Ok(2..=5)) => {
                 conn.execute_batch("DROP INDEX IF EXISTS users_due")?;
                 conn.execute(
                     "UPDATE meta SET value = ?1 WHERE key = 'schema'",
@@ -478,7 +492,8 @@ pub struct Tx<'a>(&'a rusqlite::Connection);
 
 const USER_COLUMNS: &str = "email, batch, line, user_name, password, user_root, status, error, \
     items_synced, items_skipped, bytes_synced, last_successful_sync, queued_at, sync_started_at, \
-    running, sync_now, last_sync_items, last_sync_bytes, last_sync_ms, missing_in_target, kind";
+    running, sync_now, last_sync_items, last_sync_bytes, last_sync_ms, missing_in_target, kind, \
+    source_items, source_bytes";
 
 fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     let email: String = r.get(0)?;
@@ -514,6 +529,8 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         last_sync_bytes: r.get::<_, i64>(17)? as u64,
         last_sync_ms: r.get::<_, i64>(18)? as u64,
         missing_in_target: r.get::<_, Option<i64>>(19)?.map(|v| v as u64),
+        source_items: r.get::<_, Option<i64>>(21)?.map(|v| v as u64),
+        source_bytes: r.get::<_, Option<i64>>(22)?.map(|v| v as u64),
         kind: match r.get::<_, Option<String>>(20)? {
             None => None,
             Some(k) => Some(
@@ -732,7 +749,7 @@ impl Tx<'_> {
             &format!(
                 "INSERT INTO users ({USER_COLUMNS})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                         0, 0, 0, NULL, ?17)"
+                         0, 0, 0, NULL, ?17, NULL, NULL)"
             ),
             params![
                 u.email_address,
@@ -1106,6 +1123,16 @@ impl Tx<'_> {
     /// Progress during a sync: a checkpointed chunk's new items and bytes added to the user's
     /// totals, so Get-MigrationUser moves while the sync runs (the sync's end writes the
     /// checkpoint's exact totals).
+    /// What a sync's plan found to copy at the source.
+    pub fn set_user_source_totals(&self, email: &str, items: u64, bytes: u64) -> Result<(), Error> {
+        self.0
+            .prepare_cached(
+                "UPDATE users SET source_items = ?2, source_bytes = ?3 WHERE email = ?1",
+            )?
+            .execute(params![email, items as i64, bytes as i64])?;
+        Ok(())
+    }
+
     pub fn add_user_progress(&self, email: &str, items: u64, bytes: u64) -> Result<(), Error> {
         self.0
             .prepare_cached(
@@ -1250,7 +1277,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_4_state_file_gains_the_users_kind() {
+    fn a_version_4_state_file_gains_the_users_kind_and_source_totals() {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = StateDb::open(dir.path()).unwrap();
@@ -1265,7 +1292,10 @@ mod tests {
                     status_since: Utc::now(),
                 })?;
                 tx.insert_user(&UserRow::new("a@contoso.edu", "b", 2))?;
-                tx.0.execute_batch("ALTER TABLE users DROP COLUMN kind")?;
+                tx.0.execute_batch(
+                    "ALTER TABLE users DROP COLUMN kind; ALTER TABLE users DROP COLUMN source_items;
+                     ALTER TABLE users DROP COLUMN source_bytes;",
+                )?;
                 tx.set_meta("schema", "4")
             })
             .unwrap();
@@ -1277,6 +1307,15 @@ mod tests {
         assert_eq!(version, Some(SCHEMA_VERSION.to_string()));
         let user = user.expect("the row survives");
         assert_eq!(user.kind, None, "an IMAP row has no recipient kind");
+        assert_eq!(
+            (user.source_items, user.source_bytes),
+            (None, None),
+            "not planned yet"
+        );
+        db.transaction(|tx| tx.set_user_source_totals("a@contoso.edu", 7, 700))
+            .unwrap();
+        let user = db.read(|tx| tx.user("a@contoso.edu")).unwrap().unwrap();
+        assert_eq!((user.source_items, user.source_bytes), (Some(7), Some(700)));
     }
 
     #[test]
