@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{BIN, assert_exact, embedded_batch, mailmig, mailmig_ok, text};
 
+use chrono::TimeZone;
 use fake_imap::{FakeImapServer, Fault, FaultAction, ServerHandle};
 use serde_json::Value;
 use tokio::process::Command;
@@ -830,5 +831,70 @@ async fn user_get_skipped_lists_every_skipped_item() {
     assert!(v["BytesTransferred"].as_u64().unwrap() > 0);
     assert!(v.get("SkippedItems").is_none(), "only when asked: {v}");
     let o = mailmig(&state, &["user", "statistics", "nobody@contoso.edu"]).await;
+    assert!(text(&o).contains("wasn't found"), "{}", text(&o));
+}
+
+/// `target reconcile`: the source read as the sync reads it, matched by exact bytes in the
+/// tenant. Exact after a run; a new message and a changed flag at the source are named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_reconcile_names_what_differs_from_the_source() {
+    let server = FakeImapServer::new()
+        .seed(12)
+        .user("ann", "pw")
+        .generated("ann", "INBOX", 6)
+        .generated("ann", "Sent", 2)
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = embedded_batch(dir.path(), &server, &["ann".to_string()], "B", 2).await;
+    mailmig_ok(&state, &["run", "--until-idle"]).await;
+    let o = mailmig_ok(
+        &state,
+        &["target", "reconcile", "--mailbox", "ann@contoso.edu"],
+    )
+    .await;
+    let shown = text(&o);
+    assert!(
+        shown.contains("8 messages to migrate at the source, 8 items in the tenant")
+            && shown.contains("The copy is exact."),
+        "{shown}"
+    );
+
+    let store = server.store();
+    store.set_flags("ann", "INBOX", 2, &["\\Flagged"]).unwrap();
+    store
+        .append(
+            "ann",
+            "INBOX",
+            b"From: x@example.com\r\nSubject: late\r\n\r\nhi\r\n".to_vec(),
+            &[],
+            chrono::FixedOffset::east_opt(0)
+                .unwrap()
+                .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+                .unwrap(),
+        )
+        .unwrap();
+    let o = mailmig(
+        &state,
+        &[
+            "target",
+            "reconcile",
+            "--mailbox",
+            "ann@contoso.edu",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["missing"], serde_json::json!(["INBOX UID 7"]), "{v:#}");
+    assert_eq!(v["flagMismatches"][0]["item"], "INBOX UID 2", "{v:#}");
+    assert_eq!(v["exact"], false);
+    let o = mailmig(
+        &state,
+        &["target", "reconcile", "--mailbox", "nobody@contoso.edu"],
+    )
+    .await;
     assert!(text(&o).contains("wasn't found"), "{}", text(&o));
 }

@@ -45,6 +45,18 @@ pub enum TargetCommand {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Verifies a migrated mailbox against its source: every message the migration would copy
+    /// is read at the source (read-only, as the sync reads it) and matched by its exact bytes
+    /// in the tenant; prints what is missing, duplicated, unexpected, or has other flags or
+    /// another date. Exit 1 unless the copy is exact.
+    Reconcile {
+        /// The migration user (its batch's endpoint and login are used at the source).
+        #[arg(long)]
+        mailbox: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -140,6 +152,7 @@ pub async fn run(state_dir: &Path, command: TargetCommand) -> anyhow::Result<u8>
         TargetCommand::Get { json } => get(state_dir, json),
         TargetCommand::Folders { mailbox, json } => folders(state_dir, &mailbox, json).await,
         TargetCommand::Export { mailbox, dir } => export(state_dir, &mailbox, &dir).await,
+        TargetCommand::Reconcile { mailbox, json } => reconcile(state_dir, &mailbox, json).await,
     }
 }
 
@@ -204,6 +217,198 @@ async fn export(state_dir: &Path, mailbox: &str, dir: &Path) -> anyhow::Result<u
         dir.display()
     );
     Ok(EXIT_OK)
+}
+
+/// What `target reconcile` found.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReconcileView {
+    mailbox: String,
+    in_source: usize,
+    in_target: usize,
+    /// What the migration skips by its rules (not compared), by reason.
+    skipped_by_rule: std::collections::BTreeMap<String, usize>,
+    missing: Vec<String>,
+    duplicated: Vec<Duplicate>,
+    unexpected: Vec<String>,
+    flag_mismatches: Vec<FlagMismatch>,
+    date_mismatches: Vec<DateMismatch>,
+    exact: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Duplicate {
+    folder: String,
+    sha256: String,
+    copies: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FlagMismatch {
+    item: String,
+    source: Vec<String>,
+    target: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DateMismatch {
+    item: String,
+    source: String,
+    target: String,
+}
+
+async fn reconcile(state_dir: &Path, mailbox: &str, json: bool) -> anyhow::Result<u8> {
+    use fake_target::inspect::{SourceMessage, fingerprint, reconcile, target_messages};
+    let engine = engine(state_dir)?;
+    let (settings, credential, filter) = engine.user_source(mailbox)?;
+    let tenant = tenant(state_dir)?;
+    let options = engine::pipeline::CopyOptions::default();
+    let mut source = engine::source::open(
+        &settings,
+        mailbox,
+        &credential,
+        options.timeout,
+        None,
+        engine.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("reading {mailbox} at the source: {e}"))?;
+    let mut messages = Vec::new();
+    let read = engine::pipeline::survey::read_planned(
+        source.as_mut(),
+        &filter,
+        &options,
+        |folder, target, item| {
+            messages.push(SourceMessage {
+                label: format!("{folder} UID {}", item.uid),
+                folder: target.to_string(),
+                fingerprint: fingerprint(&item.raw),
+                flags: fake_target::ItemFlags::from_imap(&item.flags),
+                received_time: item.date,
+            })
+        },
+    )
+    .await;
+    source.close().await;
+    let survey = read.map_err(|e| anyhow::anyhow!("reading {mailbox} at the source: {e}"))?;
+    let target = target_messages(&*tenant, mailbox)
+        .await
+        .with_context(|| format!("the mailbox {mailbox} in the tenant"))?;
+    let r = reconcile(&messages, &target);
+    let mut skipped_by_rule = std::collections::BTreeMap::new();
+    for s in survey.skipped.iter().filter(|s| !s.item.is_folder()) {
+        *skipped_by_rule
+            .entry(s.item.reason.to_string())
+            .or_insert(0) += 1;
+    }
+    let ts = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339();
+    let view = ReconcileView {
+        mailbox: mailbox.to_string(),
+        in_source: messages.len(),
+        in_target: target.len(),
+        skipped_by_rule,
+        exact: r.is_exact(),
+        missing: r.missing,
+        duplicated: r
+            .duplicated
+            .into_iter()
+            .map(|(folder, sha256, copies)| Duplicate {
+                folder,
+                sha256,
+                copies,
+            })
+            .collect(),
+        unexpected: r.unexpected,
+        flag_mismatches: r
+            .flag_mismatches
+            .into_iter()
+            .map(|(item, source, target)| FlagMismatch {
+                item,
+                source,
+                target,
+            })
+            .collect(),
+        date_mismatches: r
+            .date_mismatches
+            .into_iter()
+            .map(|(item, s, t)| DateMismatch {
+                item,
+                source: ts(s),
+                target: ts(t),
+            })
+            .collect(),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        println!(
+            "{mailbox}: {} messages to migrate at the source, {} items in the tenant.",
+            view.in_source, view.in_target
+        );
+        for (reason, n) in &view.skipped_by_rule {
+            println!("  skipped by the migration's rules ({reason}): {n}");
+        }
+        let list = |what: &str, items: Vec<String>| {
+            println!("  {what}: {}", items.len());
+            for i in items.iter().take(20) {
+                println!("    {i}");
+            }
+            if items.len() > 20 {
+                println!("    ... and {} more (--json lists all)", items.len() - 20);
+            }
+        };
+        list("in source, not in target", view.missing.clone());
+        list(
+            "duplicated in the target",
+            view.duplicated
+                .iter()
+                .map(|d| format!("{}: {} copies of {}", d.folder, d.copies, d.sha256))
+                .collect(),
+        );
+        list("in target, not in source", view.unexpected.clone());
+        list(
+            "other flags in the target",
+            view.flag_mismatches
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}: ({}) at the source, ({}) in the target",
+                        m.item,
+                        m.source.join(" "),
+                        m.target.join(" ")
+                    )
+                })
+                .collect(),
+        );
+        list(
+            "another date in the target",
+            view.date_mismatches
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}: {} at the source, {} in the target",
+                        m.item, m.source, m.target
+                    )
+                })
+                .collect(),
+        );
+        println!(
+            "{}",
+            if view.exact {
+                "The copy is exact."
+            } else {
+                "The copy differs from the source."
+            }
+        );
+    }
+    Ok(if view.exact {
+        EXIT_OK
+    } else {
+        super::EXIT_FAILED
+    })
 }
 
 /// A fake tenant is saved only once it answered with this token: a wrong URL or token must

@@ -21,6 +21,7 @@ use self::state::{BatchRow, BatchSettings, StateDb, Tx, UserRow};
 use self::status::{BatchOp, BatchStatus, Effect, UserEvent, UserStatus, batch_op, user_event};
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::sync::FolderFilter;
 use crate::target::{RecipientCheck, Target, TargetError};
 
 pub const MAX_BATCH_NAME: usize = 64;
@@ -347,6 +348,36 @@ impl Engine {
             self.batch_start(&name)?;
         }
         Ok(outcome)
+    }
+
+    /// How a user's mailbox is read: its endpoint's settings, its login, and its batch's
+    /// folder filters (what a verification reads, as the sync would).
+    pub fn user_source(
+        &self,
+        email: &str,
+    ) -> Result<
+        (
+            crate::source::SourceSettings,
+            crate::source::Credential,
+            FolderFilter,
+        ),
+        Error,
+    > {
+        let u = self.user(email)?;
+        let batch = self.batch(&u.batch)?;
+        let endpoint = self.endpoint(&batch.endpoint)?;
+        Ok((
+            endpoint.connection,
+            crate::source::Credential {
+                user_name: u.user_name,
+                password: u.password,
+                user_root: u.user_root,
+            },
+            FolderFilter {
+                exclude: batch.settings.exclude_folders,
+                include: batch.settings.include_folders,
+            },
+        ))
     }
 
     /// A CSV checked as New-MigrationBatch would check it, nothing stored: the rows, the row

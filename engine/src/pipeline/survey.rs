@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::folder::{FolderWork, large_item};
 use super::plan::{Plan, plan};
 use super::{CopyOptions, cap};
-use crate::source::{FetchOutcome, MailSource, SourceError};
+use crate::source::{FetchOutcome, MailSource, SourceError, SourceItem};
 use crate::sync::{FolderFilter, SkipReason, SkippedItem, SyncReport};
 
 /// One source folder in the survey.
@@ -71,6 +71,59 @@ pub async fn survey(
     options: &CopyOptions,
     sample_bytes: u64,
 ) -> Result<MailboxSurvey, SourceError> {
+    let (mut out, work) = planned(source, filter, options).await?;
+    if sample_bytes > 0 {
+        out.sample = Some(read_sample(source, &work, sample_bytes).await?);
+    }
+    Ok(out)
+}
+
+/// Reads every message a migration would copy, folder by folder, in chunks (BODY.PEEK: no
+/// flag changes), handing each to `each` with its source folder (relative name) and the
+/// target folder it lands in: what a verification compares the target with.
+pub async fn read_planned(
+    source: &mut dyn MailSource,
+    filter: &FolderFilter,
+    options: &CopyOptions,
+    mut each: impl FnMut(&str, &str, SourceItem),
+) -> Result<MailboxSurvey, SourceError> {
+    let (mut out, work) = planned(source, filter, options).await?;
+    for w in &work {
+        if w.listing.items.is_empty() {
+            continue;
+        }
+        source.open(&w.folder).await?;
+        let uids: Vec<u32> = w.listing.items.iter().map(|m| m.uid).collect();
+        for chunk in uids.chunks(options.fetch_chunk.clamp(1, 256)) {
+            for outcome in source.fetch(chunk).await? {
+                // What cannot be read is what a migration skips as a bad item: said, not
+                // compared.
+                let bad = |uid: u32, why: &str| SurveyedSkip {
+                    item: SkippedItem::message(&w.folder.relative, uid, SkipReason::BadItem, why),
+                    size: None,
+                    date: None,
+                };
+                match outcome {
+                    FetchOutcome::Item(item) => each(&w.folder.relative, &w.target, item),
+                    FetchOutcome::Vanished(_) => {}
+                    FetchOutcome::Refused(uid) | FetchOutcome::Retry(uid) => out
+                        .skipped
+                        .push(bad(uid, "the source server would not return it")),
+                    FetchOutcome::Damaged(uid, why) => out.skipped.push(bad(uid, &why)),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The folder plan, the listings, the item cap and the size limit: the survey's numbers, and
+/// what would be copied of each folder.
+async fn planned(
+    source: &mut dyn MailSource,
+    filter: &FolderFilter,
+    options: &CopyOptions,
+) -> Result<(MailboxSurvey, Vec<FolderWork>), SourceError> {
     let listed = source.folders().await?;
     let mut out = MailboxSurvey::default();
     let mut report = SyncReport::completed();
@@ -184,10 +237,7 @@ pub async fn survey(
             }
         })
         .collect();
-    if sample_bytes > 0 {
-        out.sample = Some(read_sample(source, &work, sample_bytes).await?);
-    }
-    Ok(out)
+    Ok((out, work))
 }
 
 /// Reads the first messages to copy of the biggest folder, up to `limit` bytes, timed.
