@@ -162,3 +162,98 @@ async fn a_traced_migration_and_test_server_show_no_secret() {
         assert_clean(&log, "test-server");
     }
 }
+
+/// Runs mailmig on a pseudo-terminal (util-linux's `script`), typing `typed` at it; returns
+/// what the terminal showed.
+fn on_a_terminal(state: &Path, args: &[&str], typed: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut line = format!("'{BIN}' --state-dir '{}'", state.display());
+    for a in args {
+        line.push_str(&format!(" '{a}'"));
+    }
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    // Typed once the prompt is up (the terminal would otherwise echo it before echo is off).
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(typed.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// A password asked for on the terminal, not echoed: explicitly with --password-prompt, and
+/// by default where one is required and none was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_typed_at_the_prompt_is_used_and_not_echoed() {
+    let server = FakeImapServer::new()
+        .user("u", USER_PASSWORD)
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let port = server.imap_addr().port().to_string();
+    let base = [
+        "test-server",
+        "--imap",
+        "--remote-server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--security",
+        "none",
+        "--username",
+        "u",
+    ];
+    for extra in [&["--password-prompt"][..], &[][..]] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let typed = format!("{USER_PASSWORD}\n");
+        let (ok, shown) = tokio::task::spawn_blocking({
+            let state = state.clone();
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            move || {
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                on_a_terminal(&state, &refs, &typed)
+            }
+        })
+        .await
+        .unwrap();
+        assert!(ok, "{extra:?}: {shown}");
+        assert!(shown.contains("The password: "), "the prompt: {shown}");
+        assert!(
+            shown.contains("Result: Warning") && shown.contains("'u' signed in."),
+            "{shown}"
+        );
+        assert!(!shown.contains(USER_PASSWORD), "echoed: {shown}");
+    }
+    // Off a terminal there is nobody to ask: said, with the ways that work.
+    let o = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(base)
+        .arg("--password-prompt")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!o.status.success());
+    let shown = String::from_utf8_lossy(&o.stderr);
+    assert!(shown.contains("--password-file"), "{shown}");
+}

@@ -100,6 +100,9 @@ pub async fn test_server(
                 ConnectError::Tls(_) | ConnectError::CaFile { .. } => {
                     format!("The TLS negotiation with the server '{host}' failed.")
                 }
+                ConnectError::ImplicitTls(port) => format!(
+                    "The server '{host}' expects TLS from the first byte on port {port}; use Security Ssl."
+                ),
                 ConnectError::NoStartTls => {
                     format!("The server '{host}' doesn't offer STARTTLS; use Security None or Ssl.")
                 }
@@ -130,6 +133,7 @@ pub async fn test_server(
     if connected.untrusted_certificate {
         warnings.push("The server's certificate isn't trusted; it was accepted because AcceptUntrustedCertificates is set.");
     }
+    let mut signed_in = None;
     if let Some((user, password)) = credentials {
         if let Some(why) = authzid_ignored(&connected.greeting, endpoint, user) {
             out.message = why;
@@ -139,7 +143,10 @@ pub async fn test_server(
         let logged_in =
             tokio::time::timeout(timeout, login(&mut client, endpoint, user, password)).await;
         match logged_in {
-            Ok(Ok(())) => crate::imap::commands::logout(&mut client).await,
+            Ok(Ok(())) => {
+                crate::imap::commands::logout(&mut client).await;
+                signed_in = Some(user);
+            }
             Ok(Err(LoginError::Connection(e))) => {
                 out.message =
                     format!("The connection to the server '{host}' failed during the login.");
@@ -168,12 +175,17 @@ pub async fn test_server(
             warnings.push("The connection isn't encrypted: the password was sent in clear text.");
         }
     }
+    // Whether a login was tried is said either way: a connection alone proves no CSV row.
+    let login = match signed_in {
+        Some(user) => format!("'{user}' signed in."),
+        None => "No login was tried (give --username and a password to test one).".into(),
+    };
     if warnings.is_empty() {
         out.result = TestResult::Success;
-        out.message = format!("The connection to the server '{host}' was successful.");
+        out.message = format!("The connection to the server '{host}' was successful. {login}");
     } else {
         out.result = TestResult::Warning;
-        out.message = warnings.join(" ");
+        out.message = format!("{login} {}", warnings.join(" "));
     }
     out
 }

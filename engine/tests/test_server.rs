@@ -42,6 +42,7 @@ async fn every_security_mode_succeeds_with_the_right_ca() {
 
     let r = test_server(&endpoint(imap, Security::None, None), None, T).await;
     assert_eq!(r.result, TestResult::Success, "{r:?}");
+    assert!(r.message.contains("No login was tried"), "{r:?}");
     assert!(
         r.capabilities.iter().any(|c| c == "IMAP4rev1"),
         "{:?}",
@@ -57,7 +58,7 @@ async fn every_security_mode_succeeds_with_the_right_ca() {
     assert_eq!(r.result, TestResult::Success, "{r:?}");
     assert_eq!(
         r.message,
-        "The connection to the server '127.0.0.1' was successful."
+        "The connection to the server '127.0.0.1' was successful. 'terry.adams' signed in."
     );
 
     let r = test_server(
@@ -195,21 +196,55 @@ async fn plain_text_on_an_implicit_tls_port_advises_ssl() {
     let s = server().await;
     let imaps = s.imaps_addr().unwrap().port();
     for security in [Security::Tls, Security::None] {
+        // A long timeout: the probe answers long before it (not "timed out" after it).
+        let started = std::time::Instant::now();
         let r = test_server(
             &endpoint(imaps, security, None),
             None,
-            Duration::from_secs(1),
+            Duration::from_secs(60),
         )
         .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
         assert_eq!(r.result, TestResult::Failed);
         assert_eq!(
             r.message,
-            "The connection to the server 127.0.0.1 timed out after 00:00:01."
+            format!(
+                "The server '127.0.0.1' expects TLS from the first byte on port {imaps}; use Security Ssl."
+            )
         );
         let detail = r.error_detail.unwrap();
-        assert!(
-            detail.contains("waiting for the IMAP greeting") && detail.contains("--security ssl"),
-            "{security:?}: {detail}"
-        );
+        assert!(detail.contains("--security ssl"), "{security:?}: {detail}");
     }
+}
+
+/// A port that accepts and says nothing, in plain text or TLS: the whole timeout is waited,
+/// and the advice still names implicit TLS as the likely cause.
+#[tokio::test]
+async fn a_silent_port_times_out_with_the_greeting_named() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((c, _)) = listener.accept().await {
+            open.push(c);
+        }
+    });
+    let r = test_server(
+        &endpoint(port, Security::None, None),
+        None,
+        Duration::from_secs(1),
+    )
+    .await;
+    held.abort();
+    assert_eq!(r.result, TestResult::Failed);
+    assert_eq!(
+        r.message,
+        "The connection to the server 127.0.0.1 timed out after 00:00:01."
+    );
+    let detail = r.error_detail.unwrap();
+    assert!(detail.contains("waiting for the IMAP greeting"), "{detail}");
 }

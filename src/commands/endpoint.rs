@@ -170,9 +170,9 @@ fn read_connection_settings(path: &Path) -> anyhow::Result<ConnectionSettings> {
 }
 
 async fn new_exchange(state_dir: &Path, args: NewArgs) -> anyhow::Result<u8> {
-    let Some(password) = args.password.read()? else {
+    let Some(password) = args.password.required("The admin's password")? else {
         bail!(
-            "an Exchange Outlook Anywhere endpoint keeps the admin's password for the syncs: give it with --password-file FILE, --password-env VAR or --password"
+            "an Exchange Outlook Anywhere endpoint keeps the admin's password for the syncs: give it with --password-file FILE, --password-env VAR, --password-prompt or --password"
         );
     };
     let timeout = DEFAULT_TIMEOUT;

@@ -98,14 +98,35 @@ pub struct PasswordArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "password_env")]
     pub password_file: Option<PathBuf>,
     /// The name of an environment variable that holds the password.
-    #[arg(long, value_name = "VAR")]
+    #[arg(long, value_name = "VAR", conflicts_with = "password_prompt")]
     pub password_env: Option<String>,
+    /// Ask for the password on the terminal, not echoed (also asked, without this flag, where
+    /// a password is required and none was given on a terminal).
+    #[arg(long, conflicts_with_all = ["password", "password_file"])]
+    pub password_prompt: bool,
 }
 
 impl PasswordArgs {
     /// The password given, if any; a file or variable that cannot be read is an error that
-    /// names it (never the password).
-    pub fn read(&self) -> anyhow::Result<Option<String>> {
+    /// names it (never the password). `prompt` is what the terminal prompt asks for.
+    pub fn read(&self, prompt: &str) -> anyhow::Result<Option<String>> {
+        if self.password_prompt {
+            return ask(prompt).map(Some);
+        }
+        self.given()
+    }
+
+    /// The password given, or asked for on a terminal when none was: for a command that cannot
+    /// go on without one. `None` only off a terminal.
+    pub fn required(&self, prompt: &str) -> anyhow::Result<Option<String>> {
+        match self.read(prompt)? {
+            Some(p) => Ok(Some(p)),
+            None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => ask(prompt).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn given(&self) -> anyhow::Result<Option<String>> {
         if let Some(p) = &self.password {
             return Ok(Some(p.clone()));
         }
@@ -126,6 +147,19 @@ impl PasswordArgs {
         }
         Ok(None)
     }
+}
+
+/// Asks on the terminal without echo; an empty answer is refused.
+fn ask(prompt: &str) -> anyhow::Result<String> {
+    let answer = rpassword::prompt_password(format!("{prompt}: ")).map_err(|e| {
+        anyhow::anyhow!(
+            "--password-prompt: cannot ask on a terminal ({e}); use --password-file FILE or --password-env VAR"
+        )
+    })?;
+    if answer.is_empty() {
+        anyhow::bail!("no password was typed");
+    }
+    Ok(answer)
 }
 
 /// A comma-separated list (`--exclude-folders a,b`), empty parts dropped.

@@ -430,9 +430,9 @@ async fn verify_fake_target(url: &str, token: &str) -> anyhow::Result<usize> {
 async fn set(state_dir: &Path, args: SetArgs) -> anyhow::Result<u8> {
     let setting = match (args.embedded, args.fake_target, args.token) {
         (false, None, None) if args.imap => {
-            let Some(password) = args.password.read()? else {
+            let Some(password) = args.password.required("The IMAP target's password")? else {
                 bail!(
-                    "--imap needs the target's password: --password-file FILE, --password-env VAR or --password P"
+                    "--imap needs the target's password: --password-file FILE, --password-env VAR, --password-prompt or --password P"
                 );
             };
             let imap = ImapTargetConfig {

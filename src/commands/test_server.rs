@@ -175,11 +175,15 @@ pub struct TestServerArgs {
 
 pub async fn run(state_dir: &Path, args: TestServerArgs) -> anyhow::Result<u8> {
     let timeout = Duration::from_secs(args.timeout);
-    let password = args.password.read()?;
+    let password = if args.exchange.exchange_outlook_anywhere || args.username.is_some() {
+        args.password.required("The password")?
+    } else {
+        args.password.read("The password")?
+    };
     if args.exchange.exchange_outlook_anywhere {
         let Some(password) = password else {
             bail!(
-                "--exchange-outlook-anywhere needs the admin's password: --password-file FILE, --password-env VAR or --password"
+                "--exchange-outlook-anywhere needs the admin's password: --password-file FILE, --password-env VAR, --password-prompt or --password"
             );
         };
         let input =

@@ -199,10 +199,10 @@ fn set(
     user_name: Option<String>,
     password: &PasswordArgs,
 ) -> anyhow::Result<u8> {
-    let password = password.read()?;
+    let password = password.read("The new password")?;
     if user_name.is_none() && password.is_none() {
         anyhow::bail!(
-            "nothing to change: give --username, or the password (--password-file, --password-env or --password)"
+            "nothing to change: give --username, or the password (--password-file, --password-env, --password-prompt or --password)"
         );
     }
     let engine = engine(state_dir)?;

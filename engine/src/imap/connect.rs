@@ -81,6 +81,12 @@ pub enum ConnectError {
         "timed out after {0:?} waiting for the IMAP greeting: a port that speaks TLS from the first byte (usually 993) waits for the client to start TLS; there, use --security ssl"
     )]
     NoGreeting(Duration),
+    /// No greeting came in plain text, and a TLS handshake on the same port succeeded: the
+    /// port speaks TLS from the first byte.
+    #[error(
+        "port {0} speaks TLS from the first byte (implicit TLS, usually 993) and sends no greeting in plain text: use --security ssl"
+    )]
+    ImplicitTls(u16),
     #[error("TLS negotiation failed: {0}")]
     Tls(String),
     #[error("the server does not offer STARTTLS")]
@@ -170,18 +176,54 @@ pub async fn connect_with(
         .unwrap_or(Err(ConnectError::Timeout(timeout)))
 }
 
+/// How long a plain-text greeting is awaited before the port is probed for implicit TLS
+/// (servers greet at once; one that waits for a TLS handshake never will).
+const PROBE_AFTER: Duration = Duration::from_secs(2);
+
 /// The greeting of a plain-text connection, which must come before the connection's
-/// deadline; none at all is told apart from a slow network.
+/// deadline; none at all is told apart from a slow network. If none has come after a moment,
+/// a second connection tries a TLS handshake on the same port: when it succeeds, the port
+/// speaks implicit TLS, said at once instead of after the whole timeout.
 async fn plain_greeting(
     client: &mut Client,
+    endpoint: &ImapSettings,
     deadline: tokio::time::Instant,
     timeout: Duration,
 ) -> Result<String, ConnectError> {
     let early = deadline - Duration::from_millis(50).min(timeout / 10);
-    match tokio::time::timeout_at(early, greeting(client)).await {
-        Err(_) | Ok(Err(ConnectError::Timeout(_))) => Err(ConnectError::NoGreeting(timeout)),
-        Ok(r) => r,
+    let probe = async {
+        tokio::time::sleep(PROBE_AFTER.min(timeout / 3)).await;
+        if speaks_tls(endpoint).await {
+            ConnectError::ImplicitTls(endpoint.port)
+        } else {
+            // Not TLS either: the greeting keeps its chance until the deadline.
+            std::future::pending().await
+        }
+    };
+    tokio::select! {
+        r = tokio::time::timeout_at(early, greeting(client)) => match r {
+            Err(_) | Ok(Err(ConnectError::Timeout(_))) => Err(ConnectError::NoGreeting(timeout)),
+            Ok(r) => r,
+        },
+        e = probe => Err(e),
     }
+}
+
+/// Whether a TLS handshake on the endpoint's port completes (any certificate accepted: this
+/// only asks whether the port speaks TLS; nothing is sent over it).
+async fn speaks_tls(endpoint: &ImapSettings) -> bool {
+    let Ok(tcp) = TcpStream::connect((endpoint.remote_server.as_str(), endpoint.port)).await else {
+        return false;
+    };
+    let Ok(config) = crate::tls::client_config(None, true, Arc::new(AtomicBool::new(false))) else {
+        return false;
+    };
+    let name = ServerName::try_from(endpoint.remote_server.clone())
+        .unwrap_or_else(|_| ServerName::try_from("localhost").expect("a valid name"));
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .is_ok()
 }
 
 async fn connect_inner(
@@ -198,7 +240,7 @@ async fn connect_inner(
     let (client, greeted) = match endpoint.security {
         Security::None => {
             let mut c = Client::new(ImapStream::Plain(tcp), limits);
-            let g = plain_greeting(&mut c, deadline, timeout).await?;
+            let g = plain_greeting(&mut c, endpoint, deadline, timeout).await?;
             (c, g)
         }
         Security::Ssl => {
@@ -209,7 +251,7 @@ async fn connect_inner(
         }
         Security::Tls => {
             let mut c = Client::new(ImapStream::Plain(tcp), limits);
-            let g = plain_greeting(&mut c, deadline, timeout).await?;
+            let g = plain_greeting(&mut c, endpoint, deadline, timeout).await?;
             match c.run(&[Part::Text("STARTTLS")], |_| {}).await {
                 Ok(done) if done.is_ok() => {}
                 _ => return Err(ConnectError::NoStartTls),
