@@ -230,6 +230,12 @@ async fn a_rehearsal_with_copy_measures_a_real_copy_and_leaves_no_batch() {
         "{shown}"
     );
     assert!(shown.contains("measured by copy"), "{shown}");
+    // The copy's progress, as `run` logs it off a terminal (on standard error).
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("fine@contoso.edu: initial sync done: 5 items"),
+        "{stderr}"
+    );
     let report: Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
     let many = user(&report, "many");

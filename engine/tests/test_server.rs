@@ -248,3 +248,22 @@ async fn a_silent_port_times_out_with_the_greeting_named() {
     let detail = r.error_detail.unwrap();
     assert!(detail.contains("waiting for the IMAP greeting"), "{detail}");
 }
+
+/// `--security ssl` on a plain port: the TLS failure is explained in the flags' words, not
+/// as rustls's "corrupt message".
+#[tokio::test]
+async fn ssl_on_a_plain_port_advises_tls_or_none() {
+    let s = server().await;
+    let imap = s.imap_addr().port();
+    let r = test_server(&endpoint(imap, Security::Ssl, None), None, T).await;
+    assert_eq!(r.result, TestResult::Failed);
+    assert_eq!(
+        r.message,
+        "The TLS negotiation with the server '127.0.0.1' failed."
+    );
+    let detail = r.error_detail.unwrap();
+    assert!(
+        detail.contains("did not answer in TLS") && detail.contains("--security tls"),
+        "{detail}"
+    );
+}

@@ -79,13 +79,21 @@ pub struct Display {
     multi: MultiProgress,
     batch: ProgressBar,
     plain: bool,
+    /// Plain lines go to standard error (a command whose standard output is its result).
+    log_to_stderr: bool,
     users: Mutex<HashMap<String, (UserProgress, ProgressBar)>>,
     counts: Mutex<(u64, u64)>,
 }
 
 impl Display {
-    /// On a terminal, live lines; elsewhere (or with `CI` set), plain log lines.
+    /// On a terminal, live lines; elsewhere (or with `CI` set), plain log lines on standard
+    /// output.
     pub fn new() -> Self {
+        Self::logging_to(false)
+    }
+
+    /// The same, plain lines on standard error when `stderr`.
+    pub fn logging_to(stderr: bool) -> Self {
         let multi = MultiProgress::new();
         let plain = std::env::var_os("CI").is_some()
             || !std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -100,6 +108,7 @@ impl Display {
             multi,
             batch,
             plain,
+            log_to_stderr: stderr,
             users: Mutex::default(),
             counts: Mutex::default(),
         }
@@ -108,10 +117,12 @@ impl Display {
     /// A line for people: above the live lines, or a timestamped log line.
     pub fn say(&self, line: &str) {
         if self.plain {
-            println!(
-                "{} {line}",
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            );
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            if self.log_to_stderr {
+                eprintln!("{at} {line}");
+            } else {
+                println!("{at} {line}");
+            }
         } else {
             self.multi.suspend(|| eprintln!("{line}"));
         }

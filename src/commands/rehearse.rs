@@ -23,6 +23,7 @@ use engine::service::{RunOptions, Service, ServiceEvent};
 use engine::sync::{FolderFilter, SyncOutcome};
 use harness::TenantTarget;
 
+use super::progress::Display;
 use super::{EXIT_FAILED, EXIT_OK, comma_list, engine, target};
 
 /// Rehearses a migration: checks every CSV row (the CSV's rules, the recipient in the target,
@@ -121,7 +122,20 @@ pub async fn run(state_dir: &Path, args: RehearseArgs) -> anyhow::Result<u8> {
             eprintln!("copying into a scratch tenant to measure the throughput...");
         }
         let (path, bytes) = csv.expect("an IMAP endpoint's rehearsal has its CSV");
-        let measured = measure_copy(&endpoint, path, bytes, &report, &filter, options).await?;
+        let display = (!quiet).then(|| Arc::new(Display::logging_to(true)));
+        let measured = measure_copy(
+            &endpoint,
+            path,
+            bytes,
+            &report,
+            &filter,
+            options,
+            display.clone(),
+        )
+        .await?;
+        if let Some(d) = display {
+            d.finish();
+        }
         for u in &mut report.users {
             if let Some(m) = measured.get(&u.email_address.to_lowercase()) {
                 if let Some(e) = &m.error {
@@ -173,6 +187,7 @@ async fn measure_copy(
     report: &Rehearsal,
     filter: &FolderFilter,
     options: CopyOptions,
+    display: Option<Arc<Display>>,
 ) -> anyhow::Result<HashMap<String, CopyMeasure>> {
     let scratch = tempfile_dir()?;
     let ready: Vec<&str> = report
@@ -225,6 +240,9 @@ async fn measure_copy(
     let measured: Arc<Mutex<HashMap<String, CopyMeasure>>> = Arc::default();
     let into = measured.clone();
     let on_event = Arc::new(move |e: &ServiceEvent| {
+        if let Some(d) = &display {
+            d.event(e);
+        }
         if let ServiceEvent::Finished {
             email,
             outcome,

@@ -3,6 +3,7 @@
 //! copy (folder plan, item cap, size limit), without writing anything anywhere. Optionally a
 //! sample is read (BODY.PEEK: no flag changes) to measure the source's read rate.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -11,7 +12,7 @@ use serde::Serialize;
 use super::folder::{FolderWork, large_item};
 use super::plan::{Plan, plan};
 use super::{CopyOptions, cap};
-use crate::source::{FetchOutcome, MailSource, SourceError, SourceItem};
+use crate::source::{FetchOutcome, MailSource, SourceError, SourceFolder, SourceItem};
 use crate::sync::{FolderFilter, SkipReason, SkippedItem, SyncReport};
 
 /// One source folder in the survey.
@@ -119,6 +120,9 @@ pub async fn read_planned(
 
 /// The folder plan, the listings, the item cap and the size limit: the survey's numbers, and
 /// what would be copied of each folder.
+/// A listed message's size and date, by (folder, UID).
+type Listed = (u64, Option<DateTime<Utc>>);
+
 async fn planned(
     source: &mut dyn MailSource,
     filter: &FolderFilter,
@@ -135,40 +139,11 @@ async fn planned(
         ));
     }
     let mut work = Vec::new();
-    let mut dates = std::collections::HashMap::new();
     for (folder, p) in plan(&listed.folders, &filter.exclude, &filter.include) {
         match p {
             Plan::Skip { reason, detail } => {
-                // What a skipped folder holds is worth saying; a folder that cannot be opened
-                // (\Noselect, or refused) holds nothing countable.
-                let listing = if folder.selectable && reason != SkipReason::NotMail {
-                    source.list(&folder).await.ok()
-                } else {
-                    None
-                };
-                let (items, bytes) = match &listing {
-                    Some(l) => (
-                        Some(l.items.len() as u64),
-                        Some(l.items.iter().map(|m| m.size).sum()),
-                    ),
-                    None => (None, None),
-                };
-                out.items += items.unwrap_or(0);
-                out.bytes += bytes.unwrap_or(0);
-                let detail = match items {
-                    Some(n) if n > 0 => format!("{detail} ({n} messages not migrated)"),
-                    _ => detail,
-                };
-                report
-                    .skipped
-                    .push(SkippedItem::folder(&folder.relative, reason, detail));
-                out.folders.push(FolderSurvey {
-                    source: folder.relative.clone(),
-                    target: None,
-                    items,
-                    bytes,
-                    to_copy: 0,
-                });
+                let skip = skipped_folder(source, &folder, reason, detail, &mut out).await;
+                report.skipped.push(skip);
             }
             Plan::Copy { target, merged } => {
                 if let Some(first) = merged {
@@ -182,9 +157,6 @@ async fn planned(
                 let bytes: u64 = listing.items.iter().map(|m| m.size).sum();
                 out.items += listing.items.len() as u64;
                 out.bytes += bytes;
-                for m in &listing.items {
-                    dates.insert((folder.relative.clone(), m.uid), (m.size, m.date));
-                }
                 out.folders.push(FolderSurvey {
                     source: folder.relative.clone(),
                     target: Some(target.clone()),
@@ -200,6 +172,16 @@ async fn planned(
             }
         }
     }
+    // Size and date of every listed message, for the skipped ones' report.
+    let known: HashMap<(String, u32), Listed> = work
+        .iter()
+        .flat_map(|w| {
+            w.listing
+                .items
+                .iter()
+                .map(|m| ((w.folder.relative.clone(), m.uid), (m.size, m.date)))
+        })
+        .collect();
     let mut work = cap::apply(work, options.item_cap, &mut report);
     for w in &mut work {
         let relative = w.folder.relative.clone();
@@ -208,12 +190,9 @@ async fn planned(
             .retain(|m| match large_item(m, options.max_message_size) {
                 None => true,
                 Some(detail) => {
-                    report.skipped.push(SkippedItem::message(
-                        &relative,
-                        m.uid,
-                        SkipReason::LargeItem,
-                        detail,
-                    ));
+                    let skip =
+                        SkippedItem::message(&relative, m.uid, SkipReason::LargeItem, detail);
+                    report.skipped.push(skip);
                     false
                 }
             });
@@ -229,15 +208,52 @@ async fn planned(
         .into_iter()
         .map(|item| {
             let uid = item.item.strip_prefix("UID ").and_then(|u| u.parse().ok());
-            let known = uid.and_then(|u: u32| dates.get(&(item.folder.clone(), u)));
+            let k = uid.and_then(|u: u32| known.get(&(item.folder.clone(), u)));
             SurveyedSkip {
-                size: known.map(|k| k.0),
-                date: known.and_then(|k| k.1),
+                size: k.map(|k| k.0),
+                date: k.and_then(|k| k.1),
                 item,
             }
         })
         .collect();
     Ok((out, work))
+}
+
+/// A folder the plan skips: counted when it can be listed (what it holds is worth saying; a
+/// \Noselect or refused folder holds nothing countable), and its skip worded with that count.
+async fn skipped_folder(
+    source: &mut dyn MailSource,
+    folder: &SourceFolder,
+    reason: SkipReason,
+    detail: String,
+    out: &mut MailboxSurvey,
+) -> SkippedItem {
+    let listing = if folder.selectable && reason != SkipReason::NotMail {
+        source.list(folder).await.ok()
+    } else {
+        None
+    };
+    let (items, bytes) = match &listing {
+        Some(l) => (
+            Some(l.items.len() as u64),
+            Some(l.items.iter().map(|m| m.size).sum()),
+        ),
+        None => (None, None),
+    };
+    out.items += items.unwrap_or(0);
+    out.bytes += bytes.unwrap_or(0);
+    out.folders.push(FolderSurvey {
+        source: folder.relative.clone(),
+        target: None,
+        items,
+        bytes,
+        to_copy: 0,
+    });
+    let detail = match items {
+        Some(n) if n > 0 => format!("{detail} ({n} messages not migrated)"),
+        _ => detail,
+    };
+    SkippedItem::folder(&folder.relative, reason, detail)
 }
 
 /// Reads the first messages to copy of the biggest folder, up to `limit` bytes, timed.
