@@ -753,6 +753,16 @@ async fn user_get_shows_progress_in_the_middle_of_a_throttled_sync() {
         .find(|l| l.contains("ann@contoso.edu: throttled by the source, waiting 3s"))
         .unwrap_or_else(|| panic!("the throttling in the log:\n{log}"));
     assert!(throttled.starts_with("20"), "timestamped: {throttled}");
+    let done = log
+        .lines()
+        .find(|l| l.contains("ann@contoso.edu: initial sync done: "))
+        .unwrap_or_else(|| panic!("the user's closing line in the log:\n{log}"));
+    assert!(
+        done.contains("msgs/s")
+            && done.contains("in all 30 items")
+            && done.contains("missing in the target: 0"),
+        "{done}"
+    );
     let o = mailmig(&state, &["user", "get", "ann@contoso.edu", "--json"]).await;
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
@@ -775,7 +785,11 @@ async fn user_get_skipped_lists_every_skipped_item() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = embedded_batch(dir.path(), &server, &["ann".to_string()], "B", 2).await;
-    mailmig_ok(&state, &["run", "--until-idle"]).await;
+    let run = text(&mailmig_ok(&state, &["run", "--until-idle"]).await);
+    assert!(
+        run.contains("4 items (") && run.contains("1 skipped (BadItem 1)"),
+        "the sync's closing line says what it skipped, by reason: {run}"
+    );
     let o = mailmig_ok(&state, &["user", "get", "ann@contoso.edu", "--skipped"]).await;
     let shown = text(&o);
     let row = shown

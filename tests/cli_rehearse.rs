@@ -363,6 +363,7 @@ async fn the_html_report_renders_in_a_real_browser() {
     assert!(cards.contains("<b>11</b>items skipped"), "{cards}");
     assert!(dom.contains("Work/Plans"), "the skipped folder");
     assert!(dom.contains("LargeItem"), "the large item");
+    assert!(dom.contains("ItemCap"), "the items over the cap");
     assert!(dom.contains("<svg id=\"sizes\""), "the sizes chart");
     assert!(dom.contains("<svg id=\"forecast\""), "the forecast chart");
 

@@ -45,6 +45,8 @@ pub enum ServiceEvent {
         /// What this sync moved, and what it skipped.
         stats: crate::sync::SyncStats,
         skipped_now: usize,
+        /// This sync's skips by reason (folders and items), in the reasons' order.
+        skipped_by_reason: Vec<(crate::sync::SkipReason, usize)>,
     },
     /// A running sync's progress.
     Progress {
@@ -181,6 +183,13 @@ impl Service {
                                 items_skipped: report.items_skipped,
                                 stats: report.stats.clone(),
                                 skipped_now: report.skipped.len(),
+                                skipped_by_reason: crate::sync::SkipReason::ALL
+                                    .into_iter()
+                                    .map(|r| {
+                                        (r, report.skipped.iter().filter(|s| s.reason == r).count())
+                                    })
+                                    .filter(|(_, n)| *n > 0)
+                                    .collect(),
                             });
                         }
                         finished.push((email, kind, report));

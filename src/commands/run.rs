@@ -63,9 +63,19 @@ pub fn finished_line(e: &ServiceEvent) -> Option<String> {
         items_skipped: total_skipped,
         stats,
         skipped_now,
+        skipped_by_reason,
     } = e
     else {
         return None;
+    };
+    let reasons = if skipped_by_reason.is_empty() {
+        String::new()
+    } else {
+        let by: Vec<String> = skipped_by_reason
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        format!(" ({})", by.join(", "))
     };
     let secs = (stats.elapsed_ms as f64 / 1000.0).max(0.001);
     let kib = stats.bytes as f64 / 1024.0;
@@ -78,7 +88,7 @@ pub fn finished_line(e: &ServiceEvent) -> Option<String> {
         engine::sync::SyncOutcome::Failed(why) => format!("failed ({why})"),
     };
     Some(format!(
-        "{email}: {kind} sync {outcome}: {} items ({kib:.1} KiB) in {secs:.2} s, {:.1} msgs/s, {:.1} KiB/s, {skipped_now} skipped; in all {total_items} items, {total_skipped} skipped; missing in the target: {missing}",
+        "{email}: {kind} sync {outcome}: {} items ({kib:.1} KiB) in {secs:.2} s, {:.1} msgs/s, {:.1} KiB/s, {skipped_now} skipped{reasons}; in all {total_items} items, {total_skipped} skipped; missing in the target: {missing}",
         stats.items,
         stats.items as f64 / secs,
         kib / secs,
