@@ -737,6 +737,14 @@ async fn user_get_shows_progress_in_the_middle_of_a_throttled_sync() {
         let n = v[0]["itemsSynced"].as_u64().unwrap_or(0);
         if v[0]["status"] == "Syncing" && n > 0 && n < 30 {
             assert!(v[0]["bytesSynced"].as_u64().unwrap() > 0, "{v}");
+            assert_eq!(v[0]["sourceItems"], 30, "the plan's total: {v}");
+            // The batch's ETA comes from the running sync's own progress.
+            let b = mailmig_ok(&state, &["batch", "get", "B", "--json"]).await;
+            let b: Value = serde_json::from_slice(&b.stdout).unwrap();
+            assert!(
+                b[0]["estimatedSecondsRemaining"].as_u64().is_some(),
+                "an ETA mid-sync: {b}"
+            );
             seen_mid_sync = Some(n);
             break;
         }

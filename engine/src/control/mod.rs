@@ -84,6 +84,41 @@ pub fn estimate_seconds(remaining: usize, concurrency: u32, mean_ms: u64) -> u64
     (waves * mean_ms).div_ceil(1000)
 }
 
+/// A batch's time left: the running syncs' own progress (what each has copied of what its
+/// plan found, at its rate so far) plus the users still waiting, in waves of `concurrency`,
+/// each taking the mean of the syncs that ended (or, before any has, of the running ones'
+/// projections). `None` until something has been measured.
+pub fn estimate_remaining(
+    users: &[UserRow],
+    now: DateTime<Utc>,
+    concurrency: u32,
+    mean_ended_ms: Option<u64>,
+    remaining: usize,
+) -> Option<u64> {
+    // (projected whole duration, elapsed) of each running initial sync with progress.
+    let running: Vec<(f64, f64)> = users
+        .iter()
+        .filter(|u| u.status == UserStatus::Syncing && u.items_synced > 0)
+        .filter_map(|u| {
+            let total = u.source_items? as f64;
+            let elapsed = (now - u.sync_started_at?).num_milliseconds().max(1) as f64;
+            Some((
+                elapsed * total.max(u.items_synced as f64) / u.items_synced as f64,
+                elapsed,
+            ))
+        })
+        .collect();
+    if running.is_empty() {
+        return mean_ended_ms.map(|mean| estimate_seconds(remaining, concurrency, mean));
+    }
+    let left_ms = running.iter().map(|(d, e)| d - e).fold(0.0, f64::max);
+    let mean = mean_ended_ms.unwrap_or_else(|| {
+        (running.iter().map(|r| r.0).sum::<f64>() / running.len() as f64) as u64
+    });
+    let waiting = remaining.saturating_sub(running.len());
+    Some((left_ms / 1000.0).ceil() as u64 + estimate_seconds(waiting, concurrency, mean))
+}
+
 /// A batch name as New-MigrationBatch takes it: trimmed, 1 to 64 characters, no control
 /// characters (a name is printed in every table).
 pub fn validate_name(name: &str) -> Result<String, Error> {
@@ -465,10 +500,13 @@ impl Engine {
             } else {
                 bytes as f64 / 1_048_576.0 / secs
             },
-            estimated_seconds_remaining: (!done.is_empty()).then(|| {
-                let mcm = endpoint.map_or(1, |e| e.max_concurrent_migrations);
-                estimate_seconds(remaining, mcm, ms / done.len() as u64)
-            }),
+            estimated_seconds_remaining: estimate_remaining(
+                &users,
+                self.now(),
+                endpoint.map_or(1, |e| e.max_concurrent_migrations),
+                (!done.is_empty()).then(|| ms / done.len() as u64),
+                remaining,
+            ),
         })
     }
 
@@ -879,9 +917,31 @@ fn insert_users(
 
 #[cfg(test)]
 mod tests {
+    use super::{UserRow, UserStatus, Utc};
+
     #[test]
     fn eta_counts_waves_of_concurrent_users() {
         assert_eq!(super::estimate_seconds(0, 20, 5000), 0);
+        let now = Utc::now();
+        let mut u = UserRow::new("a@contoso.edu", "B", 2);
+        u.status = UserStatus::Syncing;
+        u.source_items = Some(100);
+        u.items_synced = 25;
+        u.sync_started_at = Some(now - chrono::Duration::seconds(10));
+        let mut queued = UserRow::new("b@contoso.edu", "B", 3);
+        queued.status = UserStatus::Queued;
+        let users = [u, queued];
+        // 25 of 100 in 10 s: 30 s left; the queued one waits for a lane and takes ~40 s.
+        assert_eq!(super::estimate_remaining(&users, now, 1, None, 2), Some(70));
+        assert_eq!(
+            super::estimate_remaining(&users, now, 2, Some(20_000), 2),
+            Some(50)
+        );
+        assert_eq!(
+            super::estimate_remaining(&users[1..], now, 2, None, 1),
+            None,
+            "nothing measured"
+        );
         assert_eq!(super::estimate_seconds(40, 20, 5000), 10);
         assert_eq!(super::estimate_seconds(41, 20, 5000), 15);
         assert_eq!(
