@@ -3,54 +3,13 @@
 //! it must never be the bottleneck of the engine's numbers.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use fake_imap::FakeImapServer;
-use fake_imap::generate::GeneratorConfig;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use mailmig_benches::{fetch_all, server};
 
 const MESSAGES: usize = 10_000;
 
-async fn fetch_all(addr: std::net::SocketAddr) -> usize {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        b"a LOGIN u pw\r\nb EXAMINE INBOX\r\nc UID FETCH 1:* (UID FLAGS INTERNALDATE BODY.PEEK[])\r\nd LOGOUT\r\n",
-    )
-    .await
-    .unwrap();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0;
-    loop {
-        let n = tcp.read(&mut buf).await.unwrap();
-        if n == 0 {
-            return total;
-        }
-        total += n;
-    }
-}
-
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let generator = GeneratorConfig {
-        min_size: 4096,
-        max_size: 4096,
-        ..GeneratorConfig::default()
-    };
-    let server = rt
-        .block_on(
-            FakeImapServer::new()
-                .user("u", "pw")
-                .generator(generator)
-                .generated("u", "INBOX", MESSAGES)
-                .start(),
-        )
-        .unwrap();
-    let bytes: u64 = server
-        .store()
-        .messages("u", "INBOX")
-        .unwrap()
-        .iter()
-        .map(|m| m.raw.len() as u64)
-        .sum();
+    let (server, bytes) = rt.block_on(server(MESSAGES, 4096));
     let mut group = c.benchmark_group("fake_imap");
     group.sample_size(10);
     group.throughput(Throughput::Elements(MESSAGES as u64));

@@ -118,11 +118,7 @@ async fn one(users: usize) -> Row {
 }
 
 fn csv(users: usize) -> String {
-    let mut csv = String::from("EmailAddress,UserName,Password\n");
-    for i in 0..users {
-        csv.push_str(&format!("u{i}@{DOMAIN},u{i}*mailadmin,P@ssw0rd\n"));
-    }
-    csv
+    mailmig_benches::csv(users, DOMAIN)
 }
 
 struct Timings {
