@@ -48,8 +48,26 @@ pub async fn run(state_dir: &Path, args: RunArgs) -> anyhow::Result<u8> {
             display.say("Interrupted; the next run goes on from here.");
         }
     }
+    if let Some(mib) = peak_memory_mib() {
+        // What a service's memory limit must allow: bounded by the concurrency and the chunk
+        // size, not by the mailboxes' sizes.
+        display.say(&format!("run ended; peak memory {mib} MiB"));
+    }
     display.finish();
     Ok(EXIT_OK)
+}
+
+/// The process's peak resident memory (Linux's VmHWM), in MiB.
+fn peak_memory_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib.div_ceil(1024))
 }
 
 /// The closing line of one user's sync: what it moved, how fast, what it skipped, and the

@@ -233,3 +233,46 @@ impl Lcg {
         (self.0 >> 33) % below
     }
 }
+
+/// `mailmig ARGS` as a server process, with the KEY=VALUE lines it printed until all of
+/// `keys` were seen; killed on drop.
+pub struct Serving {
+    child: Child,
+    values: Vec<(String, String)>,
+}
+
+impl Serving {
+    pub fn start(args: &[&str], keys: &[&str]) -> Self {
+        let mut child = std::process::Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("mailmig starts");
+        let mut values = Vec::new();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        while !keys.iter().all(|k| values.iter().any(|(v, _)| v == k)) {
+            let line = lines.next().expect("a KEY=VALUE line").unwrap();
+            if let Some((k, v)) = line.split_once('=') {
+                values.push((k.to_string(), v.to_string()));
+            }
+        }
+        // The rest is drained: a closed pipe would kill the server at its next line.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, values }
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {key}= in {:?}", self.values))
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
