@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{Served, mailmig, mailmig_ok, text};
 
@@ -37,8 +37,9 @@ fn exchange_args(served: &Served, password_file: &Path) -> Vec<String> {
     args
 }
 
-#[tokio::test]
-async fn test_server_then_endpoint_from_its_connection_settings() {
+/// The example organisation served, and a state with the embedded example tenant: the
+/// server, the folder, the state and the admin's password file.
+async fn organisation_and_tenant() -> (Served, tempfile::TempDir, PathBuf, PathBuf) {
     let served = Served::start(Path::new(&example("fake-exchange.toml")));
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -55,6 +56,12 @@ async fn test_server_then_endpoint_from_its_connection_settings() {
         ],
     )
     .await;
+    (served, dir, state, password_file)
+}
+
+#[tokio::test]
+async fn test_server_then_endpoint_from_its_connection_settings() {
+    let (served, dir, state, password_file) = organisation_and_tenant().await;
 
     let args = exchange_args(&served, &password_file);
     let mut test: Vec<&str> = vec!["test-server"];
@@ -328,22 +335,7 @@ async fn endpoint_new_by_autodiscover_with_the_password_in_a_variable() {
 /// recipients without a mailbox listed as provisioned only.
 #[tokio::test]
 async fn a_cutover_rehearsal_surveys_every_mailbox_of_the_organisation() {
-    let served = Served::start(Path::new(&example("fake-exchange.toml")));
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let password_file = dir.path().join("admin.pw");
-    std::fs::write(&password_file, "P@ssw0rd\n").unwrap();
-    mailmig_ok(
-        &state,
-        &[
-            "target",
-            "set",
-            "--embedded",
-            "--config",
-            &example("fake-target.toml"),
-        ],
-    )
-    .await;
+    let (served, dir, state, password_file) = organisation_and_tenant().await;
     let mut args = vec![
         "endpoint".to_string(),
         "new".into(),
