@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Serving, mailmig_ok, text};
+use common::{Serving, mailmig_ok, plain_endpoint, text};
 
 /// Copies `count` messages of 1 MB in chunks of 8; returns the run's peak memory in MiB.
 async fn peak_for(dir: &Path, count: usize) -> u64 {
@@ -45,32 +45,26 @@ async fn peak_for(dir: &Path, count: usize) -> u64 {
         &["URL", "TOKEN"],
     );
     let state = dir.join(format!("state-{count}"));
-    let port = source.get("IMAP").rsplit(':').next().unwrap().to_string();
+    let port: u16 = source
+        .get("IMAP")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let csv = dir.join("users.csv");
     std::fs::write(&csv, "EmailAddress,UserName,Password\nu@contoso.edu,u,pw\n").unwrap();
-    for args in [
-        vec![
-            "target",
-            "set",
-            "--fake-target",
-            tenant.get("URL"),
-            "--token",
-            tenant.get("TOKEN"),
-        ],
-        vec![
-            "endpoint",
-            "new",
-            "--imap",
-            "--name",
-            "src",
-            "--remote-server",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--security",
-            "none",
-        ],
-        vec![
+    let (url, token) = (tenant.get("URL"), tenant.get("TOKEN"));
+    mailmig_ok(
+        &state,
+        &["target", "set", "--fake-target", url, "--token", token],
+    )
+    .await;
+    plain_endpoint(&state, port, 10).await;
+    let csv = csv.to_str().unwrap();
+    mailmig_ok(
+        &state,
+        &[
             "batch",
             "new",
             "--name",
@@ -78,12 +72,11 @@ async fn peak_for(dir: &Path, count: usize) -> u64 {
             "--source-endpoint",
             "src",
             "--csv",
-            csv.to_str().unwrap(),
+            csv,
             "--autostart",
         ],
-    ] {
-        mailmig_ok(&state, &args).await;
-    }
+    )
+    .await;
     let o = tokio::process::Command::new(common::BIN)
         .arg("--state-dir")
         .arg(&state)

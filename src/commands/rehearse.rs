@@ -189,7 +189,12 @@ async fn measure_copy(
     options: CopyOptions,
     display: Option<Arc<Display>>,
 ) -> anyhow::Result<HashMap<String, CopyMeasure>> {
-    let scratch = tempfile_dir()?;
+    // Private (0700) and removed when dropped, on every path out of here.
+    let scratch_dir = tempfile::Builder::new()
+        .prefix("mailmig-rehearsal-")
+        .tempdir()
+        .context("creating the rehearsal's scratch folder")?;
+    let scratch = scratch_dir.path();
     let ready: Vec<&str> = report
         .users
         .iter()
@@ -277,23 +282,7 @@ async fn measure_copy(
     drop(service);
     drop(engine);
     let out = std::mem::take(&mut *measured.lock().unwrap_or_else(|e| e.into_inner()));
-    let _ = std::fs::remove_dir_all(&scratch);
     Ok(out)
-}
-
-/// A private scratch folder under the system's temporary folder.
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = std::env::temp_dir().join(format!(
-        "mailmig-rehearsal-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-    ));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
 }
 
 fn write_report(dir: &Path, report: &Rehearsal) -> anyhow::Result<()> {

@@ -100,9 +100,16 @@ pub async fn embedded_endpoint(
         ],
     )
     .await;
-    let (port, max) = (server.imap_addr().port().to_string(), max.to_string());
+    plain_endpoint(&state, server.imap_addr().port(), max).await;
+    (state, users_csv)
+}
+
+/// `endpoint new --imap --name src` on 127.0.0.1:`port` in plain text, both concurrency
+/// limits `max`.
+pub async fn plain_endpoint(state: &Path, port: u16, max: u32) {
+    let (port, max) = (port.to_string(), max.to_string());
     mailmig_ok(
-        &state,
+        state,
         &[
             "endpoint",
             "new",
@@ -122,7 +129,6 @@ pub async fn embedded_endpoint(
         ],
     )
     .await;
-    (state, users_csv)
 }
 
 /// Every user's embedded-tenant mailbox equals its source (INBOX -> Inbox, Sent -> Sent Items).

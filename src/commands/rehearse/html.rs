@@ -208,7 +208,7 @@ fn user_row(h: &mut String, u: &UserRehearsal) {
         u.line,
         esc(&u.email_address),
         u.kind
-            .map(|k| format!(" <small>({k:?})</small>"))
+            .map(|k| format!(" <small>({})</small>", k.name()))
             .unwrap_or_default(),
         num(s.map(|s| s.items.to_string())),
         num(s.map(|s| mib(s.bytes))),
