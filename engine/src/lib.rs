@@ -20,6 +20,7 @@ pub mod clock;
 pub mod control;
 pub mod error;
 pub mod exchange;
+pub mod identity;
 pub mod imap;
 pub mod pipeline;
 pub mod provisioning;

@@ -264,6 +264,7 @@ async fn setup(s: &Scenario, base: &Path, seed: Option<u64>) -> Result<World, St
                     ca_file: None,
                     username_format: login,
                     password,
+                    source_key_header: false,
                 });
             (Arc::new(target) as Arc<dyn Target>, Some(server))
         }

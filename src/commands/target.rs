@@ -67,6 +67,11 @@ pub struct SetArgs {
     /// An IMAP server as the target.
     #[arg(long, requires_all = ["remote_server", "port", "security", "username_format"])]
     pub imap: bool,
+    /// IMAP target: write `X-Mailmig-Source-Key: <key>` as each message's first line, for a
+    /// server whose copies cannot be found again by size and headers after a crash. Without
+    /// it (the default) every copy is exact, byte for byte.
+    #[arg(long, requires = "imap")]
+    pub source_key_header: bool,
     /// The IMAP target's host name.
     #[arg(long)]
     pub remote_server: Option<String>,
@@ -442,6 +447,7 @@ async fn set(state_dir: &Path, args: SetArgs) -> anyhow::Result<u8> {
                 ca_file: args.ca_file,
                 username_format: args.username_format.unwrap_or_default(),
                 password,
+                source_key_header: args.source_key_header,
             };
             println!(
                 "Target: the IMAP server {}:{} (login {}).",
@@ -493,6 +499,7 @@ fn get(state_dir: &Path, json: bool) -> anyhow::Result<u8> {
             TargetSetting::Imap(c) => serde_json::json!({
                 "kind": "imap", "remoteServer": c.remote_server, "port": c.port,
                 "security": c.security, "usernameFormat": c.username_format,
+                "sourceKeyHeader": c.source_key_header,
             }),
         };
         println!("{}", serde_json::to_string_pretty(&shown)?);
@@ -503,8 +510,16 @@ fn get(state_dir: &Path, json: bool) -> anyhow::Result<u8> {
             }
             TargetSetting::FakeTarget { url, .. } => println!("Fake tenant over HTTP: {url}"),
             TargetSetting::Imap(c) => println!(
-                "IMAP server {}:{} ({}), login {}",
-                c.remote_server, c.port, c.security, c.username_format
+                "IMAP server {}:{} ({}), login {}; {}",
+                c.remote_server,
+                c.port,
+                c.security,
+                c.username_format,
+                if c.source_key_header {
+                    "each copy starts with an X-Mailmig-Source-Key header"
+                } else {
+                    "exact copies"
+                }
             ),
         }
     }

@@ -9,6 +9,7 @@
 //! babbling server cannot hold a sync; a stop signal interrupts a blocked read; and the trace
 //! log never shows a password, a SASL blob or a message body.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use imap_codec::ResponseCodec;
@@ -483,6 +484,141 @@ impl Client {
             .await
     }
 
+    /// APPENDs sent back to back, up to `window` of them in flight: with LITERAL+ each command
+    /// and its message go without waiting for anything; otherwise each literal still waits for
+    /// its `+`, but never for the earlier commands' completions. How each ended, in order:
+    /// `None` for those the connection broke before (they may or may not have landed), with
+    /// the error in [`Appended::broke`].
+    pub async fn append_pipelined(&mut self, items: &[Append<'_>], window: usize) -> Appended {
+        let mut done: Vec<Option<Result<Done, ClientError>>> = items.iter().map(|_| None).collect();
+        let mut inflight: VecDeque<(String, usize)> = VecDeque::new();
+        let broke = self
+            .append_all(items, window.max(1), &mut done, &mut inflight)
+            .await
+            .err();
+        Appended { done, broke }
+    }
+
+    async fn append_all(
+        &mut self,
+        items: &[Append<'_>],
+        window: usize,
+        done: &mut [Option<Result<Done, ClientError>>],
+        inflight: &mut VecDeque<(String, usize)>,
+    ) -> Result<(), ClientError> {
+        // Small messages are sent in few writes (a TLS record and a syscall each); big ones
+        // go straight from the caller's buffer.
+        const BATCH: usize = 64 * 1024;
+        let mut out: Vec<u8> = Vec::with_capacity(BATCH + 512);
+        let mut deadline = Instant::now() + self.limits.command;
+        'items: for (i, item) in items.iter().enumerate() {
+            while inflight.len() >= window {
+                if !out.is_empty() {
+                    self.write(&out).await?;
+                    out.clear();
+                }
+                self.pipelined_reply(inflight, done, &mut deadline, None)
+                    .await?;
+            }
+            self.next_tag += 1;
+            let tag = format!("m{}", self.next_tag);
+            tracing::trace!(%tag, bytes = item.message.len(), "IMAP command APPEND (pipelined)");
+            let plus = if self.literal_plus { "+" } else { "" };
+            out.extend_from_slice(
+                format!(
+                    "{tag} APPEND {}{{{}{plus}}}\r\n",
+                    item.head,
+                    item.message.len()
+                )
+                .as_bytes(),
+            );
+            if !self.literal_plus {
+                self.write(&out).await?;
+                out.clear();
+                loop {
+                    match self
+                        .pipelined_reply(inflight, done, &mut deadline, Some((&tag, i)))
+                        .await?
+                    {
+                        Pipelined::Continue => break,
+                        // Refused before its literal (a size limit): nothing more to send.
+                        Pipelined::Ended => continue 'items,
+                        Pipelined::Other => {}
+                    }
+                }
+            }
+            if item.message.len() > BATCH {
+                if !out.is_empty() {
+                    self.write(&out).await?;
+                    out.clear();
+                }
+                self.write(item.message).await?;
+            } else {
+                out.extend_from_slice(item.message);
+            }
+            out.extend_from_slice(b"\r\n");
+            inflight.push_back((tag, i));
+            if out.len() >= BATCH {
+                self.write(&out).await?;
+                out.clear();
+            }
+        }
+        if !out.is_empty() {
+            self.write(&out).await?;
+        }
+        while !inflight.is_empty() {
+            self.pipelined_reply(inflight, done, &mut deadline, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One reply while APPENDs are in flight: a completion is put in its place, a `+` is for
+    /// the command `waiting` for it.
+    async fn pipelined_reply(
+        &mut self,
+        inflight: &mut VecDeque<(String, usize)>,
+        done: &mut [Option<Result<Done, ClientError>>],
+        deadline: &mut Instant,
+        waiting: Option<(&str, usize)>,
+    ) -> Result<Pipelined, ClientError> {
+        self.next(deadline, "APPEND").await?;
+        let raw = self.frag.message();
+        if raw.starts_with(b"+") {
+            return Ok(if waiting.is_some() {
+                Pipelined::Continue
+            } else {
+                Pipelined::Other
+            });
+        }
+        if raw.starts_with(b"* ") {
+            let line = first_line(raw);
+            if line
+                .get(2..5)
+                .is_some_and(|w| w.eq_ignore_ascii_case("BYE"))
+            {
+                let text = line.get(5..).unwrap_or("").trim().to_string();
+                return Err(self.broken(ClientError::Bye(text)));
+            }
+            return Ok(Pipelined::Other);
+        }
+        let line = first_line(raw);
+        let (tag, rest) = line.split_once(' ').unwrap_or((&line, ""));
+        let ended = tagged_reply("APPEND", rest);
+        *deadline = Instant::now() + self.limits.command;
+        if let Some((own, i)) = waiting
+            && own == tag
+        {
+            done[i] = Some(ended);
+            return Ok(Pipelined::Ended);
+        }
+        if let Some(at) = inflight.iter().position(|(t, _)| t == tag) {
+            let (_, i) = inflight.remove(at).expect("found");
+            done[i] = Some(ended);
+        }
+        Ok(Pipelined::Other)
+    }
+
     /// Waits for the `+` that lets a literal go. `Some` when the server ended the command
     /// instead (a size limit, an unknown mechanism): how it ended; the connection stays usable.
     async fn continuation(
@@ -572,6 +708,27 @@ impl Client {
             }
         }
     }
+}
+
+/// One message for [`Client::append_pipelined`]: the command's text between `APPEND ` and
+/// the literal ([`super::commands::append_head`]), and the message as it is to be stored.
+pub struct Append<'a> {
+    pub head: String,
+    pub message: &'a [u8],
+}
+
+/// How pipelined APPENDs ended (see [`Client::append_pipelined`]).
+pub struct Appended {
+    pub done: Vec<Option<Result<Done, ClientError>>>,
+    pub broke: Option<ClientError>,
+}
+
+enum Pipelined {
+    /// The `+` the waiting command's literal needed.
+    Continue,
+    /// The waiting command ended before its literal went.
+    Ended,
+    Other,
 }
 
 /// A tagged reply's status and text (`NO [THROTTLED] slow down` -> No).

@@ -46,6 +46,8 @@ pub struct Listed {
     pub wire: String,
     pub delimiter: Option<char>,
     pub selectable: bool,
+    /// The SPECIAL-USE attributes (RFC 6154) it was listed with, lowercase: `\\sent`, ...
+    pub special_use: Vec<String>,
 }
 
 /// What a LIST brought: the entries, the replies that could not be read, the tagged status.
@@ -106,13 +108,32 @@ fn flag_text(f: &FlagFetch<'_>) -> Option<String> {
     }
 }
 
+/// The SPECIAL-USE attributes of RFC 6154, as [`Listed::special_use`] holds them.
+pub const SPECIAL_USE: [&str; 7] = [
+    "\\all",
+    "\\archive",
+    "\\drafts",
+    "\\flagged",
+    "\\junk",
+    "\\sent",
+    "\\trash",
+];
+
 /// `LIST "" <pattern>`; `pattern` goes as given (already in modified UTF-7).
 pub async fn list(c: &mut Client, pattern: &str) -> Result<ListReply, ClientError> {
+    list_with(c, &format!("LIST \"\" {}", quoted(pattern))).await
+}
+
+/// `LIST "" "*" RETURN (SPECIAL-USE)` (RFC 6154): every folder, with its special use.
+pub async fn list_special_use(c: &mut Client) -> Result<ListReply, ClientError> {
+    list_with(c, "LIST \"\" \"*\" RETURN (SPECIAL-USE)").await
+}
+
+async fn list_with(c: &mut Client, command: &str) -> Result<ListReply, ClientError> {
     let mut listed = Vec::new();
     let mut unreadable = Vec::new();
-    let command = format!("LIST \"\" {}", quoted(pattern));
     let done = c
-        .run(&[Part::Text(&command)], |r| match r {
+        .run(&[Part::Text(command)], |r| match r {
             Untagged::Decoded(Response::Data(Data::List {
                 items,
                 delimiter,
@@ -121,6 +142,11 @@ pub async fn list(c: &mut Client, pattern: &str) -> Result<ListReply, ClientErro
                 wire: mailbox_name(mailbox),
                 delimiter: delimiter.as_ref().map(|d| d.inner()),
                 selectable: !items.contains(&FlagNameAttribute::Noselect),
+                special_use: items
+                    .iter()
+                    .map(|a| a.to_string().to_ascii_lowercase())
+                    .filter(|a| SPECIAL_USE.contains(&a.as_str()))
+                    .collect(),
             }),
             Untagged::Raw(raw) if raw.starts_with(b"* LIST") => unreadable.push(first_line(raw)),
             _ => {}
@@ -293,6 +319,52 @@ pub async fn append(
     .await
 }
 
+/// `UID SEARCH <criteria>` in the selected mailbox: the UIDs found.
+pub async fn uid_search(c: &mut Client, criteria: &str) -> Result<(Vec<u32>, Done), ClientError> {
+    let mut uids = Vec::new();
+    let command = format!("UID SEARCH {criteria}");
+    let done = c
+        .run(&[Part::Text(&command)], |r| {
+            if let Untagged::Decoded(Response::Data(Data::Search(found, ..))) = r {
+                uids.extend(found.iter().map(|u| u.get()));
+            }
+        })
+        .await?;
+    Ok((uids, done))
+}
+
+/// The text of an APPEND between the command's name and its literal: the mailbox, the flags
+/// (`(\Seen $Work)` or empty) and the internal date, each followed by a space; `None` for a
+/// mailbox name that has to go as a literal itself (not in one pipelined line).
+pub fn append_head(name: &str, flags: &str, date: Option<&str>) -> Option<String> {
+    let Astring::Quoted(mut head) = astring(name) else {
+        return None;
+    };
+    head.push(' ');
+    if !flags.is_empty() {
+        head.push_str(flags);
+        head.push(' ');
+    }
+    if let Some(d) = date {
+        head.push_str(d);
+        head.push(' ');
+    }
+    Some(head)
+}
+
+/// UIDPLUS's `[APPENDUID <uidvalidity> <uid>]` in an APPEND's OK (RFC 4315).
+pub fn appenduid(text: &str) -> Option<(u32, u32)> {
+    let rest = text.trim_start().strip_prefix('[')?;
+    let (code, _) = rest.split_once(']')?;
+    let mut words = code.split_ascii_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("APPENDUID") {
+        return None;
+    }
+    let validity = words.next()?.parse().ok()?;
+    let uid = words.next()?.parse().ok()?;
+    Some((validity, uid))
+}
+
 /// `UID STORE <uid> FLAGS.SILENT (<flags>)`.
 pub async fn uid_store_flags(c: &mut Client, uid: u32, flags: &str) -> Result<Done, ClientError> {
     let command = format!("UID STORE {uid} FLAGS.SILENT ({flags})");
@@ -320,6 +392,26 @@ pub async fn logout(c: &mut Client) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appenduid_is_read_from_an_append_s_ok() {
+        assert_eq!(
+            appenduid("[APPENDUID 1700000000 42] Append completed."),
+            Some((1_700_000_000, 42))
+        );
+        assert_eq!(appenduid("Append completed."), None);
+        assert_eq!(appenduid("[APPENDUID 1 1:3] MULTIAPPEND"), None);
+    }
+
+    #[test]
+    fn an_append_head_quotes_the_mailbox_and_keeps_flags_and_date() {
+        assert_eq!(
+            append_head("Sent", "(\\Seen)", Some("\"01-Jan-2026 00:00:00 +0000\"")).unwrap(),
+            "\"Sent\" (\\Seen) \"01-Jan-2026 00:00:00 +0000\" "
+        );
+        assert_eq!(append_head("INBOX", "", None).unwrap(), "\"INBOX\" ");
+        assert_eq!(append_head("a\r\nb", "", None), None);
+    }
 
     #[test]
     fn names_are_quoted_or_sent_as_literals() {

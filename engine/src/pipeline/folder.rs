@@ -2,14 +2,16 @@
 //! (too large ones skipped before downloading), fetched in chunks bounded in count and bytes,
 //! imported, and recorded once the target acknowledged them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use super::import::{Imported, import};
+use bytes::Bytes;
+
+use super::import::{Imported, settle};
 use super::{Attempts, CHUNK_BYTES, Copier, SyncError, fingerprint, source_key};
 use crate::control::state::checkpoint::{CopiedRecord, FolderKey, Intent};
 use crate::source::{FetchOutcome, FolderListing, ItemMeta, MailSource, SourceFolder, SourceItem};
 use crate::sync::{SkipReason, SkippedItem, SyncJob, SyncProgress, SyncReport};
-use crate::target::{ImportRequest, ItemFlags, TargetError};
+use crate::target::{ImportOutcome, ImportRequest, ItemFlags, Probe, TargetError, TargetItem};
 
 /// A folder to copy: where it lands and what its listing showed (after the item cap).
 pub(super) struct FolderWork {
@@ -25,9 +27,9 @@ struct FolderCopy<'a> {
     folder: &'a SourceFolder,
     target: &'a str,
     uid_validity: u32,
-    /// Fingerprint -> source keys the target holds from before a UIDVALIDITY change, not yet
-    /// taken over by a message of the current numbering.
-    renumbered: HashMap<String, Vec<String>>,
+    /// Fingerprint -> source keys (and target ids) the target holds from before a UIDVALIDITY
+    /// change, not yet taken over by a message of the current numbering.
+    renumbered: HashMap<String, Vec<(String, Option<String>)>>,
 }
 
 /// What a folder's copy leaves for the closing reconciliation: the checkpoint's records of the
@@ -99,40 +101,52 @@ pub(super) async fn copy(
         if *job.stop.borrow() {
             return Err(SyncError::Stopped);
         }
-        let chunk = next_chunk(&mut pending, chunk_size);
-        let uids: Vec<u32> = chunk.iter().map(|m| m.uid).collect();
-        let mut outcomes: HashMap<u32, FetchOutcome> = source
-            .fetch(&uids)
-            .await?
-            .into_iter()
-            .map(|o| (outcome_uid(&o), o))
-            .collect();
-        if outcomes
-            .values()
-            .any(|o| matches!(o, FetchOutcome::Retry(_) | FetchOutcome::Damaged(..)))
-        {
-            chunk_size = 1;
-        }
-        c.record_intents(&outcomes)?;
-        let mut done = Vec::new();
-        for meta in chunk {
-            let outcome = outcomes.remove(&meta.uid);
-            if let Some(record) = c
-                .take(meta, outcome, &mut pending, report, attempts)
-                .await?
-            {
-                done.push(record);
-            }
-        }
-        // Acknowledged by the target: now, and only now, recorded (and the chunk's intents
-        // cleared in the same transaction).
-        c.record_chunk(&done, &uids)?;
-        job.tell(SyncProgress::Copied {
-            items: done.len() as u64,
-            bytes: done.iter().map(|r| r.size).sum(),
-        });
+        c.chunk(source, &mut pending, &mut chunk_size, report, attempts)
+            .await?;
     }
     Ok(None)
+}
+
+/// What a prepared message becomes once the target acknowledged it.
+struct About {
+    uid: u32,
+    flags: String,
+    probe: Probe,
+}
+
+impl About {
+    fn record(self, source_key: String, target_id: Option<String>) -> CopiedRecord {
+        CopiedRecord {
+            uid: self.uid,
+            flags: self.flags,
+            fingerprint: self.probe.fingerprint,
+            source_key,
+            size: self.probe.size,
+            target_id,
+        }
+    }
+}
+
+/// A chunk's messages ready for the target, in order.
+#[derive(Default)]
+struct Ready {
+    requests: Vec<(ImportRequest, Bytes)>,
+    about: Vec<About>,
+}
+
+impl Ready {
+    fn push(&mut self, request: ImportRequest, raw: Bytes, about: About) {
+        self.requests.push((request, raw));
+        self.about.push(about);
+    }
+}
+
+/// What [`FolderCopy::take`] made of one message of a chunk.
+enum Taken {
+    Ready(ImportRequest, Bytes, About),
+    /// In the target already (from before a renumbering): recorded as it is.
+    Done(CopiedRecord),
+    Nothing,
 }
 
 /// Why a message is too large to copy (`None`: it fits), decided on the listed size before
@@ -143,17 +157,17 @@ pub(super) fn large_item(m: &ItemMeta, max: u64) -> Option<String> {
 
 /// Fingerprint -> the old keys not yet taken over by a record of the current numbering.
 fn renumbered(
-    other_validity: Vec<(String, String)>,
+    other_validity: Vec<(String, String, Option<String>)>,
     copied: &HashMap<u32, CopiedRecord>,
-) -> HashMap<String, Vec<String>> {
-    let mut old: HashMap<String, Vec<String>> = HashMap::new();
-    for (fp, key) in other_validity {
-        old.entry(fp).or_default().push(key);
+) -> HashMap<String, Vec<(String, Option<String>)>> {
+    let mut old: HashMap<String, Vec<(String, Option<String>)>> = HashMap::new();
+    for (fp, key, id) in other_validity {
+        old.entry(fp).or_default().push((key, id));
     }
     for r in copied.values() {
         // A row of this UIDVALIDITY that took over an old key has consumed it.
         if let Some(keys) = old.get_mut(&r.fingerprint) {
-            keys.retain(|k| *k != r.source_key);
+            keys.retain(|(k, _)| *k != r.source_key);
         }
     }
     old
@@ -199,17 +213,74 @@ impl FolderCopy<'_> {
         SkippedItem::message(&self.folder.relative, uid, reason, detail)
     }
 
+    /// One chunk: fetched, its intents written ahead, imported, and recorded as far as the
+    /// target acknowledged it.
+    async fn chunk(
+        &mut self,
+        source: &mut dyn MailSource,
+        pending: &mut Vec<ItemMeta>,
+        chunk_size: &mut usize,
+        report: &mut SyncReport,
+        attempts: &mut Attempts,
+    ) -> Result<(), SyncError> {
+        let chunk = next_chunk(pending, *chunk_size);
+        let uids: Vec<u32> = chunk.iter().map(|m| m.uid).collect();
+        let mut outcomes: HashMap<u32, FetchOutcome> = source
+            .fetch(&uids)
+            .await?
+            .into_iter()
+            .map(|o| (outcome_uid(&o), o))
+            .collect();
+        if outcomes
+            .values()
+            .any(|o| matches!(o, FetchOutcome::Retry(_) | FetchOutcome::Damaged(..)))
+        {
+            *chunk_size = 1;
+        }
+        self.record_intents(&outcomes)?;
+        let mut done = Vec::new();
+        let mut ready = Ready::default();
+        for meta in chunk {
+            let outcome = outcomes.remove(&meta.uid);
+            match self.take(meta, outcome, pending, report, attempts).await? {
+                Taken::Ready(request, raw, about) => ready.push(request, raw, about),
+                Taken::Done(record) => done.push(record),
+                Taken::Nothing => {}
+            }
+        }
+        let failed = self.import_ready(ready, &mut done, report).await;
+        // Acknowledged by the target: now, and only now, recorded (and their intents cleared
+        // in the same transaction). After a failure the others' intents stay: the next
+        // attempt finds out whether their writes landed.
+        let settled: Vec<u32> = match &failed {
+            None => uids,
+            Some(_) => done.iter().map(|r| r.uid).collect(),
+        };
+        self.record_chunk(&done, &settled)?;
+        self.job.tell(SyncProgress::Copied {
+            items: done.len() as u64,
+            bytes: done.iter().map(|r| r.size).sum(),
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Intents left by a run that ended between a chunk's imports and its records. Under the
-    /// current UIDVALIDITY a new import of the same key is idempotent, so they are dropped;
-    /// under an earlier one the message would come back under a new key, so those the target
-    /// holds are recorded as copied under their old numbering, where the renumbering match by
-    /// fingerprint finds them. A target that cannot list its keys leaves them unknown.
+    /// current UIDVALIDITY: a target whose import knows its keys needs nothing (a new import
+    /// of the same key is idempotent); one that does not (an IMAP target without the key
+    /// header) is asked for copies matching each intent, and those it holds are recorded as
+    /// copied (each copy taken once: not one another record already names). Under an earlier
+    /// UIDVALIDITY the message would come back under a new key, so those the target holds
+    /// are recorded under their old numbering, where the renumbering match by fingerprint
+    /// finds them. A target that cannot list its keys leaves them unknown.
     async fn resolve_intents(&self, stale: Vec<Intent>) -> Result<(), SyncError> {
         let db = &self.copier.engine.db;
-        let earlier: Vec<&Intent> = stale
+        let (current, earlier): (Vec<&Intent>, Vec<&Intent>) = stale
             .iter()
-            .filter(|i| i.uid_validity != self.uid_validity)
-            .collect();
+            .partition(|i| i.uid_validity == self.uid_validity);
+        let landed = self.landed(&current).await?;
         let held = if earlier.is_empty() {
             None
         } else {
@@ -228,8 +299,74 @@ impl FolderCopy<'_> {
                     tx.record_copied(key, &i.target_folder, std::slice::from_ref(&i.record))?;
                 }
             }
+            for (i, id) in &landed {
+                let record = CopiedRecord {
+                    target_id: Some(id.clone()),
+                    ..i.record.clone()
+                };
+                tx.record_copied(self.key(), &i.target_folder, std::slice::from_ref(&record))?;
+                tx.add_user_progress(self.email(), 1, i.record.size)?;
+            }
             tx.clear_intents(self.email(), &self.folder.name, None)
         })?)
+    }
+
+    /// Which intents of the current numbering the target holds a copy of, and which copy.
+    async fn landed<'i>(
+        &self,
+        intents: &[&'i Intent],
+    ) -> Result<Vec<(&'i Intent, String)>, SyncError> {
+        let mut landed = Vec::new();
+        let mut folders: Vec<&str> = intents.iter().map(|i| i.target_folder.as_str()).collect();
+        folders.sort_unstable();
+        folders.dedup();
+        for folder in folders {
+            let group: Vec<&Intent> = intents
+                .iter()
+                .copied()
+                .filter(|i| i.target_folder == folder)
+                .collect();
+            let probes: Vec<Probe> = group
+                .iter()
+                .map(|i| Probe {
+                    size: i.record.size,
+                    fingerprint: i.record.fingerprint.clone(),
+                })
+                .collect();
+            let Some(found) = self
+                .copier
+                .target
+                .find_copies(self.email(), folder, &probes)
+                .await?
+            else {
+                continue;
+            };
+            let recorded = self.copier.engine.db.read(|tx| tx.copied(self.key()))?;
+            let mut taken: HashSet<String> = recorded
+                .values()
+                .filter_map(|r| r.target_id.clone())
+                .collect();
+            // Records without an id (a target without UIDPLUS) own the oldest matching copies.
+            let mut unnamed: HashMap<&str, usize> = HashMap::new();
+            for r in recorded.values().filter(|r| r.target_id.is_none()) {
+                *unnamed.entry(r.fingerprint.as_str()).or_default() += 1;
+            }
+            for (i, candidates) in group.into_iter().zip(found) {
+                let skip = unnamed
+                    .get(i.record.fingerprint.as_str())
+                    .copied()
+                    .unwrap_or(0);
+                if let Some(id) = candidates
+                    .into_iter()
+                    .skip(skip)
+                    .find(|id| !taken.contains(id))
+                {
+                    taken.insert(id.clone());
+                    landed.push((i, id));
+                }
+            }
+        }
+        Ok(landed)
     }
 
     /// Write-ahead, before a chunk's imports: what each fetched message will be imported as.
@@ -248,6 +385,7 @@ impl FolderCopy<'_> {
                         item.uid,
                     ),
                     size: item.raw.len() as u64,
+                    target_id: None,
                 }),
                 _ => None,
             })
@@ -315,12 +453,20 @@ impl FolderCopy<'_> {
             if r.flags == now {
                 continue;
             }
+            let item = TargetItem {
+                source_key: r.source_key.clone(),
+                target_id: r.target_id.clone(),
+                probe: Probe {
+                    size: r.size,
+                    fingerprint: r.fingerprint.clone(),
+                },
+            };
             self.copier
                 .target
-                .update_flags(
+                .update_flags_of(
                     self.email(),
                     self.target,
-                    &r.source_key,
+                    &item,
                     &ItemFlags::from_imap(&m.flags),
                 )
                 .await?;
@@ -330,6 +476,7 @@ impl FolderCopy<'_> {
                 fingerprint: String::new(), // only the flags of an existing row change
                 source_key: r.source_key.clone(),
                 size: m.size,
+                target_id: None,
             });
         }
         self.record(&updated)
@@ -389,8 +536,8 @@ impl FolderCopy<'_> {
         }
     }
 
-    /// One message of a chunk: imported and returned for the record, retried later, or
-    /// reported as skipped.
+    /// One message of a chunk: ready for the target, recorded as there already, retried
+    /// later, or reported as skipped.
     async fn take(
         &mut self,
         meta: ItemMeta,
@@ -398,12 +545,12 @@ impl FolderCopy<'_> {
         pending: &mut Vec<ItemMeta>,
         report: &mut SyncReport,
         attempts: &mut Attempts,
-    ) -> Result<Option<CopiedRecord>, SyncError> {
+    ) -> Result<Taken, SyncError> {
         let item = match outcome {
             Some(FetchOutcome::Item(item)) => item,
             Some(FetchOutcome::Retry(_)) => {
                 pending.push(meta);
-                return Ok(None);
+                return Ok(Taken::Nothing);
             }
             Some(FetchOutcome::Vanished(uid)) => {
                 report.skipped.push(self.skip(
@@ -411,7 +558,7 @@ impl FolderCopy<'_> {
                     SkipReason::Vanished,
                     "expunged at the source during the sync",
                 ));
-                return Ok(None);
+                return Ok(Taken::Nothing);
             }
             // Refused, unreadable, or not answered at all: retried, then skipped as a bad item.
             other => {
@@ -433,51 +580,87 @@ impl FolderCopy<'_> {
                         .skipped
                         .push(self.skip(meta.uid, SkipReason::BadItem, detail));
                 }
-                return Ok(None);
+                return Ok(Taken::Nothing);
             }
         };
-        self.import_item(&meta, item, report).await
+        self.prepare(&meta, item).await
     }
 
-    async fn import_item(
-        &mut self,
-        meta: &ItemMeta,
-        item: SourceItem,
-        report: &mut SyncReport,
-    ) -> Result<Option<CopiedRecord>, SyncError> {
-        let fp = fingerprint(&item.raw);
+    /// A fetched message: its import request, or its record when the target holds it from
+    /// before a UIDVALIDITY change (not copied again; its flags follow).
+    async fn prepare(&mut self, meta: &ItemMeta, item: SourceItem) -> Result<Taken, SyncError> {
         let flags = ItemFlags::from_imap(&item.flags);
-        let record = |source_key: String| CopiedRecord {
+        let about = About {
             uid: meta.uid,
             flags: item.flags.join(" "),
-            fingerprint: fp.clone(),
-            source_key,
-            size: item.raw.len() as u64,
+            probe: Probe {
+                size: item.raw.len() as u64,
+                fingerprint: fingerprint(&item.raw),
+            },
         };
-        if let Some(old_key) = self.renumbered.get_mut(&fp).and_then(|keys| keys.pop()) {
-            // In the target already, from before a UIDVALIDITY change: not copied again; its
-            // flags follow under the key the target knows.
+        if let Some((old_key, old_id)) = self
+            .renumbered
+            .get_mut(&about.probe.fingerprint)
+            .and_then(|keys| keys.pop())
+        {
+            let old = TargetItem {
+                source_key: old_key.clone(),
+                target_id: old_id.clone(),
+                probe: about.probe.clone(),
+            };
             self.copier
                 .target
-                .update_flags(self.email(), self.target, &old_key, &flags)
+                .update_flags_of(self.email(), self.target, &old, &flags)
                 .await?;
-            return Ok(Some(record(old_key)));
+            return Ok(Taken::Done(about.record(old_key, old_id)));
         }
-        let key = source_key(self.email(), &self.folder.name, self.uid_validity, meta.uid);
         let request = ImportRequest {
             kind: self.folder.content.item_kind(),
             folder: self.target.to_string(),
-            source_key: key.clone(),
+            source_key: source_key(self.email(), &self.folder.name, self.uid_validity, meta.uid),
             received_time: item.date.or(meta.date),
             flags,
         };
-        match import(self.copier, self.job, &request, item.raw.clone()).await? {
-            Imported::Yes => Ok(Some(record(key))),
-            Imported::Skipped(reason, detail) => {
-                report.skipped.push(self.skip(meta.uid, reason, detail));
-                Ok(None)
+        Ok(Taken::Ready(request, item.raw, about))
+    }
+
+    /// A chunk's ready messages to the target in one go (pipelined where it can), then each
+    /// settled: acknowledged ones go to `done`, refused ones to the report. The first failure
+    /// that ends the attempt is returned; what was acknowledged besides is still recorded.
+    async fn import_ready(
+        &self,
+        ready: Ready,
+        done: &mut Vec<CopiedRecord>,
+        report: &mut SyncReport,
+    ) -> Option<SyncError> {
+        if ready.requests.is_empty() {
+            return None;
+        }
+        let first = self
+            .copier
+            .target
+            .import_many(self.email(), &ready.requests)
+            .await;
+        let mut failed = None;
+        for (((request, raw), about), outcome) in
+            ready.requests.into_iter().zip(ready.about).zip(first)
+        {
+            if failed.is_some() {
+                if let Ok(ImportOutcome::Created(id) | ImportOutcome::AlreadyPresent(id)) = outcome
+                {
+                    done.push(about.record(request.source_key, Some(id)));
+                }
+                continue;
+            }
+            match settle(self.copier, self.job, &request, &raw, &about.probe, outcome).await {
+                Ok(Imported::Yes(id)) => done.push(about.record(request.source_key, id)),
+                Ok(Imported::Skipped(reason, detail)) => {
+                    report.skipped.push(self.skip(about.uid, reason, detail));
+                }
+                Err(e) => failed = Some(e),
             }
         }
+        failed
     }
 }
 

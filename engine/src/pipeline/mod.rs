@@ -16,7 +16,6 @@
 mod attempt;
 mod cap;
 mod folder;
-mod identity;
 mod import;
 pub mod plan;
 mod reconcile;
@@ -28,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-pub use self::identity::{fingerprint, source_key};
 use crate::control::Engine;
+pub use crate::identity::{fingerprint, fingerprint_of, source_key};
 use crate::source::SourceError;
 use crate::sync::{Side, SyncJob, SyncOutcome, SyncProgress, SyncReport, UserSync};
 use crate::target::{Target, TargetError};

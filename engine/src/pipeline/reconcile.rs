@@ -65,9 +65,13 @@ pub(super) async fn missing(
             if skipped.contains(&(l.relative.as_str(), format!("UID {uid}").as_str())) {
                 continue;
             }
-            let present = copied
-                .get(uid)
-                .is_some_and(|r| target_keys.contains(&r.source_key));
+            // Held under its source key, or (a target without keys) under its own id.
+            let present = copied.get(uid).is_some_and(|r| {
+                target_keys.contains(&r.source_key)
+                    || r.target_id
+                        .as_ref()
+                        .is_some_and(|id| target_keys.contains(id))
+            });
             if !present {
                 missing += 1;
                 tracing::warn!(%email, folder = %l.relative, uid, "in source, not in target");

@@ -1,11 +1,23 @@
 //! Any IMAP server as the migration target (IMAP to IMAP, e.g. Dovecot to Dovecot).
 //!
-//! APPEND keeps flags and the internal date. Idempotence survives a crash through a header the
-//! copy adds, `X-Mailmig-Source-Key: <source key>`: before the first APPEND into a folder, one
-//! `UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (X-Mailmig-Source-Key)])` tells which source keys
-//! the folder already holds (one round trip a folder, not one a message).
+//! APPEND keeps flags and the internal date, and by default no byte of the message changes.
+//! APPENDs are pipelined (LITERAL+ when offered: nothing waited for; else only each literal's
+//! `+`), one session per target mailbox, logged out when its sync ends. UIDPLUS's APPENDUID
+//! names each copy (`UIDVALIDITY:UID:folder`), which the checkpoint keeps for flag updates and
+//! the closing reconciliation.
+//!
+//! Idempotence across a crash: the engine records a write-ahead intent (size, fingerprint)
+//! before each chunk's APPENDs; intents a run left behind are resolved here by
+//! [`Target::find_copies`] (`UID SEARCH LARGER/SMALLER` on the size, then the candidates'
+//! headers fingerprinted), as dsync matches by header hashes. For a target where that cannot
+//! work, `source_key_header` writes `X-Mailmig-Source-Key: <source key>` as each message's
+//! first line instead, and the folder's keys are read once before the first APPEND into it.
+//!
+//! Exchange's well-known folders (Sent Items, Deleted Items, Drafts, Junk Email, Archive) land
+//! in the target's own: the folder with that SPECIAL-USE attribute, else one the target
+//! already has under a usual name (`Sent`, `Trash`, `INBOX.Sent`, ...).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,13 +26,20 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::{FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, Rejection, Target, TargetError};
-use crate::imap::commands;
+use super::{
+    FlagUpdate, ImportOutcome, ImportRequest, ItemFlags, Probe, Rejection, Target, TargetError,
+    TargetItem,
+};
+use crate::imap::client::Append;
+use crate::imap::commands::{self, Listed};
 use crate::imap::{
     Client, ClientError, Done, ImapSettings, LoginError, Security, backoff_hint, connect, login,
 };
 
 pub const KEY_HEADER: &str = "X-Mailmig-Source-Key";
+
+/// APPENDs in flight at once on one session.
+const APPEND_WINDOW: usize = 128;
 
 /// Where and how to log in at the target.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +56,15 @@ pub struct ImapTargetConfig {
     /// Kept in the private state database only; never printed.
     #[serde(default)]
     pub password: String,
+    /// Writes `X-Mailmig-Source-Key: <key>` as each message's first line, for a target whose
+    /// copies cannot be found by size and headers. Off: copies are exact. A target set before
+    /// exact copies existed has its copies keyed, so it keeps the header.
+    #[serde(default = "keyed_before_exact_copies")]
+    pub source_key_header: bool,
+}
+
+fn keyed_before_exact_copies() -> bool {
+    true
 }
 
 impl ImapTargetConfig {
@@ -58,9 +86,14 @@ impl ImapTargetConfig {
 struct Mailbox {
     client: Client,
     delimiter: char,
-    selected: Option<String>,
-    /// Target folder (wire name) -> source key -> UID.
+    /// The selected folder (wire name) and its UIDVALIDITY.
+    selected: Option<(String, Option<u32>)>,
+    /// With the key header: target folder (wire name) -> source key -> UID.
     keys: HashMap<String, HashMap<String, u32>>,
+    /// Exchange's well-known folder (lowercase) -> the target's folder for it (wire name).
+    special: HashMap<String, String>,
+    /// The connection broke in a way the call's result does not show (pipelined APPENDs).
+    broken: bool,
 }
 
 pub struct ImapTarget {
@@ -82,6 +115,62 @@ fn refused(what: &str, done: Done) -> Result<(), TargetError> {
         Done::Ok(_) => Ok(()),
         Done::No(text) => Err(TargetError::Transient(format!("{what}: {text}"))),
     }
+}
+
+/// Exchange's well-known folders, the SPECIAL-USE attribute of each, and the names a target
+/// without SPECIAL-USE usually gives it.
+const WELL_KNOWN: [(&str, &str, &[&str]); 5] = [
+    (
+        "sent items",
+        "\\sent",
+        &["Sent", "Sent Items", "Sent Messages"],
+    ),
+    (
+        "deleted items",
+        "\\trash",
+        &["Trash", "Deleted Items", "Deleted Messages"],
+    ),
+    ("drafts", "\\drafts", &["Drafts"]),
+    ("junk email", "\\junk", &["Junk", "Junk Email", "Spam"]),
+    ("archive", "\\archive", &["Archive"]),
+];
+
+/// Which of the target's folders stand for Exchange's well-known ones.
+fn special_folders(listed: &[Listed], delimiter: char) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for (exchange, attribute, names) in WELL_KNOWN {
+        let by_use = listed
+            .iter()
+            .find(|l| l.selectable && l.special_use.iter().any(|a| a == attribute));
+        let by_name = || {
+            names.iter().find_map(|name| {
+                let nested = format!("INBOX{delimiter}{name}");
+                listed.iter().find(|l| {
+                    l.selectable
+                        && (l.wire.eq_ignore_ascii_case(name)
+                            || l.wire.eq_ignore_ascii_case(&nested))
+                })
+            })
+        };
+        if let Some(l) = by_use.or_else(by_name) {
+            out.insert(exchange.to_string(), l.wire.clone());
+        }
+    }
+    out
+}
+
+/// A copy's id: `UIDVALIDITY:UID:folder`.
+fn target_id(validity: u32, uid: u32, wire: &str) -> String {
+    format!("{validity}:{uid}:{wire}")
+}
+
+fn parse_target_id(id: &str) -> Option<(u32, u32, &str)> {
+    let mut parts = id.splitn(3, ':');
+    Some((
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?,
+    ))
 }
 
 impl ImapTarget {
@@ -108,6 +197,9 @@ impl ImapTarget {
             Err(LoginError::Throttled { text, .. }) => return Err(io(text)),
             Err(LoginError::Connection(e)) => return Err(io(e)),
         }
+        // After the login: LITERAL+ (the client notes it from the reply) and SPECIAL-USE.
+        let (caps, _) = commands::capability(&mut client).await.map_err(io)?;
+        let has = |c: &str| caps.iter().any(|x| x.eq_ignore_ascii_case(c));
         // `LIST "" ""` names the hierarchy delimiter (RFC 3501 6.3.8). Read checked: a reply
         // lost or refused here would make every nested folder's name wrong.
         let reply = commands::list(&mut client, "").await.map_err(io)?;
@@ -117,22 +209,42 @@ impl ImapTarget {
             .first()
             .and_then(|l| l.delimiter)
             .unwrap_or('/');
+        let all = if has("SPECIAL-USE") {
+            commands::list_special_use(&mut client).await
+        } else {
+            commands::list(&mut client, "*").await
+        }
+        .map_err(io)?;
+        refused("LIST \"\" \"*\"", all.done)?;
         Ok(Mailbox {
             client,
             delimiter,
             selected: None,
             keys: HashMap::new(),
+            special: special_folders(&all.listed, delimiter),
+            broken: false,
         })
     }
 
-    /// The target's name for a `/`-separated path (Inbox is INBOX on IMAP).
-    fn wire_name(path: &str, delimiter: char) -> String {
-        let parts: Vec<&str> = path.split('/').collect();
-        let mut out: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
-        if out[0].eq_ignore_ascii_case("Inbox") {
-            out[0] = "INBOX".into();
+    /// The target's name for a `/`-separated path: Inbox is INBOX, a well-known folder is the
+    /// target's own, the rest in modified UTF-7 with the target's delimiter.
+    fn wire_name(path: &str, delimiter: char, special: &HashMap<String, String>) -> String {
+        let mut parts = path.split('/');
+        let first = parts.next().unwrap_or("");
+        let rest: Vec<&str> = parts.collect();
+        let head = if first.eq_ignore_ascii_case("Inbox") {
+            "INBOX".to_string()
+        } else if let Some(own) = special.get(&first.to_ascii_lowercase()) {
+            own.clone()
+        } else {
+            mutf7::encode(first)
+        };
+        if rest.is_empty() {
+            head
+        } else {
+            let d = delimiter.to_string();
+            format!("{head}{d}{}", mutf7::encode(&rest.join(&d)))
         }
-        mutf7::encode(&out.join(&delimiter.to_string()))
     }
 
     async fn with_mailbox<T>(
@@ -153,23 +265,122 @@ impl ImapTarget {
         }
         let m = session.as_mut().expect("opened");
         let result = f(m).await;
-        if let Err(e) = &result
-            && e.is_transient()
-        {
+        let transient = result.as_ref().err().is_some_and(TargetError::is_transient);
+        if transient || m.broken {
             // A broken connection is dropped; the next call opens a new one.
             *session = None;
         }
         result
     }
+
+    /// Pipelined APPENDs of a batch (after the keys the target holds, with the header).
+    async fn append_many(
+        &self,
+        m: &mut Mailbox,
+        requests: &[(ImportRequest, Bytes)],
+    ) -> Result<Vec<Result<ImportOutcome, TargetError>>, TargetError> {
+        let header = self.config.source_key_header;
+        let wires: Vec<String> = requests
+            .iter()
+            .map(|(r, _)| ImapTarget::wire_name(&r.folder, m.delimiter, &m.special))
+            .collect();
+        let mut out: Vec<Option<Result<ImportOutcome, TargetError>>> =
+            requests.iter().map(|_| None).collect();
+        if header {
+            for (i, (r, _)) in requests.iter().enumerate() {
+                if let Some(uid) = keys(m, &wires[i]).await?.get(&r.source_key) {
+                    out[i] = Some(Ok(ImportOutcome::AlreadyPresent(uid.to_string())));
+                }
+            }
+        }
+        let keyed: Vec<Vec<u8>> = requests
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| header && out[*i].is_none())
+            .map(|(_, (r, mime))| {
+                let mut b = format!("{KEY_HEADER}: {}\r\n", r.source_key).into_bytes();
+                b.extend_from_slice(mime);
+                b
+            })
+            .collect();
+        let mut keyed = keyed.iter();
+        let mut items = Vec::new();
+        let mut at = Vec::new();
+        for (i, (r, mime)) in requests.iter().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
+            let flags = r.flags.to_imap();
+            let flags = if flags.is_empty() {
+                String::new()
+            } else {
+                format!("({})", flags.join(" "))
+            };
+            let date = r.received_time.map(imap_date);
+            let Some(head) = commands::append_head(&wires[i], &flags, date.as_deref()) else {
+                out[i] = Some(Ok(ImportOutcome::Rejected(Rejection::InvalidFolder {
+                    message: format!("the folder name {:?} cannot be written", r.folder),
+                })));
+                continue;
+            };
+            let message: &[u8] = if header {
+                keyed.next().expect("one keyed copy each")
+            } else {
+                mime
+            };
+            items.push(Append { head, message });
+            at.push(i);
+        }
+        let appended = m.client.append_pipelined(&items, APPEND_WINDOW).await;
+        if appended.broke.is_some() {
+            m.broken = true;
+        }
+        let broke = appended.broke.map(|e| e.to_string());
+        for (k, done) in appended.done.into_iter().enumerate() {
+            let i = at[k];
+            let (r, mime) = &requests[i];
+            out[i] = Some(match done {
+                Some(Ok(Done::Ok(text))) => {
+                    let id = commands::appenduid(&text)
+                        .map(|(v, uid)| target_id(v, uid, &wires[i]))
+                        .unwrap_or_else(|| r.source_key.clone());
+                    if header {
+                        // The UID is learnt when a flag update needs it.
+                        if let Some(k) = m.keys.get_mut(&wires[i]) {
+                            k.insert(r.source_key.clone(), 0);
+                        }
+                    }
+                    Ok(ImportOutcome::Created(id))
+                }
+                Some(Ok(Done::No(text))) => Ok(append_refusal(&text, mime.len() as u64)),
+                // Refused as a bad command: the server's size limit or its line limit.
+                Some(Err(ClientError::Bad { text, .. })) => {
+                    Ok(append_refusal(&text, mime.len() as u64))
+                }
+                Some(Err(e)) => Err(io(e)),
+                None => Err(io(format!(
+                    "the connection broke with the APPEND in flight ({})",
+                    broke.as_deref().unwrap_or("closed")
+                ))),
+            });
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every request answered"))
+            .collect())
+    }
 }
 
-async fn select(m: &mut Mailbox, wire: &str) -> Result<(), TargetError> {
-    if m.selected.as_deref() != Some(wire) {
-        let (_, done) = commands::select(&mut m.client, wire).await.map_err(io)?;
-        refused(&format!("SELECT {wire}"), done)?;
-        m.selected = Some(wire.to_string());
+async fn select(m: &mut Mailbox, wire: &str) -> Result<Option<u32>, TargetError> {
+    if let Some((name, validity)) = &m.selected
+        && name == wire
+    {
+        return Ok(*validity);
     }
-    Ok(())
+    let (opened, done) = commands::select(&mut m.client, wire).await.map_err(io)?;
+    refused(&format!("SELECT {wire}"), done)?;
+    m.selected = Some((wire.to_string(), opened.uid_validity));
+    Ok(opened.uid_validity)
 }
 
 /// Which source keys a target folder already holds, read once per folder and connection.
@@ -214,6 +425,69 @@ async fn keys<'a>(
         m.keys.insert(wire.to_string(), found);
     }
     Ok(m.keys.get_mut(wire).expect("inserted"))
+}
+
+/// The folder's messages matching each probe (size, then the fingerprint of their headers):
+/// their UIDs, ascending, and the folder's UIDVALIDITY.
+async fn matching(
+    m: &mut Mailbox,
+    wire: &str,
+    probes: &[Probe],
+) -> Result<(Vec<Vec<u32>>, u32), TargetError> {
+    let validity = select(m, wire)
+        .await?
+        .ok_or_else(|| io(format!("the target named no UIDVALIDITY for {wire}")))?;
+    let mut by_size: HashMap<u64, Vec<u32>> = HashMap::new();
+    for p in probes {
+        if by_size.contains_key(&p.size) {
+            continue;
+        }
+        let (uids, done) = commands::uid_search(
+            &mut m.client,
+            &format!("LARGER {} SMALLER {}", p.size.saturating_sub(1), p.size + 1),
+        )
+        .await
+        .map_err(io)?;
+        refused(&format!("UID SEARCH in {wire}"), done)?;
+        by_size.insert(p.size, uids);
+    }
+    let mut candidates: Vec<u32> = by_size.values().flatten().copied().collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    let mut fingerprints: HashMap<u32, String> = HashMap::new();
+    for group in candidates.chunks(256) {
+        let set = group
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let reply =
+            commands::uid_fetch(&mut m.client, &set, "(UID RFC822.SIZE BODY.PEEK[HEADER])").await;
+        if let Some(e) = reply.broke {
+            return Err(io(e));
+        }
+        if let Some(Done::No(why)) = reply.done {
+            return Err(io(format!("the target refused to read {wire}: {why}")));
+        }
+        for f in &reply.fetched {
+            if let (Some(uid), Some(size), Some(h)) = (f.uid, f.size, &f.body) {
+                fingerprints.insert(uid, crate::identity::fingerprint_of(h, size as usize));
+            }
+        }
+    }
+    let found = probes
+        .iter()
+        .map(|p| {
+            let mut uids: Vec<u32> = by_size[&p.size]
+                .iter()
+                .copied()
+                .filter(|u| fingerprints.get(u) == Some(&p.fingerprint))
+                .collect();
+            uids.sort_unstable();
+            uids
+        })
+        .collect();
+    Ok((found, validity))
 }
 
 fn imap_date(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -264,7 +538,7 @@ impl Target for ImapTarget {
 
     async fn ensure_folder(&self, address: &str, path: &str) -> Result<String, TargetError> {
         self.with_mailbox(address, async |m| {
-            let wire = ImapTarget::wire_name(path, m.delimiter);
+            let wire = ImapTarget::wire_name(path, m.delimiter, &m.special);
             if wire == "INBOX" {
                 return Ok(path.to_string());
             }
@@ -290,37 +564,74 @@ impl Target for ImapTarget {
         request: &ImportRequest,
         mime: Bytes,
     ) -> Result<ImportOutcome, TargetError> {
-        let key = request.source_key.clone();
+        let one = [(request.clone(), mime)];
+        self.with_mailbox(address, async |m| self.append_many(m, &one).await)
+            .await?
+            .pop()
+            .expect("one outcome")
+    }
+
+    async fn import_many(
+        &self,
+        address: &str,
+        requests: &[(ImportRequest, Bytes)],
+    ) -> Vec<Result<ImportOutcome, TargetError>> {
+        if requests.is_empty() {
+            return Vec::new();
+        }
+        match self
+            .with_mailbox(address, async |m| self.append_many(m, requests).await)
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => requests.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    async fn find_copies(
+        &self,
+        address: &str,
+        folder: &str,
+        probes: &[Probe],
+    ) -> Result<Option<Vec<Vec<String>>>, TargetError> {
+        if self.config.source_key_header {
+            return Ok(None);
+        }
         self.with_mailbox(address, async |m| {
-            let wire = ImapTarget::wire_name(&request.folder, m.delimiter);
-            let present = keys(m, &wire).await?;
-            if let Some(uid) = present.get(&key) {
-                return Ok(ImportOutcome::AlreadyPresent(uid.to_string()));
+            let wire = ImapTarget::wire_name(folder, m.delimiter, &m.special);
+            let (found, validity) = matching(m, &wire, probes).await?;
+            Ok(Some(
+                found
+                    .into_iter()
+                    .map(|uids| {
+                        uids.into_iter()
+                            .map(|u| target_id(validity, u, &wire))
+                            .collect()
+                    })
+                    .collect(),
+            ))
+        })
+        .await
+    }
+
+    async fn source_keys(&self, address: &str) -> Result<Option<HashSet<String>>, TargetError> {
+        if self.config.source_key_header {
+            // Reading every folder's keys would cost a header fetch of every message each sync.
+            return Ok(None);
+        }
+        self.with_mailbox(address, async |m| {
+            let all = commands::list(&mut m.client, "*").await.map_err(io)?;
+            refused("LIST \"\" \"*\"", all.done)?;
+            let mut held = HashSet::new();
+            for l in all.listed.iter().filter(|l| l.selectable) {
+                let validity = select(m, &l.wire).await?.unwrap_or(0);
+                let (uids, done) = commands::uid_search(&mut m.client, "ALL")
+                    .await
+                    .map_err(io)?;
+                refused(&format!("UID SEARCH ALL in {}", l.wire), done)?;
+                held.extend(uids.into_iter().map(|u| target_id(validity, u, &l.wire)));
             }
-            let mut message = format!("{KEY_HEADER}: {key}\r\n").into_bytes();
-            message.extend_from_slice(&mime);
-            let flags = request.flags.to_imap();
-            let flags = if flags.is_empty() {
-                String::new()
-            } else {
-                format!("({})", flags.join(" "))
-            };
-            let date = request.received_time.map(imap_date);
-            m.selected = None;
-            let appended =
-                commands::append(&mut m.client, &wire, &flags, date.as_deref(), &message).await;
-            match appended {
-                Ok(Done::Ok(_)) => {
-                    // The UID is not known without UIDPLUS parsing; the key is what matters.
-                    keys(m, &wire).await?.insert(key.clone(), 0);
-                    Ok(ImportOutcome::Created(key.clone()))
-                }
-                Ok(Done::No(text)) => Ok(append_refusal(&text, mime.len() as u64)),
-                // Refused before the literal was sent, or as a bad command: the server's size
-                // limit or its line limit.
-                Err(ClientError::Bad { text, .. }) => Ok(append_refusal(&text, mime.len() as u64)),
-                Err(e) => Err(io(e)),
-            }
+            Ok(Some(held))
         })
         .await
     }
@@ -332,8 +643,12 @@ impl Target for ImapTarget {
         source_key: &str,
         flags: &ItemFlags,
     ) -> Result<FlagUpdate, TargetError> {
+        if !self.config.source_key_header {
+            // Without the header a source key names nothing here.
+            return Ok(FlagUpdate::NotFound);
+        }
         self.with_mailbox(address, async |m| {
-            let wire = ImapTarget::wire_name(target_folder, m.delimiter);
+            let wire = ImapTarget::wire_name(target_folder, m.delimiter, &m.special);
             let uid = keys(m, &wire).await?.get(source_key).copied();
             let Some(mut uid) = uid else {
                 return Ok(FlagUpdate::NotFound);
@@ -346,16 +661,59 @@ impl Target for ImapTarget {
                     None => return Ok(FlagUpdate::NotFound),
                 };
             }
-            select(m, &wire).await?;
-            let list = flags.to_imap().join(" ");
-            let done = commands::uid_store_flags(&mut m.client, uid, &list)
-                .await
-                .map_err(io)?;
-            refused(&format!("UID STORE in {wire}"), done)?;
-            Ok(FlagUpdate::Updated)
+            store_flags(m, &wire, uid, flags).await
         })
         .await
     }
+
+    async fn update_flags_of(
+        &self,
+        address: &str,
+        target_folder: &str,
+        item: &TargetItem,
+        flags: &ItemFlags,
+    ) -> Result<FlagUpdate, TargetError> {
+        if self.config.source_key_header {
+            return self
+                .update_flags(address, target_folder, &item.source_key, flags)
+                .await;
+        }
+        self.with_mailbox(address, async |m| {
+            let wire = ImapTarget::wire_name(target_folder, m.delimiter, &m.special);
+            let known = item
+                .target_id
+                .as_deref()
+                .and_then(parse_target_id)
+                .filter(|(_, _, w)| *w == wire);
+            if let Some((validity, uid, _)) = known
+                && select(m, &wire).await? == Some(validity)
+            {
+                return store_flags(m, &wire, uid, flags).await;
+            }
+            // No id (no UIDPLUS) or the folder was renumbered: found by size and headers.
+            let (found, _) = matching(m, &wire, std::slice::from_ref(&item.probe)).await?;
+            match found.first().and_then(|uids| uids.first()) {
+                Some(uid) => store_flags(m, &wire, *uid, flags).await,
+                None => Ok(FlagUpdate::NotFound),
+            }
+        })
+        .await
+    }
+}
+
+async fn store_flags(
+    m: &mut Mailbox,
+    wire: &str,
+    uid: u32,
+    flags: &ItemFlags,
+) -> Result<FlagUpdate, TargetError> {
+    select(m, wire).await?;
+    let list = flags.to_imap().join(" ");
+    let done = commands::uid_store_flags(&mut m.client, uid, &list)
+        .await
+        .map_err(io)?;
+    refused(&format!("UID STORE in {wire}"), done)?;
+    Ok(FlagUpdate::Updated)
 }
 
 #[cfg(test)]
@@ -371,6 +729,7 @@ mod tests {
             ca_file: None,
             username_format: "{email}*mailadmin".into(),
             password: String::new(),
+            source_key_header: false,
         };
         assert_eq!(
             c.login_for("terry@contoso.edu"),
@@ -383,12 +742,67 @@ mod tests {
         assert_eq!(c.login_for("terry@contoso.edu"), "contoso.edu/admin/terry");
     }
 
+    fn listed(wire: &str, special_use: &[&str]) -> Listed {
+        Listed {
+            wire: wire.into(),
+            delimiter: Some('.'),
+            selectable: true,
+            special_use: special_use.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
     #[test]
     fn wire_names() {
+        let none = HashMap::new();
         assert_eq!(
-            ImapTarget::wire_name("Inbox/Projects", '.'),
+            ImapTarget::wire_name("Inbox/Projects", '.', &none),
             "INBOX.Projects"
         );
-        assert_eq!(ImapTarget::wire_name("Entwürfe", '/'), "Entw&APw-rfe");
+        assert_eq!(
+            ImapTarget::wire_name("Entwürfe", '/', &none),
+            "Entw&APw-rfe"
+        );
+        assert_eq!(
+            ImapTarget::wire_name("Sent Items/2019", '.', &none),
+            "Sent Items.2019"
+        );
+        let special = special_folders(&[listed("INBOX.Sent", &[])], '.');
+        assert_eq!(
+            ImapTarget::wire_name("Sent Items/2019", '.', &special),
+            "INBOX.Sent.2019"
+        );
+    }
+
+    #[test]
+    fn well_known_folders_land_in_the_target_s_own() {
+        // SPECIAL-USE wins over a name; a usual name is taken without it; nothing is made up.
+        let special = special_folders(
+            &[
+                listed("INBOX", &[]),
+                listed("Sent Items", &[]),
+                listed("Gesendet", &["\\sent"]),
+                listed("Trash", &[]),
+                listed("Junk", &[]),
+            ],
+            '.',
+        );
+        assert_eq!(
+            special.get("sent items").map(String::as_str),
+            Some("Gesendet")
+        );
+        assert_eq!(
+            special.get("deleted items").map(String::as_str),
+            Some("Trash")
+        );
+        assert_eq!(special.get("junk email").map(String::as_str), Some("Junk"));
+        assert_eq!(special.get("drafts"), None);
+        assert_eq!(special.get("archive"), None);
+    }
+
+    #[test]
+    fn target_ids_round_trip_with_delimiters_in_the_folder() {
+        let id = target_id(7, 42, "INBOX.a:b");
+        assert_eq!(parse_target_id(&id), Some((7, 42, "INBOX.a:b")));
+        assert_eq!(parse_target_id("u@x|INBOX|1|2"), None);
     }
 }

@@ -34,6 +34,23 @@ impl TargetError {
     }
 }
 
+/// What identifies a message's copy in a target that does not keep source keys: its size and
+/// [`crate::identity::fingerprint`] (Message-ID, Date, size).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub size: u64,
+    pub fingerprint: String,
+}
+
+/// A copied message as the checkpoint knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetItem {
+    pub source_key: String,
+    /// What the target's import returned for it (`Created(id)`), when recorded.
+    pub target_id: Option<String>,
+    pub probe: Probe,
+}
+
 /// One address's check: `Ok(None)` can receive a migration, `Ok(Some(message))` cannot (in
 /// Exchange's words), `Err` the target did not answer.
 pub type RecipientCheck = Result<Option<String>, TargetError>;
@@ -63,8 +80,58 @@ pub trait Target: Send + Sync {
         request: &ImportRequest,
         mime: Bytes,
     ) -> Result<ImportOutcome, TargetError>;
+    /// Imports messages of one mailbox, in order: one outcome per message. A target that can
+    /// have many writes in flight (an IMAP server, pipelined) overrides this; here they go one
+    /// by one, and after an error the rest are not tried (each gets the error).
+    async fn import_many(
+        &self,
+        address: &str,
+        requests: &[(ImportRequest, Bytes)],
+    ) -> Vec<Result<ImportOutcome, TargetError>> {
+        let mut out = Vec::with_capacity(requests.len());
+        for (request, mime) in requests {
+            let outcome = self.import(address, request, mime.clone()).await;
+            let failed = outcome.as_ref().err().cloned();
+            out.push(outcome);
+            if let Some(e) = failed {
+                out.resize(requests.len(), Err(e));
+                break;
+            }
+        }
+        out
+    }
+
+    /// For a target whose imports are not idempotent by source key on their own (an IMAP
+    /// server written to without a key header): the copies it holds of messages whose import
+    /// was never acknowledged (a run ended between the write and its record), as candidate
+    /// target ids per probe, in the order asked. `None`: the target's import recognises a key
+    /// it already holds, so nothing needs finding (the default).
+    async fn find_copies(
+        &self,
+        _address: &str,
+        _folder: &str,
+        _probes: &[Probe],
+    ) -> Result<Option<Vec<Vec<String>>>, TargetError> {
+        Ok(None)
+    }
+
+    /// [`Target::update_flags`] for a message known by more than its source key: the target
+    /// id its import returned and what identifies its copy. A target that needs them (an IMAP
+    /// server without a key header) overrides this.
+    async fn update_flags_of(
+        &self,
+        address: &str,
+        target_folder: &str,
+        item: &TargetItem,
+        flags: &ItemFlags,
+    ) -> Result<FlagUpdate, TargetError> {
+        self.update_flags(address, target_folder, &item.source_key, flags)
+            .await
+    }
+
     /// The source keys the mailbox holds, for the reconciliation that closes every sync;
-    /// `None` when the target cannot tell.
+    /// `None` when the target cannot tell. A target that knows its messages by its own ids
+    /// (an IMAP server without a key header) holds those ids here instead.
     async fn source_keys(&self, _address: &str) -> Result<Option<HashSet<String>>, TargetError> {
         Ok(None)
     }

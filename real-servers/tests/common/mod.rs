@@ -219,6 +219,7 @@ impl Migration {
                     ca_file: None,
                     username_format: format!("{{local}}{}admin", server.master_separator()),
                     password: "adminpw".into(),
+                    source_key_header: false,
                 }));
                 (t.clone(), Into::Imap(t))
             }

@@ -31,6 +31,8 @@ pub struct CopiedRecord {
     /// The key the target knows the message by.
     pub source_key: String,
     pub size: u64,
+    /// What the target's import returned for it (an IMAP target's `UIDVALIDITY:UID:folder`).
+    pub target_id: Option<String>,
 }
 
 /// A message a run was about to import when it ended.
@@ -53,7 +55,7 @@ impl Tx<'_> {
     /// The records of one folder under one UID validity, by UID.
     pub fn copied(&self, key: FolderKey<'_>) -> Result<HashMap<u32, CopiedRecord>, Error> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT uid, flags, fingerprint, source_key, size FROM copied
+            "SELECT uid, flags, fingerprint, source_key, size, target_id FROM copied
              WHERE email = ?1 AND folder = ?2 AND uidvalidity = ?3",
         )?;
         let rows = stmt.query_map(params![key.email, key.folder, key.uid_validity], |r| {
@@ -66,24 +68,25 @@ impl Tx<'_> {
                     fingerprint: r.get(2)?,
                     source_key: r.get(3)?,
                     size: r.get::<_, i64>(4)? as u64,
+                    target_id: r.get(5)?,
                 },
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// (fingerprint, source key) of a folder's messages recorded under any other UID
-    /// validity, oldest first.
+    /// (fingerprint, source key, target id) of a folder's messages recorded under any other
+    /// UID validity, oldest first.
     pub fn copied_under_other_validity(
         &self,
         key: FolderKey<'_>,
-    ) -> Result<Vec<(String, String)>, Error> {
+    ) -> Result<Vec<(String, String, Option<String>)>, Error> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT fingerprint, source_key FROM copied
+            "SELECT fingerprint, source_key, target_id FROM copied
              WHERE email = ?1 AND folder = ?2 AND uidvalidity <> ?3 ORDER BY uidvalidity, uid",
         )?;
         let rows = stmt.query_map(params![key.email, key.folder, key.uid_validity], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -98,9 +101,10 @@ impl Tx<'_> {
     ) -> Result<(), Error> {
         let mut stmt = self.0.prepare_cached(
             "INSERT INTO copied (email, folder, uidvalidity, uid, flags, fingerprint,
-                                 target_folder, source_key, size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT(email, folder, uidvalidity, uid) DO UPDATE SET flags = excluded.flags",
+                                 target_folder, source_key, size, target_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT(email, folder, uidvalidity, uid) DO UPDATE SET flags = excluded.flags,
+                 target_id = COALESCE(excluded.target_id, copied.target_id)",
         )?;
         for r in done {
             stmt.execute(params![
@@ -112,7 +116,8 @@ impl Tx<'_> {
                 r.fingerprint,
                 target_folder,
                 r.source_key,
-                r.size as i64
+                r.size as i64,
+                r.target_id
             ])?;
         }
         Ok(())
@@ -164,6 +169,7 @@ impl Tx<'_> {
                     fingerprint: r.get(4)?,
                     source_key: r.get(5)?,
                     size: r.get::<_, i64>(6)? as u64,
+                    target_id: None,
                 },
             })
         })?;
@@ -294,6 +300,7 @@ mod tests {
             fingerprint: format!("fp{uid}"),
             source_key: source_key.into(),
             size: 100,
+            target_id: (uid == 2).then(|| format!("9:{uid}:INBOX")),
         };
         db.transaction(|tx| {
             tx.record_copied(key, "Inbox", &[rec(1, "k1"), rec(2, "k2")])?;
@@ -321,8 +328,26 @@ mod tests {
             .unwrap();
         assert_eq!(
             other,
-            vec![("fp1".into(), "k1".into()), ("fp2".into(), "k2".into())]
+            vec![
+                ("fp1".into(), "k1".into(), None),
+                ("fp2".into(), "k2".into(), Some("9:2:INBOX".into()))
+            ]
         );
+        // A flag update (no id given) keeps the id a record has.
+        db.transaction(|tx| {
+            tx.record_copied(
+                key,
+                "Inbox",
+                &[CopiedRecord {
+                    target_id: None,
+                    flags: String::new(),
+                    ..rec(2, "k2")
+                }],
+            )
+        })
+        .unwrap();
+        let copied = db.read(|tx| tx.copied(key)).unwrap();
+        assert_eq!(copied[&2].target_id.as_deref(), Some("9:2:INBOX"));
         let totals = db.read(|tx| tx.copied_totals("A@contoso.edu")).unwrap();
         assert_eq!(
             totals,

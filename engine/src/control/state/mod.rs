@@ -22,7 +22,9 @@ use mailmig_model::DirectoryKind;
 /// 3: indexes for scheduling by status, due time and running flag (v2 files gain them).
 /// 4: the due index without running users, the copied totals' covering index.
 /// 5: users carry the recipient kind of a cutover (`kind`; NULL for an IMAP row).
-pub const SCHEMA_VERSION: i64 = 6;
+/// 6: users carry what the source holds (`source_items`, `source_bytes`).
+/// 7: each copy carries the target's id of it (`copied.target_id`; NULL before).
+pub const SCHEMA_VERSION: i64 = 7;
 pub const DB_FILE: &str = "mailmig.sqlite";
 
 /// Settings of a batch (New-/Set-MigrationBatch parameters).
@@ -345,7 +347,7 @@ impl StateDb {
                  email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL,
                  uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL, flags TEXT NOT NULL,
                  fingerprint TEXT NOT NULL, target_folder TEXT NOT NULL,
-                 source_key TEXT NOT NULL, size INTEGER NOT NULL,
+                 source_key TEXT NOT NULL, size INTEGER NOT NULL, target_id TEXT,
                  PRIMARY KEY (email, folder, uidvalidity, uid));
              CREATE TABLE IF NOT EXISTS ews_sync (
                  email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL, state TEXT NOT NULL,
@@ -365,16 +367,20 @@ impl StateDb {
         )?;
         // Version 5's column, and version 6's, for a file an older mailmig created
         // (CREATE TABLE IF NOT EXISTS leaves an existing table as it is).
-        for (column, ty) in [
-            ("kind", "TEXT"),
-            ("source_items", "INTEGER"),
-            ("source_bytes", "INTEGER"),
+        // Version 7's: the target's id of each copy.
+        for (table, column, ty) in [
+            ("users", "kind", "TEXT"),
+            ("users", "source_items", "INTEGER"),
+            ("users", "source_bytes", "INTEGER"),
+            ("copied", "target_id", "TEXT"),
         ] {
             let has = conn
-                .prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = ?1")?
+                .prepare(&format!(
+                    "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+                ))?
                 .exists([column])?;
             if !has {
-                conn.execute_batch(&format!("ALTER TABLE users ADD COLUMN {column} {ty}"))?;
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
             }
         }
         let version: Option<String> = conn
@@ -392,9 +398,9 @@ impl StateDb {
             Some(Ok(SCHEMA_VERSION)) => {}
             // Versions 3 and 4 only change indexes: the statements above created the new ones
             // (4: the due index without running users, the copied totals' covering index);
-            // version 3's due index goes; 5 adds the users' kind, 6 what the source holds
-            // (above).
-            Some(Ok(2..=5)) => {
+            // version 3's due index goes; 5 adds the users' kind, 6 what the source holds,
+            // 7 the copies' target ids (above).
+            Some(Ok(2..=6)) => {
                 conn.execute_batch("DROP INDEX IF EXISTS users_due")?;
                 conn.execute(
                     "UPDATE meta SET value = ?1 WHERE key = 'schema'",

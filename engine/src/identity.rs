@@ -11,6 +11,13 @@ pub fn source_key(email: &str, folder: &str, uid_validity: u32, uid: u32) -> Str
 
 /// Message-ID, Date and size: the identity that survives a UIDVALIDITY change.
 pub fn fingerprint(raw: &[u8]) -> String {
+    fingerprint_of(raw, raw.len())
+}
+
+/// [`fingerprint`] of a message of `size` bytes from its header block alone (what a target
+/// returns for `BODY.PEEK[HEADER]`), so a copy is recognised without downloading it.
+pub fn fingerprint_of(header: &[u8], size: usize) -> String {
+    let raw = header;
     let header_end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -36,7 +43,7 @@ pub fn fingerprint(raw: &[u8]) -> String {
         } else {
             String::new()
         },
-        raw.len()
+        size
     )
 }
 
@@ -48,6 +55,13 @@ mod tests {
     fn fingerprints_never_panic_on_non_ascii() {
         let raw = "From: \"Zoë\" <z@x>\r\nSubjéct: é\r\nMessage-ID: <1@x>\r\n\r\nbody".as_bytes();
         assert!(fingerprint(raw).starts_with("<1@x>|"));
+    }
+
+    #[test]
+    fn a_header_block_and_a_size_give_the_whole_message_s_fingerprint() {
+        let raw = b"Message-ID: <1@x>\r\nDate: Mon\r\n\r\nbody";
+        let header = &raw[..raw.len() - 4];
+        assert_eq!(fingerprint_of(header, raw.len()), fingerprint(raw));
     }
 
     #[test]
