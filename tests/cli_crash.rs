@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::{BIN, Lcg, assert_exact, embedded_batch, mailmig_ok as mailmig};
 
 use fake_imap::{AdminMode, FakeImapServer, Fault, FaultAction};
+use real_servers::{Message, RealServer, start_or_skip};
 use tokio::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,4 +230,176 @@ async fn the_tenant_is_looked_into_and_exported_from_the_command_line() {
     exported.sort();
     source.sort();
     assert_eq!(exported, source, "every message exported byte for byte");
+}
+
+/// SIGKILL at 20+ points while copying into a real Dovecot as the IMAP target, with no key
+/// header: every unacknowledged APPEND a killed run left is found again by size and headers,
+/// so in the end each target folder holds the source's messages once each, byte for byte,
+/// flags and dates kept, in the source's order. The source's Sent lands in the target's own
+/// Sent, beside the message that was there before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_sigkills_into_a_real_dovecot_target_leave_exact_copies() {
+    let users = ["ann", "bob"];
+    let Some(dovecot) = start_or_skip(
+        RealServer::dovecot()
+            .user("ann", "t-ann")
+            .user("bob", "t-bob")
+            .admin("mailadmin", "adminpw"),
+    )
+    .await
+    else {
+        return;
+    };
+    let own =
+        b"From: <x@contoso.edu>\r\nSubject: there before\r\nMessage-ID: <own@x>\r\n\r\nmine\r\n";
+    for u in users {
+        dovecot
+            .seed(u, &[Message::new("Sent", own.to_vec())])
+            .await
+            .unwrap();
+    }
+    let mut s = FakeImapServer::new().seed(31);
+    for u in users {
+        s = s
+            .user(u, "pw")
+            .generated(u, "INBOX", 150)
+            .generated(u, "Sent", 20);
+    }
+    let server = s
+        .fault(Fault::new(FaultAction::Delay).command("UID FETCH").ms(15))
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let password_file = dir.path().join("target.pw");
+    std::fs::write(&password_file, "adminpw\n").unwrap();
+    let port = dovecot.imap_port().to_string();
+    mailmig(
+        &state,
+        &[
+            "target",
+            "set",
+            "--imap",
+            "--remote-server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--security",
+            "none",
+            "--username-format",
+            "{local}*mailadmin",
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    common::plain_endpoint(&state, server.imap_addr().port(), 2).await;
+    let csv = dir.path().join("users.csv");
+    let mut rows = String::from("EmailAddress,UserName,Password\n");
+    for u in users {
+        rows.push_str(&format!("{u}@contoso.edu,{u},pw\n"));
+    }
+    std::fs::write(&csv, rows).unwrap();
+    let csv = csv.to_str().unwrap();
+    mailmig(
+        &state,
+        &[
+            "batch",
+            "new",
+            "--name",
+            "B",
+            "--source-endpoint",
+            "src",
+            "--csv",
+            csv,
+            "--autostart",
+        ],
+    )
+    .await;
+
+    let mut rng = Lcg(77);
+    let mut kills = 0;
+    for _ in 0..60 {
+        let mut child = Command::new(BIN)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["run", "--until-idle"])
+            .env("MAILMIG_FETCH_CHUNK", "5")
+            .spawn()
+            .unwrap();
+        let at = Duration::from_millis(40 + rng.next(100));
+        match tokio::time::timeout(at, child.wait()).await {
+            Ok(status) => {
+                assert!(status.unwrap().success());
+                break;
+            }
+            Err(_) => {
+                child.kill().await.unwrap(); // SIGKILL
+                let _ = child.wait().await;
+                kills += 1;
+            }
+        }
+        if kills >= 25 {
+            break;
+        }
+    }
+    assert!(kills >= 20, "only {kills} kills landed during the sync");
+    mailmig(&state, &["run", "--until-idle"]).await;
+    let o = mailmig(&state, &["user", "get", "--json"]).await;
+    let users_json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for u in users_json.as_array().unwrap() {
+        assert_eq!(u["status"], "Synced", "{u}");
+        assert_eq!(u["itemsSynced"], 170, "{u}");
+    }
+    for u in users {
+        let held = dovecot.mailbox(u).await.unwrap();
+        let mut folders: Vec<&str> = held.iter().map(|m| m.folder.as_str()).collect();
+        folders.sort_unstable();
+        folders.dedup();
+        assert_eq!(folders, ["INBOX", "Sent"], "{u}: no Sent Items beside Sent");
+        for (src, dst) in [("INBOX", "INBOX"), ("Sent", "Sent")] {
+            let want: Vec<(Vec<u8>, Vec<String>, String)> = server
+                .store()
+                .messages(u, src)
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    let mut flags: Vec<String> = m.flags.iter().cloned().collect();
+                    flags.sort();
+                    (m.raw.to_vec(), flags, m.internal_date.to_utc().to_rfc3339())
+                })
+                .collect();
+            let mut got: Vec<&real_servers::Stored> = held
+                .iter()
+                .filter(|m| m.folder == dst && m.raw != own)
+                .collect();
+            got.sort_by_key(|m| m.uid);
+            let got: Vec<(Vec<u8>, Vec<String>, String)> = got
+                .into_iter()
+                .map(|m| {
+                    let mut flags = m.flags.clone();
+                    flags.sort();
+                    (m.raw.clone(), flags, m.internal_date.to_rfc3339())
+                })
+                .collect();
+            assert_eq!(want.len(), got.len(), "{u} {src}: no loss, no duplicate");
+            for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+                assert!(
+                    w.0 == g.0,
+                    "{u} {src}: message {i} differs (or is out of order)"
+                );
+                assert_eq!(
+                    (&w.1, &w.2),
+                    (&g.1, &g.2),
+                    "{u} {src}: flags and date of {i}"
+                );
+            }
+        }
+        assert_eq!(
+            held.iter().filter(|m| m.raw == own).count(),
+            1,
+            "{u}: the target's own message stays"
+        );
+    }
 }
