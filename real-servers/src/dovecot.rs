@@ -69,6 +69,7 @@ service imap-login {{
         imap = spec.imap_port,
         imaps = spec.imaps_port,
     );
+    let conf = format!("{conf}{}", spec.dovecot_settings);
     let path = spec.path("dovecot.conf");
     write(&path, &conf)?;
     let mut cmd = Command::new("/usr/sbin/dovecot");

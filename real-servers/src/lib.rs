@@ -133,6 +133,7 @@ pub struct Builder {
     users: Vec<(String, String)>,
     admin: Option<(String, String)>,
     master_separator: char,
+    dovecot_settings: String,
 }
 
 /// A running server; dropped, it stops.
@@ -251,6 +252,7 @@ impl Builder {
             users: Vec::new(),
             admin: None,
             master_separator: '*',
+            dovecot_settings: String::new(),
         }
     }
 
@@ -272,6 +274,14 @@ impl Builder {
         self
     }
 
+    /// Dovecot: settings appended to the configuration (they override the fixture's own,
+    /// e.g. `mail_location = mdbox:~/mdbox` and `mail_fsync = never` for a benchmark target).
+    pub fn dovecot_settings(mut self, settings: &str) -> Self {
+        self.dovecot_settings.push_str(settings);
+        self.dovecot_settings.push('\n');
+        self
+    }
+
     pub async fn start(self) -> Result<RealServer, Error> {
         let kind = self.kind;
         process::check_can_run(kind)?;
@@ -289,6 +299,7 @@ impl Builder {
             users: &self.users,
             admin: self.admin.as_ref(),
             master_separator: self.master_separator,
+            dovecot_settings: &self.dovecot_settings,
         };
         let group = match kind {
             Kind::Dovecot => dovecot::start(&spec)?,
@@ -330,6 +341,7 @@ struct Spec<'a> {
     users: &'a [(String, String)],
     admin: Option<&'a (String, String)>,
     master_separator: char,
+    dovecot_settings: &'a str,
 }
 
 impl Spec<'_> {

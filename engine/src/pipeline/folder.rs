@@ -94,17 +94,41 @@ pub(super) async fn copy(
             ),
         });
     }
-    // After a reply that broke the connection, the rest goes one message at a time, so a bad
-    // message costs itself only.
+    // Chunk n+1 is fetched while chunk n is imported: at most two chunks in memory.
     let mut chunk_size = copier.options.fetch_chunk;
-    while !pending.is_empty() {
+    let first = next_chunk(&mut pending, chunk_size);
+    let mut fetched = Some(fetch(source, first).await?);
+    while let Some((chunk, outcomes)) = fetched {
         if *job.stop.borrow() {
             return Err(SyncError::Stopped);
         }
-        c.chunk(source, &mut pending, &mut chunk_size, report, attempts)
+        fetched = c
+            .chunk(
+                source,
+                chunk,
+                outcomes,
+                &mut pending,
+                &mut chunk_size,
+                report,
+                attempts,
+            )
             .await?;
     }
     Ok(None)
+}
+
+/// A fetched chunk: its messages as listed, and what the source returned for each.
+type Fetched = (Vec<ItemMeta>, HashMap<u32, FetchOutcome>);
+
+async fn fetch(source: &mut dyn MailSource, chunk: Vec<ItemMeta>) -> Result<Fetched, SyncError> {
+    let uids: Vec<u32> = chunk.iter().map(|m| m.uid).collect();
+    let outcomes = source
+        .fetch(&uids)
+        .await?
+        .into_iter()
+        .map(|o| (outcome_uid(&o), o))
+        .collect();
+    Ok((chunk, outcomes))
 }
 
 /// What a prepared message becomes once the target acknowledged it.
@@ -213,24 +237,21 @@ impl FolderCopy<'_> {
         SkippedItem::message(&self.folder.relative, uid, reason, detail)
     }
 
-    /// One chunk: fetched, its intents written ahead, imported, and recorded as far as the
-    /// target acknowledged it.
+    /// One fetched chunk: its intents written ahead, imported while the next chunk is fetched,
+    /// and recorded as far as the target acknowledged it. Returns the next chunk, fetched.
+    #[allow(clippy::too_many_arguments)]
     async fn chunk(
         &mut self,
         source: &mut dyn MailSource,
+        chunk: Vec<ItemMeta>,
+        mut outcomes: HashMap<u32, FetchOutcome>,
         pending: &mut Vec<ItemMeta>,
         chunk_size: &mut usize,
         report: &mut SyncReport,
         attempts: &mut Attempts,
-    ) -> Result<(), SyncError> {
-        let chunk = next_chunk(pending, *chunk_size);
-        let uids: Vec<u32> = chunk.iter().map(|m| m.uid).collect();
-        let mut outcomes: HashMap<u32, FetchOutcome> = source
-            .fetch(&uids)
-            .await?
-            .into_iter()
-            .map(|o| (outcome_uid(&o), o))
-            .collect();
+    ) -> Result<Option<Fetched>, SyncError> {
+        // After a reply that broke the connection, the rest goes one message at a time, so a
+        // bad message costs itself only.
         if outcomes
             .values()
             .any(|o| matches!(o, FetchOutcome::Retry(_) | FetchOutcome::Damaged(..)))
@@ -238,6 +259,7 @@ impl FolderCopy<'_> {
             *chunk_size = 1;
         }
         self.record_intents(&outcomes)?;
+        let uids: Vec<u32> = chunk.iter().map(|m| m.uid).collect();
         let mut done = Vec::new();
         let mut ready = Ready::default();
         for meta in chunk {
@@ -248,7 +270,16 @@ impl FolderCopy<'_> {
                 Taken::Nothing => {}
             }
         }
-        let failed = self.import_ready(ready, &mut done, report).await;
+        let next = next_chunk(pending, *chunk_size);
+        let (fetched, failed) = tokio::join!(
+            async {
+                match next.is_empty() {
+                    true => Ok(None),
+                    false => fetch(source, next).await.map(Some),
+                }
+            },
+            self.import_ready(ready, &mut done, report),
+        );
         // Acknowledged by the target: now, and only now, recorded (and their intents cleared
         // in the same transaction). After a failure the others' intents stay: the next
         // attempt finds out whether their writes landed.
@@ -264,7 +295,7 @@ impl FolderCopy<'_> {
         if let Some(e) = failed {
             return Err(e);
         }
-        Ok(())
+        fetched
     }
 
     /// Intents left by a run that ended between a chunk's imports and its records. Under the
