@@ -86,6 +86,19 @@ const TOOLS: [Tool; 6] = [
 ];
 
 impl Tool {
+    fn named(name: &str) -> Option<Tool> {
+        Some(match name {
+            "mailmig" => Tool::Mailmig,
+            "mbsync" => Tool::Mbsync,
+            "append" => Tool::AppendRef,
+            "dsync" => Tool::Dsync,
+            "tenant" => Tool::Tenant,
+            "fetch" => Tool::FetchRef,
+            "serial" => Tool::MailmigSerial,
+            _ => return None,
+        })
+    }
+
     fn title(self) -> &'static str {
         match self {
             Tool::Mailmig => "mailmig (IMAP target)",
@@ -108,6 +121,7 @@ struct Env {
     mail: Vec<Vec<Vec<Mail>>>,
     reps: usize,
     scale: usize,
+    only: Option<Vec<Tool>>,
 }
 
 fn source_user(w: &Workload, i: usize) -> String {
@@ -130,6 +144,8 @@ async fn run() -> Result<(), String> {
     let mut reps = 3;
     let mut scale = 1;
     let mut mailmig = None;
+    let mut only: Option<Vec<Tool>> = None;
+    let mut workload: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -142,6 +158,17 @@ async fn run() -> Result<(), String> {
                     .ok_or("--scale-down N")?
             }
             "--mailmig" => mailmig = args.next().map(PathBuf::from),
+            // Only these tools (mailmig,mbsync,append,dsync,tenant,fetch,serial): a quick look.
+            "--only" => {
+                let list = args.next().ok_or("--only TOOL,...")?;
+                let mut tools = Vec::new();
+                for name in list.split(',') {
+                    tools.push(Tool::named(name).ok_or(format!("no tool {name:?}"))?);
+                }
+                only = Some(tools);
+            }
+            // Only this workload (w4k, w1m, w20).
+            "--workload" => workload = Some(args.next().ok_or("--workload KEY")?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -179,11 +206,14 @@ async fn run() -> Result<(), String> {
         mail: Vec::new(),
         reps,
         scale,
+        only,
     };
     seed(&mut env).await?;
     let mut rows = Vec::new();
     for (wi, w) in WORKLOADS.iter().enumerate() {
-        rows.push(measure(&env, wi, w).await?);
+        if workload.as_ref().is_none_or(|k| k == w.key) {
+            rows.push(measure(&env, wi, w).await?);
+        }
     }
     print_table(&rows);
     Ok(())
@@ -262,6 +292,9 @@ async fn measure(env: &Env, wi: usize, w: &Workload) -> Result<Row, String> {
     let mut tools: Vec<Tool> = TOOLS.to_vec();
     if w.users > 1 {
         tools.push(Tool::MailmigSerial);
+    }
+    if let Some(only) = &env.only {
+        tools.retain(|t| only.contains(t));
     }
     for rep in 0..env.reps {
         for &tool in &tools {
@@ -720,6 +753,40 @@ async fn read_tagged(s: &mut ImapStream, tag: &[u8]) -> Result<String, String> {
 /// the completions are read; fails on any NO or BAD.
 async fn append_all(s: &mut ImapStream, mailbox: &str, mail: &[Mail]) -> Result<(), String> {
     let (mut r, mut w) = tokio::io::split(s);
+    if std::env::var_os("PEERS_MULTI").is_some() {
+        let mut out = Vec::new();
+        for (k, group) in mail.chunks(1000).enumerate() {
+            out.extend_from_slice(format!("a{k} APPEND \"{mailbox}\"").as_bytes());
+            for m in group {
+                let date = m.date.format("%d-%b-%Y %H:%M:%S +0000");
+                out.extend_from_slice(
+                    format!(
+                        " ({}) \"{date}\" {{{}+}}\r\n",
+                        m.flags.join(" "),
+                        m.raw.len()
+                    )
+                    .as_bytes(),
+                );
+                out.extend_from_slice(&m.raw);
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        w.write_all(&out).await.map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 4096];
+        let mut got = Vec::new();
+        let want = mail.chunks(1000).count();
+        while got.windows(5).filter(|x| x == b" OK [").count() < want {
+            let n = r.read(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("closed".into());
+            }
+            got.extend_from_slice(&buf[..n]);
+            if got.windows(4).any(|x| x == b" NO " || x == b" BAD") {
+                return Err(String::from_utf8_lossy(&got).to_string());
+            }
+        }
+        return Ok(());
+    }
     let writer = async move {
         let mut out = Vec::with_capacity(128 * 1024);
         for (i, m) in mail.iter().enumerate() {

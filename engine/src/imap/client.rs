@@ -454,6 +454,16 @@ impl Client {
         for part in parts {
             match part {
                 Part::Text(t) => line.extend_from_slice(t.as_bytes()),
+                Part::Literal(bytes) if self.literal_plus && bytes.len() <= 64 * 1024 => {
+                    // Nothing to wait for: small literals go out with the text around them,
+                    // in few writes (a MULTIAPPEND of thousands of messages).
+                    line.extend_from_slice(format!("{{{}+}}\r\n", bytes.len()).as_bytes());
+                    line.extend_from_slice(bytes);
+                    if line.len() >= 64 * 1024 {
+                        self.write(&line).await?;
+                        line.clear();
+                    }
+                }
                 Part::Literal(bytes) => {
                     let plus = if self.literal_plus { "+" } else { "" };
                     line.extend_from_slice(format!("{{{}{plus}}}\r\n", bytes.len()).as_bytes());
@@ -759,6 +769,137 @@ enum Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::DuplexStream;
+
+    fn bodies() -> Vec<Vec<u8>> {
+        (0..5)
+            .map(|i| format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes())
+            .collect()
+    }
+
+    fn appends(bodies: &[Vec<u8>]) -> Vec<Append<'_>> {
+        bodies
+            .iter()
+            .map(|b| Append {
+                head: "\"INBOX\" ".into(),
+                message: b,
+            })
+            .collect()
+    }
+
+    async fn read_exactly(server: &mut DuplexStream, n: usize) -> Vec<u8> {
+        let mut got = vec![0u8; n];
+        server.read_exact(&mut got).await.unwrap();
+        got
+    }
+
+    /// With LITERAL+ every APPEND and its message are written before the server answers
+    /// any: a client that waited for a completion or a `+` would stall here. The
+    /// completions come back in order, with the target's UIDs.
+    #[tokio::test]
+    async fn literal_plus_appends_all_go_out_before_any_reply() {
+        let (near, mut server) = tokio::io::duplex(1 << 20);
+        let mut c = Client::new(ImapStream::Memory(near), Limits::default());
+        c.literal_plus = true;
+        let bodies = bodies();
+        let items = appends(&bodies);
+        let mut expected = Vec::new();
+        for (i, b) in bodies.iter().enumerate() {
+            let tag = i + 1;
+            expected.extend(format!("m{tag} APPEND \"INBOX\" {{{}+}}\r\n", b.len()).bytes());
+            expected.extend(b);
+            expected.extend(b"\r\n");
+        }
+        let serve = async {
+            let got = read_exactly(&mut server, expected.len()).await;
+            for i in 1..=5 {
+                let reply = format!("m{i} OK [APPENDUID 9 {}] done\r\n", 100 + i);
+                server.write_all(reply.as_bytes()).await.unwrap();
+            }
+            got
+        };
+        let both = async { tokio::join!(c.append_pipelined(&items, 16), serve) };
+        let (appended, got) = tokio::time::timeout(Duration::from_secs(5), both)
+            .await
+            .expect("the client sent every APPEND without waiting");
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expected)
+        );
+        assert!(appended.broke.is_none());
+        let uids: Vec<Option<(u32, u32)>> = appended
+            .done
+            .iter()
+            .map(|d| match d {
+                Some(Ok(Done::Ok(text))) => super::super::commands::appenduid(text),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(uids, (101..=105).map(|u| Some((9, u))).collect::<Vec<_>>());
+    }
+
+    /// Without LITERAL+ each literal waits for its `+`, but never for the earlier commands'
+    /// completions: all five are sent before the first OK comes.
+    #[tokio::test]
+    async fn without_literal_plus_only_each_literal_waits_for_its_continuation() {
+        let (near, mut server) = tokio::io::duplex(1 << 20);
+        let mut c = Client::new(ImapStream::Memory(near), Limits::default());
+        let bodies = bodies();
+        let items = appends(&bodies);
+        let serve = async {
+            for (i, b) in bodies.iter().enumerate() {
+                let line = format!("m{} APPEND \"INBOX\" {{{}}}\r\n", i + 1, b.len());
+                let got = read_exactly(&mut server, line.len()).await;
+                assert_eq!(String::from_utf8_lossy(&got), line);
+                server.write_all(b"+ go ahead\r\n").await.unwrap();
+                let got = read_exactly(&mut server, b.len() + 2).await;
+                assert_eq!(&got[..b.len()], &b[..]);
+            }
+            for i in 1..=5 {
+                let reply = format!("m{i} OK done\r\n");
+                server.write_all(reply.as_bytes()).await.unwrap();
+            }
+        };
+        let both = async { tokio::join!(c.append_pipelined(&items, 16), serve) };
+        let (appended, ()) = tokio::time::timeout(Duration::from_secs(5), both)
+            .await
+            .expect("no APPEND waited for an earlier one's completion");
+        assert!(appended.broke.is_none());
+        assert!(
+            appended
+                .done
+                .iter()
+                .all(|d| matches!(d, Some(Ok(Done::Ok(_)))))
+        );
+    }
+
+    /// A connection cut with APPENDs in flight: those answered are known, the others are
+    /// unknown (they may have landed), never reported as done or as refused.
+    #[tokio::test]
+    async fn appends_in_flight_when_the_connection_breaks_are_unknown() {
+        let (near, mut server) = tokio::io::duplex(1 << 20);
+        let mut c = Client::new(ImapStream::Memory(near), Limits::default());
+        c.literal_plus = true;
+        let bodies = bodies();
+        let items = appends(&bodies);
+        let serve = async move {
+            let mut buf = [0u8; 64];
+            let _ = server.read(&mut buf).await.unwrap();
+            server
+                .write_all(b"m1 OK done\r\nm2 NO [OVERQUOTA] full\r\n")
+                .await
+                .unwrap();
+            drop(server);
+        };
+        let both = async { tokio::join!(c.append_pipelined(&items, 16), serve) };
+        let (appended, ()) = tokio::time::timeout(Duration::from_secs(5), both)
+            .await
+            .unwrap();
+        assert!(appended.broke.is_some());
+        assert!(matches!(appended.done[0], Some(Ok(Done::Ok(_)))));
+        assert!(matches!(appended.done[1], Some(Ok(Done::No(_)))));
+        assert!(appended.done[2..].iter().all(Option::is_none));
+    }
 
     #[test]
     fn credentials_never_reach_the_trace() {

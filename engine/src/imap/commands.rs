@@ -352,6 +352,56 @@ pub fn append_head(name: &str, flags: &str, date: Option<&str>) -> Option<String
     Some(head)
 }
 
+/// One message of a MULTIAPPEND: its flags and date text (`(\\Seen) "01-Jan-2026 ..." `, each
+/// followed by a space) and its bytes.
+pub struct MultiPart<'a> {
+    pub args: String,
+    pub message: &'a [u8],
+}
+
+/// MULTIAPPEND (RFC 3502): many messages into one mailbox in one command, which the server
+/// stores in one transaction, all or none.
+pub async fn multiappend(
+    c: &mut Client,
+    name: &str,
+    messages: &[MultiPart<'_>],
+) -> Result<Done, ClientError> {
+    let arg = astring(name);
+    let mut parts = vec![Part::Text("APPEND "), arg.part()];
+    for m in messages {
+        parts.push(Part::Text(" "));
+        parts.push(Part::Text(&m.args));
+        parts.push(Part::Literal(m.message));
+    }
+    c.run(&parts, |_| {}).await
+}
+
+/// The UIDs a MULTIAPPEND's `[APPENDUID <uidvalidity> <uid-set>]` names, in the messages'
+/// order (RFC 4315: `1:3,7`).
+pub fn appenduids(text: &str) -> Option<(u32, Vec<u32>)> {
+    let rest = text.trim_start().strip_prefix('[')?;
+    let (code, _) = rest.split_once(']')?;
+    let mut words = code.split_ascii_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("APPENDUID") {
+        return None;
+    }
+    let validity = words.next()?.parse().ok()?;
+    let mut uids = Vec::new();
+    for range in words.next()?.split(',') {
+        match range.split_once(':') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if b < a || b - a > 1_000_000 {
+                    return None;
+                }
+                uids.extend(a..=b);
+            }
+            None => uids.push(range.parse().ok()?),
+        }
+    }
+    Some((validity, uids))
+}
+
 /// UIDPLUS's `[APPENDUID <uidvalidity> <uid>]` in an APPEND's OK (RFC 4315).
 pub fn appenduid(text: &str) -> Option<(u32, u32)> {
     let rest = text.trim_start().strip_prefix('[')?;
@@ -401,6 +451,16 @@ mod tests {
         );
         assert_eq!(appenduid("Append completed."), None);
         assert_eq!(appenduid("[APPENDUID 1 1:3] MULTIAPPEND"), None);
+    }
+
+    #[test]
+    fn a_multiappend_s_uid_set_is_read_in_order() {
+        assert_eq!(
+            appenduids("[APPENDUID 7 3:5,9] done"),
+            Some((7, vec![3, 4, 5, 9]))
+        );
+        assert_eq!(appenduids("[APPENDUID 7 5:3] done"), None);
+        assert_eq!(appenduids("done"), None);
     }
 
     #[test]

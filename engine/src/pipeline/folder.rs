@@ -20,6 +20,9 @@ pub(super) struct FolderWork {
     pub listing: FolderListing,
 }
 
+/// Fingerprint -> (source key, target id) of copies from before a UIDVALIDITY change.
+type Renumbered = HashMap<String, Vec<(String, Option<String>)>>;
+
 /// One folder's copy in progress.
 struct FolderCopy<'a> {
     copier: &'a Copier,
@@ -29,7 +32,7 @@ struct FolderCopy<'a> {
     uid_validity: u32,
     /// Fingerprint -> source keys (and target ids) the target holds from before a UIDVALIDITY
     /// change, not yet taken over by a message of the current numbering.
-    renumbered: HashMap<String, Vec<(String, Option<String>)>>,
+    renumbered: std::sync::Mutex<Renumbered>,
 }
 
 /// What a folder's copy leaves for the closing reconciliation: the checkpoint's records of the
@@ -55,7 +58,7 @@ pub(super) async fn copy(
         folder: &folder,
         target: &target,
         uid_validity: listing.uid_validity,
-        renumbered: HashMap::new(),
+        renumbered: std::sync::Mutex::new(HashMap::new()),
     };
     // The folder's records under this UIDVALIDITY and under others, and the intents an
     // earlier run left, in one read.
@@ -75,9 +78,9 @@ pub(super) async fn copy(
             ))
         })?;
     }
-    c.renumbered = renumbered(other_validity, &copied);
+    c.renumbered = std::sync::Mutex::new(renumbered(other_validity, &copied));
     c.reapply_flags(&listing.items, &copied).await?;
-    let mut pending = c.new_items(listing.items, &copied, report);
+    let pending = c.new_items(listing.items, &copied, report);
     if pending.is_empty() || !c.ensure_target_folder(&pending, report).await? {
         // Flag updates change no key: the records still say what the target holds.
         return Ok(Some(copied));
@@ -94,28 +97,21 @@ pub(super) async fn copy(
             ),
         });
     }
-    // Chunk n+1 is fetched while chunk n is imported: at most two chunks in memory.
-    let mut chunk_size = copier.options.fetch_chunk;
-    let first = next_chunk(&mut pending, chunk_size);
-    let mut fetched = Some(fetch(source, first).await?);
-    while let Some((chunk, outcomes)) = fetched {
-        if *job.stop.borrow() {
-            return Err(SyncError::Stopped);
-        }
-        fetched = c
-            .chunk(
-                source,
-                chunk,
-                outcomes,
-                &mut pending,
-                &mut chunk_size,
-                report,
-                attempts,
-            )
-            .await?;
-    }
+    c.copy_chunks(source, pending, report, attempts).await?;
     Ok(None)
 }
+
+/// A chunk ready for the target: its UIDs, what is recorded as there already, the imports,
+/// and what was skipped.
+struct Prepared {
+    uids: Vec<u32>,
+    done: Vec<CopiedRecord>,
+    ready: Ready,
+    skipped: Vec<SkippedItem>,
+}
+
+/// Messages in a folder's first chunk.
+const FIRST_CHUNK: usize = 32;
 
 /// A fetched chunk: its messages as listed, and what the source returned for each.
 type Fetched = (Vec<ItemMeta>, HashMap<u32, FetchOutcome>);
@@ -183,8 +179,8 @@ pub(super) fn large_item(m: &ItemMeta, max: u64) -> Option<String> {
 fn renumbered(
     other_validity: Vec<(String, String, Option<String>)>,
     copied: &HashMap<u32, CopiedRecord>,
-) -> HashMap<String, Vec<(String, Option<String>)>> {
-    let mut old: HashMap<String, Vec<(String, Option<String>)>> = HashMap::new();
+) -> Renumbered {
+    let mut old: Renumbered = HashMap::new();
     for (fp, key, id) in other_validity {
         old.entry(fp).or_default().push((key, id));
     }
@@ -237,19 +233,79 @@ impl FolderCopy<'_> {
         SkippedItem::message(&self.folder.relative, uid, reason, detail)
     }
 
-    /// One fetched chunk: its intents written ahead, imported while the next chunk is fetched,
-    /// and recorded as far as the target acknowledged it. Returns the next chunk, fetched.
-    #[allow(clippy::too_many_arguments)]
-    async fn chunk(
-        &mut self,
+    /// The folder's new messages, chunk by chunk.
+    async fn copy_chunks(
+        &self,
         source: &mut dyn MailSource,
-        chunk: Vec<ItemMeta>,
-        mut outcomes: HashMap<u32, FetchOutcome>,
-        pending: &mut Vec<ItemMeta>,
-        chunk_size: &mut usize,
+        mut pending: Vec<ItemMeta>,
         report: &mut SyncReport,
         attempts: &mut Attempts,
-    ) -> Result<Option<Fetched>, SyncError> {
+    ) -> Result<(), SyncError> {
+        // Chunk n+1 is fetched and prepared (its intents written ahead) while chunk n's writes
+        // are in flight, so the target never waits on mailmig: at most two chunks in memory.
+        // The first chunks are small, so the target's writes start at once, and grow to the
+        // configured size (a damaged reply makes it 1 for good).
+        let most = self.copier.options.fetch_chunk;
+        let mut chunk_size = most.min(FIRST_CHUNK);
+        let first = next_chunk(&mut pending, chunk_size);
+        let first = fetch(source, first).await?;
+        let mut prepared = Some(
+            self.prepare_chunk(first, &mut pending, &mut chunk_size, attempts)
+                .await?,
+        );
+        while let Some(p) = prepared {
+            if *self.job.stop.borrow() {
+                return Err(SyncError::Stopped);
+            }
+            report.skipped.extend(p.skipped);
+            if chunk_size != 1 {
+                chunk_size = (chunk_size * 2).min(most);
+            }
+            let next = next_chunk(&mut pending, chunk_size);
+            let (pending, chunk_size, attempts) = (&mut pending, &mut chunk_size, &mut *attempts);
+            let mut done = p.done;
+            let (after, (failed, skipped)) = tokio::join!(
+                async {
+                    if next.is_empty() {
+                        return Ok(None);
+                    }
+                    let fetched = fetch(source, next).await?;
+                    self.prepare_chunk(fetched, pending, chunk_size, attempts)
+                        .await
+                        .map(Some)
+                },
+                self.import_ready(p.ready, &mut done),
+            );
+            report.skipped.extend(skipped);
+            // Acknowledged by the target: now, and only now, recorded (and their intents cleared
+            // in the same transaction). After a failure the others' intents stay: the next
+            // attempt finds out whether their writes landed.
+            let settled: Vec<u32> = match &failed {
+                None => p.uids,
+                Some(_) => done.iter().map(|r| r.uid).collect(),
+            };
+            self.record_chunk(&done, &settled)?;
+            self.job.tell(SyncProgress::Copied {
+                items: done.len() as u64,
+                bytes: done.iter().map(|r| r.size).sum(),
+            });
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            prepared = after?;
+        }
+        Ok(())
+    }
+
+    /// A fetched chunk made ready: its intents written ahead, each message taken (ready,
+    /// there already, to retry, or skipped).
+    async fn prepare_chunk(
+        &self,
+        (chunk, mut outcomes): Fetched,
+        pending: &mut Vec<ItemMeta>,
+        chunk_size: &mut usize,
+        attempts: &mut Attempts,
+    ) -> Result<Prepared, SyncError> {
         // After a reply that broke the connection, the rest goes one message at a time, so a
         // bad message costs itself only.
         if outcomes
@@ -259,43 +315,24 @@ impl FolderCopy<'_> {
             *chunk_size = 1;
         }
         self.record_intents(&outcomes)?;
-        let uids: Vec<u32> = chunk.iter().map(|m| m.uid).collect();
-        let mut done = Vec::new();
-        let mut ready = Ready::default();
+        let mut p = Prepared {
+            uids: chunk.iter().map(|m| m.uid).collect(),
+            done: Vec::new(),
+            ready: Ready::default(),
+            skipped: Vec::new(),
+        };
         for meta in chunk {
             let outcome = outcomes.remove(&meta.uid);
-            match self.take(meta, outcome, pending, report, attempts).await? {
-                Taken::Ready(request, raw, about) => ready.push(request, raw, about),
-                Taken::Done(record) => done.push(record),
+            match self
+                .take(meta, outcome, pending, &mut p.skipped, attempts)
+                .await?
+            {
+                Taken::Ready(request, raw, about) => p.ready.push(request, raw, about),
+                Taken::Done(record) => p.done.push(record),
                 Taken::Nothing => {}
             }
         }
-        let next = next_chunk(pending, *chunk_size);
-        let (fetched, failed) = tokio::join!(
-            async {
-                match next.is_empty() {
-                    true => Ok(None),
-                    false => fetch(source, next).await.map(Some),
-                }
-            },
-            self.import_ready(ready, &mut done, report),
-        );
-        // Acknowledged by the target: now, and only now, recorded (and their intents cleared
-        // in the same transaction). After a failure the others' intents stay: the next
-        // attempt finds out whether their writes landed.
-        let settled: Vec<u32> = match &failed {
-            None => uids,
-            Some(_) => done.iter().map(|r| r.uid).collect(),
-        };
-        self.record_chunk(&done, &settled)?;
-        self.job.tell(SyncProgress::Copied {
-            items: done.len() as u64,
-            bytes: done.iter().map(|r| r.size).sum(),
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        fetched
+        Ok(p)
     }
 
     /// Intents left by a run that ended between a chunk's imports and its records. Under the
@@ -570,11 +607,11 @@ impl FolderCopy<'_> {
     /// One message of a chunk: ready for the target, recorded as there already, retried
     /// later, or reported as skipped.
     async fn take(
-        &mut self,
+        &self,
         meta: ItemMeta,
         outcome: Option<FetchOutcome>,
         pending: &mut Vec<ItemMeta>,
-        report: &mut SyncReport,
+        skipped: &mut Vec<SkippedItem>,
         attempts: &mut Attempts,
     ) -> Result<Taken, SyncError> {
         let item = match outcome {
@@ -584,7 +621,7 @@ impl FolderCopy<'_> {
                 return Ok(Taken::Nothing);
             }
             Some(FetchOutcome::Vanished(uid)) => {
-                report.skipped.push(self.skip(
+                skipped.push(self.skip(
                     uid,
                     SkipReason::Vanished,
                     "expunged at the source during the sync",
@@ -607,19 +644,17 @@ impl FolderCopy<'_> {
                         }
                         _ => format!("the server refused to return the message {tries} times"),
                     };
-                    report
-                        .skipped
-                        .push(self.skip(meta.uid, SkipReason::BadItem, detail));
+                    skipped.push(self.skip(meta.uid, SkipReason::BadItem, detail));
                 }
                 return Ok(Taken::Nothing);
             }
         };
-        self.prepare(&meta, item).await
+        self.prepare_item(&meta, item).await
     }
 
     /// A fetched message: its import request, or its record when the target holds it from
     /// before a UIDVALIDITY change (not copied again; its flags follow).
-    async fn prepare(&mut self, meta: &ItemMeta, item: SourceItem) -> Result<Taken, SyncError> {
+    async fn prepare_item(&self, meta: &ItemMeta, item: SourceItem) -> Result<Taken, SyncError> {
         let flags = ItemFlags::from_imap(&item.flags);
         let about = About {
             uid: meta.uid,
@@ -629,11 +664,13 @@ impl FolderCopy<'_> {
                 fingerprint: fingerprint(&item.raw),
             },
         };
-        if let Some((old_key, old_id)) = self
+        let taken_over = self
             .renumbered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .get_mut(&about.probe.fingerprint)
-            .and_then(|keys| keys.pop())
-        {
+            .and_then(|keys| keys.pop());
+        if let Some((old_key, old_id)) = taken_over {
             let old = TargetItem {
                 source_key: old_key.clone(),
                 target_id: old_id.clone(),
@@ -656,16 +693,17 @@ impl FolderCopy<'_> {
     }
 
     /// A chunk's ready messages to the target in one go (pipelined where it can), then each
-    /// settled: acknowledged ones go to `done`, refused ones to the report. The first failure
-    /// that ends the attempt is returned; what was acknowledged besides is still recorded.
+    /// settled: acknowledged ones go to `done`, refused ones are returned as skipped. The
+    /// first failure that ends the attempt is returned; what was acknowledged besides is
+    /// still recorded.
     async fn import_ready(
         &self,
         ready: Ready,
         done: &mut Vec<CopiedRecord>,
-        report: &mut SyncReport,
-    ) -> Option<SyncError> {
+    ) -> (Option<SyncError>, Vec<SkippedItem>) {
+        let mut skipped = Vec::new();
         if ready.requests.is_empty() {
-            return None;
+            return (None, skipped);
         }
         let first = self
             .copier
@@ -686,12 +724,12 @@ impl FolderCopy<'_> {
             match settle(self.copier, self.job, &request, &raw, &about.probe, outcome).await {
                 Ok(Imported::Yes(id)) => done.push(about.record(request.source_key, id)),
                 Ok(Imported::Skipped(reason, detail)) => {
-                    report.skipped.push(self.skip(about.uid, reason, detail));
+                    skipped.push(self.skip(about.uid, reason, detail));
                 }
                 Err(e) => failed = Some(e),
             }
         }
-        failed
+        (failed, skipped)
     }
 }
 

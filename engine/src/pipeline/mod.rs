@@ -44,7 +44,8 @@ pub const ITEM_CAP: usize = 500_000;
 pub struct CopyOptions {
     pub max_message_size: u64,
     pub item_cap: usize,
-    /// Messages per fetch command.
+    /// Messages per fetch command, at most (a folder's first chunks are smaller; every chunk
+    /// is also bounded by its bytes).
     pub fetch_chunk: usize,
     /// Connection and command timeout.
     pub timeout: Duration,
@@ -62,7 +63,7 @@ impl Default for CopyOptions {
         Self {
             max_message_size: MAX_MESSAGE_SIZE,
             item_cap: ITEM_CAP,
-            fetch_chunk: 256,
+            fetch_chunk: 1024,
             timeout: Duration::from_secs(60),
             error_budget: 10,
             fetch_attempts: 3,

@@ -39,7 +39,7 @@ use crate::imap::{
 pub const KEY_HEADER: &str = "X-Mailmig-Source-Key";
 
 /// APPENDs in flight at once on one session.
-const APPEND_WINDOW: usize = 128;
+const APPEND_WINDOW: usize = 512;
 
 /// Where and how to log in at the target.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +94,8 @@ struct Mailbox {
     special: HashMap<String, String>,
     /// The connection broke in a way the call's result does not show (pipelined APPENDs).
     broken: bool,
+    /// MULTIAPPEND with LITERAL+: many messages per command, stored in one transaction.
+    multiappend: bool,
 }
 
 pub struct ImapTarget {
@@ -216,6 +218,7 @@ impl ImapTarget {
         }
         .map_err(io)?;
         refused("LIST \"\" \"*\"", all.done)?;
+        let multiappend = has("MULTIAPPEND") && client.literal_plus;
         Ok(Mailbox {
             client,
             delimiter,
@@ -223,6 +226,7 @@ impl ImapTarget {
             keys: HashMap::new(),
             special: special_folders(&all.listed, delimiter),
             broken: false,
+            multiappend,
         })
     }
 
@@ -305,6 +309,7 @@ impl ImapTarget {
             .collect();
         let mut keyed = keyed.iter();
         let mut items = Vec::new();
+        let mut args = Vec::new();
         let mut at = Vec::new();
         for (i, (r, mime)) in requests.iter().enumerate() {
             if out[i].is_some() {
@@ -328,9 +333,56 @@ impl ImapTarget {
             } else {
                 mime
             };
+            args.push(head[commands::quoted(&wires[i]).len() + 1..].to_string());
             items.push(Append { head, message });
             at.push(i);
         }
+        // MULTIAPPEND first (one transaction per command at the server); what it could not
+        // take goes one APPEND each, pipelined, to learn which message was refused.
+        let mut singles: Vec<usize> = (0..items.len()).collect();
+        if m.multiappend {
+            match multiappend_groups(m, &items, &args, &at, &wires).await {
+                Ok((created, rest)) => {
+                    for (i, id) in created {
+                        let (r, _) = &requests[i];
+                        if header && let Some(k) = m.keys.get_mut(&wires[i]) {
+                            k.insert(r.source_key.clone(), 0);
+                        }
+                        out[i] = Some(Ok(ImportOutcome::Created(
+                            id.unwrap_or_else(|| r.source_key.clone()),
+                        )));
+                    }
+                    singles = rest;
+                }
+                Err((created, why)) => {
+                    m.broken = true;
+                    for (i, id) in created {
+                        let (r, _) = &requests[i];
+                        out[i] = Some(Ok(ImportOutcome::Created(
+                            id.unwrap_or_else(|| r.source_key.clone()),
+                        )));
+                    }
+                    return Ok(out
+                        .into_iter()
+                        .map(|o| {
+                            o.unwrap_or_else(|| {
+                                Err(io(format!(
+                                    "the connection broke with the MULTIAPPEND in flight ({why})"
+                                )))
+                            })
+                        })
+                        .collect());
+                }
+            }
+        }
+        let at: Vec<usize> = singles.iter().map(|&k| at[k]).collect();
+        let items: Vec<Append<'_>> = singles
+            .iter()
+            .map(|&k| Append {
+                head: items[k].head.clone(),
+                message: items[k].message,
+            })
+            .collect();
         let appended = m.client.append_pipelined(&items, APPEND_WINDOW).await;
         if appended.broke.is_some() {
             m.broken = true;
@@ -369,6 +421,61 @@ impl ImapTarget {
             .map(|o| o.expect("every request answered"))
             .collect())
     }
+}
+
+/// Messages and bytes in one MULTIAPPEND at most.
+const MULTI_MESSAGES: usize = 256;
+const MULTI_BYTES: usize = 32 * 1024 * 1024;
+
+/// What MULTIAPPENDs created, and which messages are left for single APPENDs.
+type Multi = (Vec<(usize, Option<String>)>, Vec<usize>);
+
+/// MULTIAPPENDs of the messages, grouped by folder in their order: the requests created (with
+/// their ids when APPENDUID named them), and the items of groups the server refused (NO or
+/// BAD: nothing of a refused group was stored) for single APPENDs. `Err` when the connection
+/// broke, with what was created before.
+async fn multiappend_groups(
+    m: &mut Mailbox,
+    items: &[Append<'_>],
+    args: &[String],
+    at: &[usize],
+    wires: &[String],
+) -> Result<Multi, (Vec<(usize, Option<String>)>, String)> {
+    let mut created = Vec::new();
+    let mut rest = Vec::new();
+    let mut k = 0;
+    while k < items.len() {
+        let wire = &wires[at[k]];
+        let mut end = k;
+        let mut bytes = 0;
+        while end < items.len()
+            && &wires[at[end]] == wire
+            && end - k < MULTI_MESSAGES
+            && (end == k || bytes + items[end].message.len() <= MULTI_BYTES)
+        {
+            bytes += items[end].message.len();
+            end += 1;
+        }
+        let parts: Vec<commands::MultiPart<'_>> = (k..end)
+            .map(|j| commands::MultiPart {
+                args: args[j].clone(),
+                message: items[j].message,
+            })
+            .collect();
+        match commands::multiappend(&mut m.client, wire, &parts).await {
+            Ok(Done::Ok(text)) => {
+                let uids = commands::appenduids(&text).filter(|(_, uids)| uids.len() == end - k);
+                for (n, j) in (k..end).enumerate() {
+                    let id = uids.as_ref().map(|(v, u)| target_id(*v, u[n], wire));
+                    created.push((at[j], id));
+                }
+            }
+            Ok(Done::No(_)) | Err(ClientError::Bad { .. }) => rest.extend(k..end),
+            Err(e) => return Err((created, e.to_string())),
+        }
+        k = end;
+    }
+    Ok((created, rest))
 }
 
 async fn select(m: &mut Mailbox, wire: &str) -> Result<Option<u32>, TargetError> {
