@@ -201,14 +201,14 @@ fn outcome_uid(o: &FetchOutcome) -> u32 {
     }
 }
 
-/// The next chunk: up to `max_items` messages and [`CHUNK_BYTES`] (at least one message), so
+/// The next chunk: up to `max_items` messages and `max_bytes` (at least one message), so
 /// memory is bounded by the chunk, not the folder.
-fn next_chunk(pending: &mut Vec<ItemMeta>, max_items: usize) -> Vec<ItemMeta> {
+fn next_chunk(pending: &mut Vec<ItemMeta>, max_items: usize, max_bytes: u64) -> Vec<ItemMeta> {
     let mut take = 0;
     let mut bytes = 0u64;
     while take < pending.len() && take < max_items.max(1) {
         bytes += pending[take].size;
-        if take > 0 && bytes > CHUNK_BYTES {
+        if take > 0 && bytes > max_bytes {
             break;
         }
         take += 1;
@@ -247,7 +247,10 @@ impl FolderCopy<'_> {
         // configured size (a damaged reply makes it 1 for good).
         let most = self.copier.options.fetch_chunk;
         let mut chunk_size = most.min(FIRST_CHUNK);
-        let first = next_chunk(&mut pending, chunk_size);
+        // The byte bound grows with the count: [`CHUNK_BYTES`] once at the configured size.
+        let bytes =
+            |n: usize| (CHUNK_BYTES / most.max(1) as u64 * n as u64).clamp(1 << 20, CHUNK_BYTES);
+        let first = next_chunk(&mut pending, chunk_size, bytes(chunk_size));
         let first = fetch(source, first).await?;
         let mut prepared = Some(
             self.prepare_chunk(first, &mut pending, &mut chunk_size, attempts)
@@ -261,7 +264,7 @@ impl FolderCopy<'_> {
             if chunk_size != 1 {
                 chunk_size = (chunk_size * 2).min(most);
             }
-            let next = next_chunk(&mut pending, chunk_size);
+            let next = next_chunk(&mut pending, chunk_size, bytes(chunk_size));
             let (pending, chunk_size, attempts) = (&mut pending, &mut chunk_size, &mut *attempts);
             let mut done = p.done;
             let (after, (failed, skipped)) = tokio::join!(
@@ -749,17 +752,21 @@ mod tests {
     #[test]
     fn chunks_are_bounded_by_count_and_bytes_but_take_at_least_one() {
         let mut pending: Vec<_> = (1..=5).map(|u| meta(u, 10)).collect();
-        assert_eq!(next_chunk(&mut pending, 2).len(), 2);
+        assert_eq!(next_chunk(&mut pending, 2, CHUNK_BYTES).len(), 2);
         assert_eq!(
-            next_chunk(&mut pending, 0).len(),
+            next_chunk(&mut pending, 0, CHUNK_BYTES).len(),
             1,
             "a zero limit counts as one"
         );
         let mut big = vec![meta(1, CHUNK_BYTES), meta(2, 1), meta(3, 1)];
-        assert_eq!(next_chunk(&mut big, 10).len(), 1, "over the byte bound");
+        assert_eq!(
+            next_chunk(&mut big, 10, CHUNK_BYTES).len(),
+            1,
+            "over the byte bound"
+        );
         let mut huge = vec![meta(1, CHUNK_BYTES * 2)];
         assert_eq!(
-            next_chunk(&mut huge, 10).len(),
+            next_chunk(&mut huge, 10, CHUNK_BYTES).len(),
             1,
             "a single big message goes alone"
         );
