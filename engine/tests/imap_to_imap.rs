@@ -187,6 +187,16 @@ async fn dovecot_to_dovecot(keyed: bool) {
     assert!(ghost.error.unwrap().contains("AUTHENTICATIONFAILED"));
     let pairs = [("INBOX", "INBOX"), ("Sent", "Gesendet")];
     compare(&source, &target, "terry", &pairs, keyed);
+    let terry = engine.user("terry@contoso.edu").unwrap();
+    if keyed {
+        assert_eq!(
+            terry.missing_in_target, None,
+            "keys are not listed each sync"
+        );
+    } else {
+        // The closing reconciliation lists the target's folders.
+        assert_eq!(terry.missing_in_target, Some(0));
+    }
     assert!(
         target.store().messages("terry", "Sent Items").is_err(),
         "no Sent Items folder made beside the target's own \\Sent"
@@ -204,6 +214,19 @@ async fn dovecot_to_dovecot(keyed: bool) {
     clock.advance(chrono::Duration::hours(24));
     run(make_target()).await;
     compare(&source, &target, "terry", &pairs, keyed);
+    if !keyed {
+        // A copy lost at the target (deleted there) is named by the next sync's reconciliation,
+        // never reported as all there.
+        let uid = target.store().messages("terry", "INBOX").unwrap()[3].uid;
+        target
+            .store()
+            .expunge_uids("terry", "INBOX", &[uid])
+            .unwrap();
+        clock.advance(chrono::Duration::hours(24));
+        run(make_target()).await;
+        let terry = engine.user("terry@contoso.edu").unwrap();
+        assert_eq!(terry.missing_in_target, Some(1), "{terry:?}");
+    }
 }
 
 /// Each target mailbox has its own session: while one user's APPEND waits on a slow server,

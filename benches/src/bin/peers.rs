@@ -69,6 +69,8 @@ enum Tool {
     Mailmig,
     Mbsync,
     AppendRef,
+    /// MULTIAPPEND of 250 messages a command, pipelined (the server stores each in one transaction).
+    MultiRef,
     Dsync,
     Tenant,
     FetchRef,
@@ -76,10 +78,11 @@ enum Tool {
     MailmigSerial,
 }
 
-const TOOLS: [Tool; 6] = [
+const TOOLS: [Tool; 7] = [
     Tool::Mailmig,
     Tool::Mbsync,
     Tool::AppendRef,
+    Tool::MultiRef,
     Tool::Dsync,
     Tool::Tenant,
     Tool::FetchRef,
@@ -91,6 +94,7 @@ impl Tool {
             "mailmig" => Tool::Mailmig,
             "mbsync" => Tool::Mbsync,
             "append" => Tool::AppendRef,
+            "multiappend" => Tool::MultiRef,
             "dsync" => Tool::Dsync,
             "tenant" => Tool::Tenant,
             "fetch" => Tool::FetchRef,
@@ -103,7 +107,8 @@ impl Tool {
         match self {
             Tool::Mailmig => "mailmig (IMAP target)",
             Tool::Mbsync => "mbsync",
-            Tool::AppendRef => "pipelined APPEND alone (the target's limit)",
+            Tool::AppendRef => "pipelined APPEND alone",
+            Tool::MultiRef => "MULTIAPPEND alone (the target's limit)",
             Tool::Dsync => "Dovecot's dsync",
             Tool::Tenant => "mailmig into the embedded tenant",
             Tool::FetchRef => "FETCH alone (the source's limit)",
@@ -158,7 +163,7 @@ async fn run() -> Result<(), String> {
                     .ok_or("--scale-down N")?
             }
             "--mailmig" => mailmig = args.next().map(PathBuf::from),
-            // Only these tools (mailmig,mbsync,append,dsync,tenant,fetch,serial): a quick look.
+            // Only these tools (mailmig,mbsync,append,multiappend,dsync,tenant,fetch,serial).
             "--only" => {
                 let list = args.next().ok_or("--only TOOL,...")?;
                 let mut tools = Vec::new();
@@ -252,7 +257,7 @@ async fn seed(env: &mut Env) -> Result<(), String> {
                     .collect();
             let started = Instant::now();
             let mut s = session(&env.source, &user, PASSWORD).await?;
-            append_all(&mut s, "INBOX", &generated).await?;
+            append_all(&mut s, "INBOX", &generated, false).await?;
             eprintln!(
                 "peers: seeded {user} with {} messages in {:.2} s",
                 generated.len(),
@@ -298,7 +303,24 @@ async fn measure(env: &Env, wi: usize, w: &Workload) -> Result<Row, String> {
     }
     for rep in 0..env.reps {
         for &tool in &tools {
-            let (secs, again) = copy(env, w, tool, rep).await?;
+            // A peer that hangs (a real server can) is reported, not waited for forever.
+            let Ok(copied) =
+                tokio::time::timeout(Duration::from_secs(120), copy(env, w, tool, rep)).await
+            else {
+                return Err(format!(
+                    "{} on {} did not finish within 120 s",
+                    tool.title(),
+                    w.key
+                ));
+            };
+            let (secs, again) = copied?;
+            if let Some(again) = again {
+                eprintln!(
+                    "peers: {} {} rep {rep}: no-op re-sync {again:.2} s",
+                    w.key,
+                    tool.title()
+                );
+            }
             let check = verify(env, wi, w, tool, rep).await?;
             eprintln!(
                 "peers: {} {} rep {rep}: {secs:.2} s, {check}",
@@ -382,7 +404,7 @@ async fn copy(
             };
             Ok((secs, again))
         }
-        Tool::AppendRef => {
+        Tool::AppendRef | Tool::MultiRef => {
             let wi = WORKLOADS
                 .iter()
                 .position(|x| x.key == w.key)
@@ -394,7 +416,7 @@ async fn copy(
                 let mail = &env.mail[wi][i];
                 tasks.push(async move {
                     let mut s = session(&env.target, &user, ADMIN.1).await?;
-                    append_all(&mut s, "INBOX", mail).await
+                    append_all(&mut s, "INBOX", mail, tool == Tool::MultiRef).await
                 });
             }
             for r in futures::future::join_all(tasks).await {
@@ -751,41 +773,57 @@ async fn read_tagged(s: &mut ImapStream, tag: &[u8]) -> Result<String, String> {
 
 /// Pipelined LITERAL+ APPENDs of every message (flags and internal date kept), written while
 /// the completions are read; fails on any NO or BAD.
-async fn append_all(s: &mut ImapStream, mailbox: &str, mail: &[Mail]) -> Result<(), String> {
+async fn append_all(
+    s: &mut ImapStream,
+    mailbox: &str,
+    mail: &[Mail],
+    multi: bool,
+) -> Result<(), String> {
     let (mut r, mut w) = tokio::io::split(s);
-    if std::env::var_os("PEERS_MULTI").is_some() {
-        let mut out = Vec::new();
-        for (k, group) in mail.chunks(1000).enumerate() {
-            out.extend_from_slice(format!("a{k} APPEND \"{mailbox}\"").as_bytes());
-            for m in group {
-                let date = m.date.format("%d-%b-%Y %H:%M:%S +0000");
-                out.extend_from_slice(
-                    format!(
-                        " ({}) \"{date}\" {{{}+}}\r\n",
-                        m.flags.join(" "),
-                        m.raw.len()
-                    )
-                    .as_bytes(),
-                );
-                out.extend_from_slice(&m.raw);
+    if multi {
+        // Written while the completions are read (a refusal ends the command early).
+        let writer = async move {
+            for (k, group) in mail.chunks(250).enumerate() {
+                let mut out = format!("a{k} APPEND \"{mailbox}\"").into_bytes();
+                for m in group {
+                    let date = m.date.format("%d-%b-%Y %H:%M:%S +0000");
+                    let flags = m.flags.join(" ");
+                    out.extend_from_slice(
+                        format!(" ({flags}) \"{date}\" {{{}+}}\r\n", m.raw.len()).as_bytes(),
+                    );
+                    out.extend_from_slice(&m.raw);
+                }
+                out.extend_from_slice(b"\r\n");
+                w.write_all(&out).await.map_err(|e| e.to_string())?;
             }
-            out.extend_from_slice(b"\r\n");
-        }
-        w.write_all(&out).await.map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 4096];
-        let mut got = Vec::new();
-        let want = mail.chunks(1000).count();
-        while got.windows(5).filter(|x| x == b" OK [").count() < want {
-            let n = r.read(&mut buf).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("closed".into());
+            w.flush().await.map_err(|e| e.to_string())
+        };
+        let want = mail.chunks(250).count();
+        let reader = async move {
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            let mut done = 0;
+            while done < want {
+                let n = r.read(&mut buf).await.map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Err("the target closed the connection".to_string());
+                }
+                got.extend_from_slice(&buf[..n]);
+                while let Some(p) = got.windows(2).position(|w| w == b"\r\n") {
+                    let line: Vec<u8> = got.drain(..p + 2).collect();
+                    let text = String::from_utf8_lossy(&line);
+                    if text.starts_with('a') {
+                        if text.split(' ').nth(1).is_none_or(|s| s != "OK") {
+                            return Err(format!("MULTIAPPEND refused: {}", text.trim()));
+                        }
+                        done += 1;
+                    }
+                }
             }
-            got.extend_from_slice(&buf[..n]);
-            if got.windows(4).any(|x| x == b" NO " || x == b" BAD") {
-                return Err(String::from_utf8_lossy(&got).to_string());
-            }
-        }
-        return Ok(());
+            Ok(())
+        };
+        let (a, b) = tokio::join!(writer, reader);
+        return a.and(b);
     }
     let writer = async move {
         let mut out = Vec::with_capacity(128 * 1024);
@@ -886,9 +924,10 @@ fn print_table(rows: &[Row]) {
         let get = |t| time(r, t).unwrap_or(f64::NAN);
         let m = get(Tool::Mailmig);
         println!(
-            "- {}: mailmig at {:.2}x the pipelined-APPEND rate, {:.2}x mbsync's speed, {:.2}x dsync's; into the tenant at {:.2}x the FETCH rate",
+            "- {}: mailmig at {:.2}x the pipelined-APPEND rate ({:.2}x the MULTIAPPEND rate), {:.2}x mbsync's speed, {:.2}x dsync's; into the tenant at {:.2}x the FETCH rate",
             r.name,
             get(Tool::AppendRef) / m,
+            get(Tool::MultiRef) / m,
             get(Tool::Mbsync) / m,
             get(Tool::Dsync) / m,
             get(Tool::FetchRef) / get(Tool::Tenant),
