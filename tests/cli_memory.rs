@@ -109,8 +109,8 @@ async fn peak_memory_does_not_grow_with_the_mailbox() {
     let large = peak_for(dir.path(), 120).await;
     // 96 MB more mail; a chunk is 8 MB, and at most two are held (the next one is fetched
     // while this one is written): 16 MiB, plus a little for the allocator, never the mailbox.
-    // (Measured: 37 and 46-49 MiB. With chunks of 64 MiB the runs peak far higher and this
-    // fails.)
+    // (Measured: 37 and 46-49 MiB. With chunks of 64 messages the same runs peak at 45 and
+    // 115 MiB, and this fails.)
     assert!(
         large <= small + 20,
         "peak memory {small} MiB for 24 MB of mail, {large} MiB for 120 MB"
