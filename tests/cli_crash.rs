@@ -12,6 +12,39 @@ use fake_imap::{AdminMode, FakeImapServer, Fault, FaultAction};
 use real_servers::{Message, RealServer, start_or_skip};
 use tokio::process::Command;
 
+/// `mailmig run --until-idle` in 5-message chunks, SIGKILLed `base_ms` plus up to 100 ms
+/// after each start (an Lcg from `seed`), at most `tries` times: asserts 20 to 25 kills landed
+/// before a run finished by itself.
+async fn kill_repeatedly(state: &std::path::Path, seed: u64, tries: usize, base_ms: u64) {
+    let mut rng = Lcg(seed);
+    let mut kills = 0;
+    for _ in 0..tries {
+        let mut child = Command::new(BIN)
+            .arg("--state-dir")
+            .arg(state)
+            .args(["run", "--until-idle"])
+            .env("MAILMIG_FETCH_CHUNK", "5")
+            .spawn()
+            .unwrap();
+        let at = Duration::from_millis(base_ms + rng.next(100));
+        match tokio::time::timeout(at, child.wait()).await {
+            Ok(status) => {
+                assert!(status.unwrap().success());
+                break; // it finished before this kill point
+            }
+            Err(_) => {
+                child.kill().await.unwrap(); // SIGKILL
+                let _ = child.wait().await;
+                kills += 1;
+            }
+        }
+        if kills >= 25 {
+            break;
+        }
+    }
+    assert!(kills >= 20, "only {kills} kills landed during the sync");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_sigkills_then_target_equals_source() {
     let users = ["ann", "bob", "cid", "dee"];
@@ -31,33 +64,7 @@ async fn twenty_sigkills_then_target_equals_source() {
     let names: Vec<String> = users.iter().map(|u| u.to_string()).collect();
     let state = embedded_batch(dir.path(), &server, &names, "B", 2).await;
 
-    let mut rng = Lcg(2024);
-    let mut kills = 0;
-    for _ in 0..40 {
-        let mut child = Command::new(BIN)
-            .arg("--state-dir")
-            .arg(&state)
-            .args(["run", "--until-idle"])
-            .env("MAILMIG_FETCH_CHUNK", "5")
-            .spawn()
-            .unwrap();
-        let at = Duration::from_millis(30 + rng.next(100));
-        match tokio::time::timeout(at, child.wait()).await {
-            Ok(status) => {
-                assert!(status.unwrap().success());
-                break; // it finished before this kill point
-            }
-            Err(_) => {
-                child.kill().await.unwrap(); // SIGKILL
-                let _ = child.wait().await;
-                kills += 1;
-            }
-        }
-        if kills >= 25 {
-            break;
-        }
-    }
-    assert!(kills >= 20, "only {kills} kills landed during the sync");
+    kill_repeatedly(&state, 2024, 40, 30).await;
     // The last run finishes it.
     mailmig(&state, &["run", "--until-idle"]).await;
     let o = mailmig(&state, &["user", "get", "--json"]).await;
@@ -318,33 +325,7 @@ async fn twenty_sigkills_into_a_real_dovecot_target_leave_exact_copies() {
     )
     .await;
 
-    let mut rng = Lcg(77);
-    let mut kills = 0;
-    for _ in 0..60 {
-        let mut child = Command::new(BIN)
-            .arg("--state-dir")
-            .arg(&state)
-            .args(["run", "--until-idle"])
-            .env("MAILMIG_FETCH_CHUNK", "5")
-            .spawn()
-            .unwrap();
-        let at = Duration::from_millis(40 + rng.next(100));
-        match tokio::time::timeout(at, child.wait()).await {
-            Ok(status) => {
-                assert!(status.unwrap().success());
-                break;
-            }
-            Err(_) => {
-                child.kill().await.unwrap(); // SIGKILL
-                let _ = child.wait().await;
-                kills += 1;
-            }
-        }
-        if kills >= 25 {
-            break;
-        }
-    }
-    assert!(kills >= 20, "only {kills} kills landed during the sync");
+    kill_repeatedly(&state, 77, 60, 40).await;
     mailmig(&state, &["run", "--until-idle"]).await;
     let o = mailmig(&state, &["user", "get", "--json"]).await;
     let users_json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
