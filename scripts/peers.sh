@@ -4,8 +4,9 @@
 # mbsync, doveadm backup and bare pipelined APPEND/FETCH clients interleaved, every copy
 # checked, medians printed as a Markdown table.
 #
-#   scripts/peers.sh                    # medians of 3 (about 5 minutes)
+#   scripts/peers.sh                    # medians of 3 (about 8 minutes)
 #   scripts/peers.sh --reps 1 --scale-down 20   # a quick check that every peer still runs
+#   scripts/peers.sh --only mailmig,append --workload w4k   # a quick look at one pair
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v mbsync >/dev/null 2>&1; then

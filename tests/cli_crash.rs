@@ -12,6 +12,46 @@ use fake_imap::{AdminMode, FakeImapServer, Fault, FaultAction};
 use real_servers::{Message, RealServer, start_or_skip};
 use tokio::process::Command;
 
+/// A fake-imap source whose users have `inbox` messages in INBOX and 20 in Sent, each UID
+/// FETCH delayed 15 ms (so a sync lasts long enough to be killed many times).
+async fn slow_source(seed: u64, users: &[&str], inbox: usize) -> fake_imap::ServerHandle {
+    let mut s = FakeImapServer::new().seed(seed);
+    for u in users {
+        s = s
+            .user(u, "pw")
+            .generated(u, "INBOX", inbox)
+            .generated(u, "Sent", 20);
+    }
+    s.fault(Fault::new(FaultAction::Delay).command("UID FETCH").ms(15))
+        .start()
+        .await
+        .unwrap()
+}
+
+/// `target set --imap` on 127.0.0.1:`port` in plain text, as `{local}*mailadmin` with the
+/// password in `password_file`.
+async fn imap_target(state: &std::path::Path, port: &str, password_file: &std::path::Path) {
+    mailmig(
+        state,
+        &[
+            "target",
+            "set",
+            "--imap",
+            "--remote-server",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--security",
+            "none",
+            "--username-format",
+            "{local}*mailadmin",
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ],
+    )
+    .await;
+}
+
 /// `mailmig run --until-idle` in 5-message chunks, SIGKILLed `base_ms` plus up to 100 ms
 /// after each start (an Lcg from `seed`), at most `tries` times: asserts 20 to 25 kills landed
 /// before a run finished by itself.
@@ -48,18 +88,7 @@ async fn kill_repeatedly(state: &std::path::Path, seed: u64, tries: usize, base_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_sigkills_then_target_equals_source() {
     let users = ["ann", "bob", "cid", "dee"];
-    let mut s = FakeImapServer::new().seed(12);
-    for u in users {
-        s = s
-            .user(u, "pw")
-            .generated(u, "INBOX", 200)
-            .generated(u, "Sent", 20);
-    }
-    let server = s
-        .fault(Fault::new(FaultAction::Delay).command("UID FETCH").ms(15))
-        .start()
-        .await
-        .unwrap();
+    let server = slow_source(12, &users, 200).await;
     let dir = tempfile::tempdir().unwrap();
     let names: Vec<String> = users.iter().map(|u| u.to_string()).collect();
     let state = embedded_batch(dir.path(), &server, &names, "B", 2).await;
@@ -99,25 +128,7 @@ async fn imap_to_imap_from_the_command_line() {
     // The target's password from a file, as everywhere a password is taken.
     let password_file = dir.path().join("target.pw");
     std::fs::write(&password_file, "secret\n").unwrap();
-    mailmig(
-        &state,
-        &[
-            "target",
-            "set",
-            "--imap",
-            "--remote-server",
-            "127.0.0.1",
-            "--port",
-            &tport,
-            "--security",
-            "none",
-            "--username-format",
-            "{local}*mailadmin",
-            "--password-file",
-            password_file.to_str().unwrap(),
-        ],
-    )
-    .await;
+    imap_target(&state, &tport, &password_file).await;
     let o = mailmig(&state, &["target", "get", "--json"]).await;
     assert!(
         !String::from_utf8_lossy(&o.stdout).contains("secret"),
@@ -265,42 +276,13 @@ async fn twenty_sigkills_into_a_real_dovecot_target_leave_exact_copies() {
             .await
             .unwrap();
     }
-    let mut s = FakeImapServer::new().seed(31);
-    for u in users {
-        s = s
-            .user(u, "pw")
-            .generated(u, "INBOX", 150)
-            .generated(u, "Sent", 20);
-    }
-    let server = s
-        .fault(Fault::new(FaultAction::Delay).command("UID FETCH").ms(15))
-        .start()
-        .await
-        .unwrap();
+    let server = slow_source(31, &users, 150).await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let password_file = dir.path().join("target.pw");
     std::fs::write(&password_file, "adminpw\n").unwrap();
     let port = dovecot.imap_port().to_string();
-    mailmig(
-        &state,
-        &[
-            "target",
-            "set",
-            "--imap",
-            "--remote-server",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--security",
-            "none",
-            "--username-format",
-            "{local}*mailadmin",
-            "--password-file",
-            password_file.to_str().unwrap(),
-        ],
-    )
-    .await;
+    imap_target(&state, &port, &password_file).await;
     common::plain_endpoint(&state, server.imap_addr().port(), 2).await;
     let csv = dir.path().join("users.csv");
     let mut rows = String::from("EmailAddress,UserName,Password\n");

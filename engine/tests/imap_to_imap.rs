@@ -281,3 +281,113 @@ async fn a_slow_append_for_one_user_does_not_hold_up_another() {
     );
     assert!(slow.await.unwrap().is_ok());
 }
+
+/// A MULTIAPPEND the target refuses stores nothing (RFC 3502), so its messages go again one
+/// APPEND each: the one over the target's size limit is reported as a large item, every other
+/// message of the group lands, in order, and nothing lands twice.
+#[tokio::test]
+async fn a_refused_multiappend_is_retried_one_message_at_a_time() {
+    let source = FakeImapServer::new()
+        .seed(9)
+        .user("terry", "pw")
+        .generated("terry", "INBOX", 6)
+        .start()
+        .await
+        .unwrap();
+    let date = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:00+00:00").unwrap();
+    let big = format!(
+        "Message-ID: <big@x>\r\nSubject: big\r\n\r\n{}\r\n",
+        "x".repeat(40_000)
+    );
+    let (_, big_uid) = source
+        .store()
+        .append("terry", "INBOX", big.into_bytes(), &[], date)
+        .unwrap();
+    source
+        .store()
+        .append(
+            "terry",
+            "INBOX",
+            b"Message-ID: <after@x>\r\n\r\nlast\r\n".to_vec(),
+            &[],
+            date,
+        )
+        .unwrap();
+    let target = FakeImapServer::new()
+        .mode(AdminMode::Dovecot)
+        .admin("mailadmin", "admin-pw")
+        .user("terry", "other")
+        .max_literal(20_000)
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(
+        Engine::open(&dir.path().join("state"), Arc::new(ManualClock::at_epoch())).unwrap(),
+    );
+    engine
+        .endpoint_new(Endpoint::imap(
+            "src",
+            "127.0.0.1",
+            source.imap_addr().port(),
+            Security::None,
+        ))
+        .unwrap();
+    let t: Arc<dyn Target> = Arc::new(ImapTarget::new(ImapTargetConfig {
+        remote_server: "127.0.0.1".into(),
+        port: target.imap_addr().port(),
+        security: Security::None,
+        ca_file: None,
+        username_format: "{local}*mailadmin".into(),
+        password: "admin-pw".into(),
+        source_key_header: false,
+    }));
+    engine
+        .batch_new(
+            NewBatch {
+                name: "B".into(),
+                source_endpoint: "src".into(),
+                autostart: true,
+                ..NewBatch::default()
+            },
+            Path::new("u.csv"),
+            b"EmailAddress,UserName,Password\nterry@contoso.edu,terry,pw\n",
+            &*t,
+        )
+        .await
+        .unwrap();
+    let copy = Copier {
+        engine: engine.clone(),
+        target: t.clone(),
+        options: CopyOptions::default(),
+    };
+    Service::new(engine.clone(), Arc::new(copy), t)
+        .run(RunOptions::default())
+        .await
+        .unwrap();
+    let terry = engine.user("terry@contoso.edu").unwrap();
+    assert_eq!(terry.items_synced, 7, "{terry:?}");
+    let skipped = engine
+        .db
+        .read(|tx| tx.skipped_items("terry@contoso.edu"))
+        .unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].item, format!("UID {big_uid}"));
+    assert_eq!(skipped[0].reason, engine::sync::SkipReason::LargeItem);
+    let want: Vec<Vec<u8>> = source
+        .store()
+        .messages("terry", "INBOX")
+        .unwrap()
+        .iter()
+        .filter(|m| m.uid != big_uid)
+        .map(|m| m.raw.to_vec())
+        .collect();
+    let got: Vec<Vec<u8>> = target
+        .store()
+        .messages("terry", "INBOX")
+        .unwrap()
+        .iter()
+        .map(|m| m.raw.to_vec())
+        .collect();
+    assert!(want == got, "every other message once, exact, in order");
+}

@@ -375,35 +375,16 @@ async fn copy(
             let configs = (0..w.users)
                 .map(|i| mbsync_config(env, w, rep, i))
                 .collect::<Result<Vec<_>, _>>()?;
-            let secs = parallel(configs.iter().map(|c| {
-                let mut cmd = Command::new("mbsync");
-                cmd.arg("-q").arg("-c").arg(c).arg("-a");
-                cmd
-            }))
-            .await?;
-            let again = if noop {
-                Some(
-                    parallel(configs.iter().map(|c| {
-                        let mut cmd = Command::new("mbsync");
-                        cmd.arg("-q").arg("-c").arg(c).arg("-a");
-                        cmd
-                    }))
-                    .await?,
-                )
-            } else {
-                None
+            let mbsync = || {
+                configs.iter().map(|c| {
+                    let mut cmd = Command::new("mbsync");
+                    cmd.arg("-q").arg("-c").arg(c).arg("-a");
+                    cmd
+                })
             };
-            Ok((secs, again))
+            twice(mbsync, noop).await
         }
-        Tool::Dsync => {
-            let secs = parallel((0..w.users).map(|i| dsync(env, w, rep, i))).await?;
-            let again = if noop {
-                Some(parallel((0..w.users).map(|i| dsync(env, w, rep, i))).await?)
-            } else {
-                None
-            };
-            Ok((secs, again))
-        }
+        Tool::Dsync => twice(|| (0..w.users).map(|i| dsync(env, w, rep, i)), noop).await,
         Tool::AppendRef | Tool::MultiRef => {
             let wi = WORKLOADS
                 .iter()
@@ -440,6 +421,20 @@ async fn copy(
             Ok((started.elapsed().as_secs_f64(), None))
         }
     }
+}
+
+/// The seconds of the peer's commands run at once, and with `again`, of a second run (the
+/// no-op re-sync).
+async fn twice<I: Iterator<Item = Command>>(
+    cmds: impl Fn() -> I,
+    again: bool,
+) -> Result<(f64, Option<f64>), String> {
+    let secs = parallel(cmds()).await?;
+    let again = match again {
+        true => Some(parallel(cmds()).await?),
+        false => None,
+    };
+    Ok((secs, again))
 }
 
 /// Runs the commands at once; the seconds until the last ended.

@@ -289,36 +289,6 @@ pub async fn create(c: &mut Client, name: &str) -> Result<Done, ClientError> {
     c.run(&[Part::Text("CREATE "), arg.part()], |_| {}).await
 }
 
-/// APPEND with flags (`(\Seen $Work)` or empty) and an internal date (`"01-Jan-2026 ..."`).
-pub async fn append(
-    c: &mut Client,
-    name: &str,
-    flags: &str,
-    date: Option<&str>,
-    message: &[u8],
-) -> Result<Done, ClientError> {
-    let arg = astring(name);
-    let mut middle = String::from(" ");
-    if !flags.is_empty() {
-        middle.push_str(flags);
-        middle.push(' ');
-    }
-    if let Some(d) = date {
-        middle.push_str(d);
-        middle.push(' ');
-    }
-    c.run(
-        &[
-            Part::Text("APPEND "),
-            arg.part(),
-            Part::Text(&middle),
-            Part::Literal(message),
-        ],
-        |_| {},
-    )
-    .await
-}
-
 /// `UID SEARCH <criteria>` in the selected mailbox: the UIDs found.
 pub async fn uid_search(c: &mut Client, criteria: &str) -> Result<(Vec<u32>, Done), ClientError> {
     let mut uids = Vec::new();
