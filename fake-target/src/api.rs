@@ -21,6 +21,34 @@ pub trait TenantApi: Send + Sync {
         request: &ImportRequest,
         mime: Bytes,
     ) -> Result<ImportOutcome, Error>;
+    /// Imports in order as one call; one answer per message. The default imports one at a
+    /// time; after a failure of a call itself the rest are not tried and carry that failure
+    /// (what was acknowledged before it stays so).
+    async fn import_many(
+        &self,
+        address: &str,
+        batch: &[(ImportRequest, Bytes)],
+    ) -> Vec<Result<ImportOutcome, Error>> {
+        let mut out = Vec::with_capacity(batch.len());
+        for (request, mime) in batch {
+            match self.import(address, request, mime.clone()).await {
+                Ok(o) => out.push(Ok(o)),
+                Err(e) => {
+                    let message = e.to_string();
+                    let transient = e.is_transient();
+                    out.push(Err(e));
+                    while out.len() < batch.len() {
+                        out.push(Err(Error::NotTried {
+                            message: message.clone(),
+                            transient,
+                        }));
+                    }
+                    break;
+                }
+            }
+        }
+        out
+    }
     async fn update_flags(
         &self,
         address: &str,
@@ -56,6 +84,17 @@ impl TenantApi for Tenant {
         mime: Bytes,
     ) -> Result<ImportOutcome, Error> {
         Tenant::import(self, address, request, mime).await
+    }
+    async fn import_many(
+        &self,
+        address: &str,
+        batch: &[(ImportRequest, Bytes)],
+    ) -> Vec<Result<ImportOutcome, Error>> {
+        Tenant::import_many(self, address, batch)
+            .await
+            .into_iter()
+            .map(Ok)
+            .collect()
     }
     async fn update_flags(
         &self,

@@ -28,6 +28,9 @@ pub enum Error {
     /// The directory refused a provisioning call (Exchange's words in the message).
     #[error("{0}")]
     Directory(mailmig_model::DirectoryRefusal),
+    /// A message of a batch not tried because the call failed on an earlier one.
+    #[error("not tried, after an earlier message of the call failed: {message}")]
+    NotTried { message: String, transient: bool },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -38,6 +41,7 @@ impl Error {
         match self {
             Error::Transport(_) | Error::Io(_) => true,
             Error::Http { status, .. } => *status >= 500,
+            Error::NotTried { transient, .. } => *transient,
             _ => false,
         }
     }

@@ -127,21 +127,20 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Writes a new item with the folders it needed and the next id, in one transaction: a
-    /// process killed half-way leaves either all of it or none.
-    pub fn insert_item_with(
+    /// Writes new items, each with the folders it needed, and the next id, in one
+    /// transaction: a process killed half-way leaves either all of them or none.
+    pub fn insert_items(
         &self,
-        mailbox: &str,
-        new_folders: &[String],
-        row: &ItemRow,
-        mime: &[u8],
+        items: &[(&[String], &ItemRow, &[u8])],
         next_id: u64,
     ) -> Result<(), Error> {
         let tx = self.conn.unchecked_transaction()?;
-        for p in new_folders {
-            self.save_folder(mailbox, p)?;
+        for (new_folders, row, mime) in items {
+            for p in *new_folders {
+                self.save_folder(&row.mailbox, p)?;
+            }
+            self.insert_item(row, mime)?;
         }
-        self.insert_item(row, mime)?;
         self.set_meta("next_id", &next_id.to_string())?;
         tx.commit()?;
         Ok(())
@@ -158,10 +157,12 @@ impl Db {
     }
 
     pub fn insert_item(&self, row: &ItemRow, mime: &[u8]) -> Result<(), Error> {
-        self.conn.execute(
-            "INSERT INTO items (id, mailbox, folder, source_key, received, flags, kind, size, mime)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+        self.conn
+            .prepare_cached(
+                "INSERT INTO items (id, mailbox, folder, source_key, received, flags, kind, size, mime)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
                 row.id,
                 row.mailbox,
                 row.folder,
@@ -171,8 +172,7 @@ impl Db {
                 serde_json::to_string(&row.kind).expect("kind serializes"),
                 row.size as i64,
                 mime
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 

@@ -542,120 +542,94 @@ impl Tenant {
         request: &ImportRequest,
         mime: Bytes,
     ) -> Result<ImportOutcome, Error> {
+        self.delay().await;
+        let mut outcomes = self.import_now(address, &[(request, &mime)]);
+        Ok(outcomes.pop().expect("one outcome per message"))
+    }
+
+    /// Imports messages in order as one call: each passes the rules of [`Tenant::import`] on
+    /// its own (a refused or throttled one costs itself only), and those accepted are written
+    /// in one transaction, acknowledged only once it committed.
+    pub async fn import_many(
+        &self,
+        address: &str,
+        batch: &[(ImportRequest, Bytes)],
+    ) -> Vec<ImportOutcome> {
+        let batch_len = batch.len();
+        self.delay().await;
+        // The writes block (SQLite): off the caller's task, so what it does meanwhile (the
+        // engine fetches the next chunk) goes on.
+        let tenant = self.clone();
+        let address = address.to_string();
+        let batch = batch.to_vec();
+        let work = tokio::task::spawn_blocking(move || {
+            let batch: Vec<(&ImportRequest, &Bytes)> = batch.iter().map(|(r, m)| (r, m)).collect();
+            tenant.import_now(&address, &batch)
+        });
+        match work.await {
+            Ok(outcomes) => outcomes,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down: nothing is acknowledged.
+            Err(_) => vec![ImportOutcome::Transient("The tenant stopped.".into()); batch_len],
+        }
+    }
+
+    async fn delay(&self) {
         let delay = self.state().settings.delay_ms;
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
-        Ok(self.import_now(address, request, mime))
     }
 
-    fn import_now(&self, address: &str, request: &ImportRequest, mime: Bytes) -> ImportOutcome {
+    fn import_now(&self, address: &str, batch: &[(&ImportRequest, &Bytes)]) -> Vec<ImportOutcome> {
         let now = self.now();
+        let keep_bytes = self.inner.db.is_none();
         let mut st = self.state();
-        let Some(recipient) = st.mailbox(address).cloned() else {
-            return ImportOutcome::Rejected(Rejection::NoSuchRecipient);
-        };
-        if !recipient.active_at(now) {
-            return ImportOutcome::Rejected(Rejection::MailboxDisabled);
-        }
-        let size = mime.len() as u64;
-        let max = st.settings.max_message_size;
-        if size > max {
-            return ImportOutcome::Rejected(Rejection::TooLarge { size, max });
-        }
-        let key = recipient.address.to_ascii_lowercase();
-        // Idempotence comes before throttling: a retry of a landed import is cheap and sure.
-        if let Some(id) = st.mailboxes[&key].by_source_key.get(&request.source_key) {
-            return ImportOutcome::AlreadyPresent(id.clone());
-        }
-        match normalize_folder(&request.folder) {
-            Err(message) => return ImportOutcome::Rejected(Rejection::InvalidFolder { message }),
-            Ok((path, _)) => {
-                if let Err(message) = kind_fits_folder(request.kind, &path) {
-                    return ImportOutcome::Rejected(Rejection::InvalidFolder { message });
+        let first_id = st.next_id;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut staged = Vec::new();
+        for (request, mime) in batch {
+            match st.stage(address, request, mime, now, keep_bytes) {
+                Ok(s) => {
+                    outcomes.push(ImportOutcome::Created(s.row.id.clone()));
+                    staged.push((outcomes.len() - 1, s));
                 }
+                Err(outcome) => outcomes.push(outcome),
             }
         }
-        let State {
-            mailboxes,
-            tenant_buckets,
-            rng,
-            settings,
-            next_id,
-            ..
-        } = &mut *st;
-        let mailbox = mailboxes
-            .get_mut(&key)
-            .expect("user mailboxes have content");
-        let wait = mailbox
-            .buckets
-            .wait_for(size, now)
-            .max(tenant_buckets.wait_for(size, now));
-        if !wait.is_zero() {
-            return ImportOutcome::Throttled(wait);
+        if staged.is_empty() {
+            return outcomes;
         }
-        if settings.transient_error_rate > 0.0 && rng.random_bool(settings.transient_error_rate) {
-            return ImportOutcome::Transient("The server is busy. Try again later.".into());
-        }
-        if let Some(quota) = recipient.quota_bytes
-            && mailbox.used_bytes + size > quota
-        {
-            return ImportOutcome::Rejected(Rejection::QuotaExceeded);
-        }
-        let (folder, created) = match mailbox.ensure_folder(&request.folder) {
-            Ok(x) => x,
-            Err(message) => return ImportOutcome::Rejected(Rejection::InvalidFolder { message }),
-        };
-        let id = format!("AAMk{:010}", *next_id);
-        let info = ItemInfo {
-            id: id.clone(),
-            folder,
-            source_key: request.source_key.clone(),
-            size,
-            received_time: request.received_time.unwrap_or(now),
-            flags: request.flags.to_imap(),
-            kind: request.kind,
-        };
         if let Some(db) = self.db() {
             // The database is the truth for an on-disk tenant: write it before acknowledging.
-            let written = db.insert_item_with(
-                &key,
-                &created,
-                &ItemRow {
-                    id: id.clone(),
-                    mailbox: key.clone(),
-                    folder: info.folder.clone(),
-                    source_key: info.source_key.clone(),
-                    received: info.received_time,
-                    flags: request.flags.clone(),
-                    kind: info.kind,
-                    size,
-                },
-                &mime,
-                *next_id + 1,
-            );
-            if let Err(e) = written {
-                return ImportOutcome::Transient(format!("storage error: {e}"));
+            let rows: Vec<_> = staged
+                .iter()
+                .map(|(i, s)| (&s.created[..], &s.row, &batch[*i].1[..]))
+                .collect();
+            if let Err(e) = db.insert_items(&rows, st.next_id) {
+                // Nothing of it was written: undo it in memory, and say so.
+                let ids: std::collections::HashSet<String> =
+                    staged.iter().map(|(_, s)| s.row.id.clone()).collect();
+                for (_, s) in &staged {
+                    st.unstage(s);
+                }
+                st.next_id = first_id;
+                for o in &mut outcomes {
+                    if matches!(o, ImportOutcome::Created(id) | ImportOutcome::AlreadyPresent(id) if ids.contains(id))
+                    {
+                        *o = ImportOutcome::Transient(format!("storage error: {e}"));
+                    }
+                }
+                return outcomes;
             }
         }
-        *next_id += 1;
-        mailbox.buckets.take(size);
-        tenant_buckets.take(size);
-        mailbox.used_bytes += size;
-        mailbox
-            .by_source_key
-            .insert(request.source_key.clone(), id.clone());
-        let keep = if self.inner.db.is_some() {
-            None
-        } else {
-            Some(mime)
-        };
-        mailbox.items.insert(id.clone(), Item { info, mime: keep });
-        if settings.lost_ack_rate > 0.0 && rng.random_bool(settings.lost_ack_rate) {
-            // Written, but the caller never hears so: its retry must find it.
-            return ImportOutcome::Transient("The connection was reset.".into());
+        for (i, s) in staged {
+            if s.ack_lost {
+                // Written, but the caller never hears so: its retry must find it.
+                outcomes[i] = ImportOutcome::Transient("The connection was reset.".into());
+            }
         }
-        ImportOutcome::Created(id)
+        outcomes
     }
 
     /// Re-applies flags to the item imported with `source_key`.
@@ -734,7 +708,124 @@ impl Tenant {
     }
 }
 
+/// An import accepted in memory, to be written (and then acknowledged).
+struct Staged {
+    /// The folders it needed that did not exist yet.
+    created: Vec<String>,
+    row: ItemRow,
+    /// The fault settings chose to lose this acknowledgement.
+    ack_lost: bool,
+}
+
 impl State {
+    /// Passes one import through the rules (see the crate docs for their order); an accepted
+    /// one is applied in memory and returned for writing, any other answer is the outcome.
+    fn stage(
+        &mut self,
+        address: &str,
+        request: &ImportRequest,
+        mime: &Bytes,
+        now: DateTime<Utc>,
+        keep_bytes: bool,
+    ) -> Result<Staged, ImportOutcome> {
+        let Some(recipient) = self.mailbox(address).cloned() else {
+            return Err(ImportOutcome::Rejected(Rejection::NoSuchRecipient));
+        };
+        if !recipient.active_at(now) {
+            return Err(ImportOutcome::Rejected(Rejection::MailboxDisabled));
+        }
+        let size = mime.len() as u64;
+        let max = self.settings.max_message_size;
+        if size > max {
+            return Err(ImportOutcome::Rejected(Rejection::TooLarge { size, max }));
+        }
+        let key = recipient.address.to_ascii_lowercase();
+        // Idempotence comes before throttling: a retry of a landed import is cheap and sure.
+        if let Some(id) = self.mailboxes[&key].by_source_key.get(&request.source_key) {
+            return Err(ImportOutcome::AlreadyPresent(id.clone()));
+        }
+        let invalid = |message| ImportOutcome::Rejected(Rejection::InvalidFolder { message });
+        let (path, _) = normalize_folder(&request.folder).map_err(invalid)?;
+        kind_fits_folder(request.kind, &path).map_err(invalid)?;
+        let State {
+            mailboxes,
+            tenant_buckets,
+            rng,
+            settings,
+            next_id,
+            ..
+        } = self;
+        let mailbox = mailboxes
+            .get_mut(&key)
+            .expect("user mailboxes have content");
+        let wait = mailbox
+            .buckets
+            .wait_for(size, now)
+            .max(tenant_buckets.wait_for(size, now));
+        if !wait.is_zero() {
+            return Err(ImportOutcome::Throttled(wait));
+        }
+        if settings.transient_error_rate > 0.0 && rng.random_bool(settings.transient_error_rate) {
+            return Err(ImportOutcome::Transient(
+                "The server is busy. Try again later.".into(),
+            ));
+        }
+        if let Some(quota) = recipient.quota_bytes
+            && mailbox.used_bytes + size > quota
+        {
+            return Err(ImportOutcome::Rejected(Rejection::QuotaExceeded));
+        }
+        let (folder, created) = mailbox.ensure_folder(&request.folder).map_err(invalid)?;
+        let id = format!("AAMk{:010}", *next_id);
+        *next_id += 1;
+        let info = ItemInfo {
+            id: id.clone(),
+            folder,
+            source_key: request.source_key.clone(),
+            size,
+            received_time: request.received_time.unwrap_or(now),
+            flags: request.flags.to_imap(),
+            kind: request.kind,
+        };
+        let row = ItemRow {
+            id: id.clone(),
+            mailbox: key,
+            folder: info.folder.clone(),
+            source_key: info.source_key.clone(),
+            received: info.received_time,
+            flags: request.flags.clone(),
+            kind: info.kind,
+            size,
+        };
+        mailbox.buckets.take(size);
+        tenant_buckets.take(size);
+        mailbox.used_bytes += size;
+        mailbox
+            .by_source_key
+            .insert(request.source_key.clone(), id.clone());
+        let mime = keep_bytes.then(|| mime.clone());
+        mailbox.items.insert(id, Item { info, mime });
+        let ack_lost = settings.lost_ack_rate > 0.0 && rng.random_bool(settings.lost_ack_rate);
+        Ok(Staged {
+            created,
+            row,
+            ack_lost,
+        })
+    }
+
+    /// Takes back a staged import whose write failed, with the folders it made (their rows
+    /// went with its transaction: kept in memory, they would never be saved).
+    fn unstage(&mut self, s: &Staged) {
+        if let Some(m) = self.mailboxes.get_mut(&s.row.mailbox) {
+            m.items.remove(&s.row.id);
+            m.by_source_key.remove(&s.row.source_key);
+            m.used_bytes -= s.row.size;
+            for path in &s.created {
+                m.folders.remove(&path.to_ascii_lowercase());
+            }
+        }
+    }
+
     pub(crate) fn add_loaded(&mut self, r: Recipient, now: DateTime<Utc>) {
         if r.kind.has_mailbox() {
             self.mailboxes.insert(

@@ -86,6 +86,7 @@ both_faces!(
     unlicensed_mailbox_works_thirty_days,
     disabled_mailbox_refuses_imports,
     message_size_limit,
+    a_batch_is_judged_message_by_message,
     quota_limit,
     same_source_key_never_makes_a_second_item,
     concurrent_duplicate_imports_make_one_item,
@@ -227,6 +228,79 @@ async fn disabled_mailbox_refuses_imports(http: bool) {
         import(&f, "terry@contoso.edu", "a").await,
         ImportOutcome::Rejected(Rejection::MailboxDisabled)
     );
+}
+
+async fn a_batch_is_judged_message_by_message(http: bool) {
+    let f = fixture(
+        http,
+        Settings {
+            max_message_size: 100,
+            ..Settings::default()
+        },
+    )
+    .await;
+    let earlier = import(&f, "terry@contoso.edu", "old").await;
+    let small = |k: &str| (req(k), mime(k));
+    let batch = vec![
+        small("a"),
+        (req("big"), Bytes::from(vec![b'x'; 101])),
+        small("old"),
+        small("a"),
+        (
+            ImportRequest {
+                folder: "Inbox/".into(),
+                ..req("bad folder")
+            },
+            mime("bad folder"),
+        ),
+        small("c"),
+    ];
+    let outcomes: Vec<ImportOutcome> = f
+        .api
+        .import_many("terry@contoso.edu", &batch)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(outcomes.len(), batch.len());
+    let ImportOutcome::Created(a) = &outcomes[0] else {
+        panic!("{outcomes:?}");
+    };
+    assert_eq!(
+        outcomes[1],
+        ImportOutcome::Rejected(Rejection::TooLarge {
+            size: 101,
+            max: 100
+        })
+    );
+    assert_eq!(
+        Some(outcomes[2].clone()),
+        earlier
+            .id()
+            .map(|id| ImportOutcome::AlreadyPresent(id.to_string()))
+    );
+    assert_eq!(
+        outcomes[3],
+        ImportOutcome::AlreadyPresent(a.clone()),
+        "a key twice in one batch is one item"
+    );
+    assert!(
+        matches!(
+            &outcomes[4],
+            ImportOutcome::Rejected(Rejection::InvalidFolder { .. })
+        ),
+        "{:?}",
+        outcomes[4]
+    );
+    assert!(matches!(outcomes[5], ImportOutcome::Created(_)));
+    let keys: Vec<String> = f
+        .tenant
+        .items("terry@contoso.edu", None)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.source_key)
+        .collect();
+    assert_eq!(keys, ["old", "a", "c"], "in order, each once");
 }
 
 async fn message_size_limit(http: bool) {

@@ -128,3 +128,81 @@ async fn an_on_disk_tenant_survives_a_restart() {
     );
     assert_eq!(TenantApi::users(&t).await.unwrap()[0].item_count, 2);
 }
+
+fn keyed(key: &str, folder: &str) -> (ImportRequest, Bytes) {
+    (
+        ImportRequest {
+            kind: Default::default(),
+            folder: folder.into(),
+            source_key: key.into(),
+            received_time: None,
+            flags: ItemFlags::default(),
+        },
+        Bytes::from(format!("Subject: {key}\r\n\r\n{key}\r\n")),
+    )
+}
+
+#[tokio::test]
+async fn a_batch_is_written_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tenant.sqlite");
+    let clock = Arc::new(ManualClock::at_epoch());
+    let settings = Settings {
+        accepted_domains: vec!["contoso.edu".into()],
+        ..Settings::default()
+    };
+    let t = Tenant::open_with(&db, Some(settings), clock.clone()).unwrap();
+    t.add_recipient(Recipient::mailbox("terry@contoso.edu", true, t.now()))
+        .unwrap();
+    let batch = vec![keyed("k1", "Archive/2020"), keyed("k2", "Archive/2020")];
+    // Another writer took the id the batch's second item gets: its transaction fails there.
+    let raw = rusqlite::Connection::open(&db).unwrap();
+    raw.execute(
+        "INSERT INTO items (id, mailbox, folder, source_key, received, flags, kind, size, mime)
+         VALUES ('AAMk0000000002', 'x', 'Inbox', 'other', '2020-01-01T00:00:00Z', '{}',
+                 '\"mail\"', 0, x'')",
+        [],
+    )
+    .unwrap();
+    let outcomes = t.import_many("terry@contoso.edu", &batch).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, ImportOutcome::Transient(m) if m.contains("storage error"))),
+        "nothing of a failed batch is acknowledged: {outcomes:?}"
+    );
+    assert!(
+        t.items("terry@contoso.edu", None).unwrap().is_empty(),
+        "nor kept in memory"
+    );
+    let count: i64 = raw
+        .query_row(
+            "SELECT count(*) FROM items WHERE mailbox = 'terry@contoso.edu'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(count, 0, "the first item's row went with the second's");
+    raw.execute("DELETE FROM items WHERE id = 'AAMk0000000002'", [])
+        .unwrap();
+    let outcomes = t.import_many("terry@contoso.edu", &batch).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, ImportOutcome::Created(_))),
+        "the retry lands: {outcomes:?}"
+    );
+    drop(t);
+    let t = Tenant::open(&db, clock).unwrap();
+    let items = t.items("terry@contoso.edu", None).unwrap();
+    let keys: Vec<&str> = items.iter().map(|i| i.source_key.as_str()).collect();
+    assert_eq!(keys, ["k1", "k2"]);
+    assert!(items.iter().all(|i| i.folder == "Archive/2020"));
+    assert!(
+        t.folders("terry@contoso.edu")
+            .unwrap()
+            .iter()
+            .any(|f| f.path == "Archive/2020"),
+        "the folder the batch made is saved with it"
+    );
+}

@@ -176,6 +176,20 @@ impl Target for TenantTarget {
             .map_err(target_error)
     }
 
+    /// One call for the chunk: the in-process tenant writes it in one transaction.
+    async fn import_many(
+        &self,
+        address: &str,
+        requests: &[(ImportRequest, Bytes)],
+    ) -> Vec<Result<ImportOutcome, TargetError>> {
+        self.0
+            .import_many(address, requests)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(target_error))
+            .collect()
+    }
+
     async fn organization(&self) -> Result<Option<OrganizationInfo>, TargetError> {
         self.0.organization().await.map(Some).map_err(target_error)
     }

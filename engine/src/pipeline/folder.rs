@@ -266,8 +266,7 @@ impl FolderCopy<'_> {
             }
             let next = next_chunk(&mut pending, chunk_size, bytes(chunk_size));
             let (pending, chunk_size, attempts) = (&mut pending, &mut chunk_size, &mut *attempts);
-            let mut done = p.done;
-            let (after, (failed, skipped)) = tokio::join!(
+            let (after, settled) = tokio::join!(
                 async {
                     if next.is_empty() {
                         return Ok(None);
@@ -277,27 +276,37 @@ impl FolderCopy<'_> {
                         .await
                         .map(Some)
                 },
-                self.import_ready(p.ready, &mut done),
+                self.settle_chunk(p.ready, p.done, p.uids),
             );
+            let (skipped, failed) = settled?;
             report.skipped.extend(skipped);
-            // Acknowledged by the target: now, and only now, recorded (and their intents cleared
-            // in the same transaction). After a failure the others' intents stay: the next
-            // attempt finds out whether their writes landed.
-            let settled: Vec<u32> = match &failed {
-                None => p.uids,
-                Some(_) => done.iter().map(|r| r.uid).collect(),
-            };
-            self.record_chunk(&done, &settled)?;
-            self.job.tell(SyncProgress::Copied {
-                items: done.len() as u64,
-                bytes: done.iter().map(|r| r.size).sum(),
-            });
             if let Some(e) = failed {
                 return Err(e);
             }
             prepared = after?;
         }
         Ok(())
+    }
+
+    /// Chunk n's writes, then its records: while chunk n+1 is fetched. Acknowledged by the
+    /// target: now, and only now, recorded (their intents cleared in the same transaction).
+    /// After a failure the others' intents stay: the next attempt finds out whether their
+    /// writes landed. Returns the chunk's skips and the import's failure, if any.
+    async fn settle_chunk(
+        &self,
+        ready: Ready,
+        mut done: Vec<CopiedRecord>,
+        uids: Vec<u32>,
+    ) -> Result<(Vec<SkippedItem>, Option<SyncError>), SyncError> {
+        let (failed, skipped) = self.import_ready(ready, &mut done).await;
+        let settled: Vec<u32> = match &failed {
+            None => uids,
+            Some(_) => done.iter().map(|r| r.uid).collect(),
+        };
+        let (items, bytes) = (done.len() as u64, done.iter().map(|r| r.size).sum());
+        self.record_chunk(done, settled).await?;
+        self.job.tell(SyncProgress::Copied { items, bytes });
+        Ok((skipped, failed))
     }
 
     /// A fetched chunk made ready: its intents written ahead, each message taken (ready,
@@ -472,8 +481,8 @@ impl FolderCopy<'_> {
     }
 
     /// A chunk's acknowledged records, its intents cleared and the user's progress, in one
-    /// transaction.
-    fn record_chunk(&self, done: &[CopiedRecord], uids: &[u32]) -> Result<(), SyncError> {
+    /// transaction; written on a blocking thread, so the chunk fetched meanwhile goes on.
+    async fn record_chunk(&self, done: Vec<CopiedRecord>, uids: Vec<u32>) -> Result<(), SyncError> {
         // New to the target: imported under this numbering's key (not an old copy taken over).
         let (items, bytes) = done
             .iter()
@@ -482,17 +491,32 @@ impl FolderCopy<'_> {
                     == source_key(self.email(), &self.folder.name, self.uid_validity, r.uid)
             })
             .fold((0u64, 0u64), |(n, b), r| (n + 1, b + r.size));
-        Ok(self.copier.engine.db.transaction(|tx| {
-            tx.record_copied(self.key(), self.target, done)?;
-            if items > 0 {
-                tx.add_user_progress(self.email(), items, bytes)?;
-            }
-            tx.clear_intents(
-                self.email(),
-                &self.folder.name,
-                Some((self.uid_validity, uids)),
-            )
-        })?)
+        let engine = self.copier.engine.clone();
+        let (email, folder, target) = (
+            self.email().to_string(),
+            self.folder.name.clone(),
+            self.target.to_string(),
+        );
+        let uid_validity = self.uid_validity;
+        let write = tokio::task::spawn_blocking(move || {
+            let key = FolderKey {
+                email: &email,
+                folder: &folder,
+                uid_validity,
+            };
+            engine.db.transaction(|tx| {
+                tx.record_copied(key, &target, &done)?;
+                if items > 0 {
+                    tx.add_user_progress(&email, items, bytes)?;
+                }
+                tx.clear_intents(&email, &folder, Some((uid_validity, &uids)))
+            })
+        });
+        match write.await {
+            Ok(r) => Ok(r?),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(SyncError::Stopped),
+        }
     }
 
     fn record(&self, done: &[CopiedRecord]) -> Result<(), SyncError> {
