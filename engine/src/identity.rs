@@ -47,9 +47,37 @@ pub fn fingerprint_of(header: &[u8], size: usize) -> String {
     )
 }
 
+/// The size of `raw` once every bare LF is a CRLF: what a server that stores line ends as
+/// CRLF (Dovecot) counts as its RFC822.SIZE.
+pub fn wire_size(raw: &[u8]) -> u64 {
+    let bare = raw
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' && (i == 0 || raw[i - 1] != b'\r'))
+        .count();
+    (raw.len() + bare) as u64
+}
+
+/// `fingerprint` as it would read for a message of `size` bytes (the same header fields).
+pub fn resized(fingerprint: &str, size: u64) -> String {
+    match fingerprint.rsplit_once('|') {
+        Some((fields, _)) => format!("{fields}|{size}"),
+        None => fingerprint.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_lf_message_is_known_by_its_crlf_size_too() {
+        let lf = b"Message-ID: <1@x>\nDate: Mon\n\nbody\n";
+        let crlf = b"Message-ID: <1@x>\r\nDate: Mon\r\n\r\nbody\r\n";
+        assert_eq!(wire_size(lf), crlf.len() as u64);
+        assert_eq!(wire_size(crlf), crlf.len() as u64);
+        assert_eq!(resized(&fingerprint(lf), wire_size(lf)), fingerprint(crlf));
+    }
 
     #[test]
     fn fingerprints_never_panic_on_non_ascii() {

@@ -314,10 +314,16 @@ async fn measure(env: &Env, wi: usize, w: &Workload) -> Result<Row, String> {
             let Ok(copied) =
                 tokio::time::timeout(Duration::from_secs(120), copy(env, w, tool, rep)).await
             else {
+                let tail = |log: String| {
+                    let lines: Vec<&str> = log.lines().collect();
+                    lines[lines.len().saturating_sub(15)..].join("\n")
+                };
                 return Err(format!(
-                    "{} on {} did not finish within 120 s",
+                    "{} on {} did not finish within 120 s\nthe target's log ends:\n{}\nthe source's log ends:\n{}",
                     tool.title(),
-                    w.key
+                    w.key,
+                    tail(env.target.log()),
+                    tail(env.source.log())
                 ));
             };
             let (secs, again) = copied?;
@@ -828,14 +834,19 @@ async fn session(server: &RealServer, user: &str, password: &str) -> Result<Imap
         .map_err(|e| e.to_string())?;
     let mut s = connected.client.into_stream().ok_or("no stream")?;
     let line = format!("l LOGIN \"{user}\" \"{password}\"\r\n");
-    s.write_all(line.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    send(&mut s, line.as_bytes()).await?;
     let reply = read_tagged(&mut s, b"l ").await?;
     if !reply.starts_with("l OK") {
         return Err(format!("login as {user}: {reply}"));
     }
     Ok(s)
+}
+
+/// Writes a command and flushes it: TLS may hold written bytes until a flush, and a client
+/// that then waits for the reply waits forever (the reference sessions' hang).
+async fn send(s: &mut ImapStream, bytes: &[u8]) -> Result<(), String> {
+    s.write_all(bytes).await.map_err(|e| e.to_string())?;
+    s.flush().await.map_err(|e| e.to_string())
 }
 
 /// Reads to the line that starts with `tag`; returns it.
@@ -968,13 +979,13 @@ async fn append_all(
 
 /// `UID FETCH 1:* (UID FLAGS INTERNALDATE BODY.PEEK[])` of INBOX, read to its end.
 async fn fetch_all(s: &mut ImapStream) -> Result<(), String> {
-    s.write_all(b"e EXAMINE INBOX\r\n")
-        .await
-        .map_err(|e| e.to_string())?;
+    send(s, b"e EXAMINE INBOX\r\n").await?;
     read_tagged(s, b"e ").await?;
-    s.write_all(b"zq9 UID FETCH 1:* (UID FLAGS INTERNALDATE BODY.PEEK[])\r\n")
-        .await
-        .map_err(|e| e.to_string())?;
+    send(
+        s,
+        b"zq9 UID FETCH 1:* (UID FLAGS INTERNALDATE BODY.PEEK[])\r\n",
+    )
+    .await?;
     let reply = read_tagged(s, b"zq9 ").await?;
     if !reply.starts_with("zq9 OK") {
         return Err(format!("FETCH: {reply}"));

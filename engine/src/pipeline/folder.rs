@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::import::{Imported, settle};
 use super::{Attempts, CHUNK_BYTES, Copier, SyncError, fingerprint, source_key};
 use crate::control::state::checkpoint::{CopiedRecord, FolderKey, Intent};
+use crate::identity::wire_size;
 use crate::source::{FetchOutcome, FolderListing, ItemMeta, MailSource, SourceFolder, SourceItem};
 use crate::sync::{SkipReason, SkippedItem, SyncJob, SyncProgress, SyncReport};
 use crate::target::{ImportOutcome, ImportRequest, ItemFlags, Probe, TargetError, TargetItem};
@@ -410,6 +411,7 @@ impl FolderCopy<'_> {
                 .iter()
                 .map(|i| Probe {
                     size: i.record.size,
+                    wire_size: i.wire_size,
                     fingerprint: i.record.fingerprint.clone(),
                 })
                 .collect();
@@ -451,22 +453,25 @@ impl FolderCopy<'_> {
 
     /// Write-ahead, before a chunk's imports: what each fetched message will be imported as.
     fn record_intents(&self, outcomes: &HashMap<u32, FetchOutcome>) -> Result<(), SyncError> {
-        let intents: Vec<CopiedRecord> = outcomes
+        let intents: Vec<(CopiedRecord, u64)> = outcomes
             .values()
             .filter_map(|o| match o {
-                FetchOutcome::Item(item) => Some(CopiedRecord {
-                    uid: item.uid,
-                    flags: item.flags.join(" "),
-                    fingerprint: fingerprint(&item.raw),
-                    source_key: source_key(
-                        self.email(),
-                        &self.folder.name,
-                        self.uid_validity,
-                        item.uid,
-                    ),
-                    size: item.raw.len() as u64,
-                    target_id: None,
-                }),
+                FetchOutcome::Item(item) => Some((
+                    CopiedRecord {
+                        uid: item.uid,
+                        flags: item.flags.join(" "),
+                        fingerprint: fingerprint(&item.raw),
+                        source_key: source_key(
+                            self.email(),
+                            &self.folder.name,
+                            self.uid_validity,
+                            item.uid,
+                        ),
+                        size: item.raw.len() as u64,
+                        target_id: None,
+                    },
+                    wire_size(&item.raw),
+                )),
                 _ => None,
             })
             .collect();
@@ -553,6 +558,8 @@ impl FolderCopy<'_> {
                 target_id: r.target_id.clone(),
                 probe: Probe {
                     size: r.size,
+                    // Not kept with a record (its copy is found by its target id first).
+                    wire_size: r.size,
                     fingerprint: r.fingerprint.clone(),
                 },
             };
@@ -688,6 +695,7 @@ impl FolderCopy<'_> {
             flags: item.flags.join(" "),
             probe: Probe {
                 size: item.raw.len() as u64,
+                wire_size: wire_size(&item.raw),
                 fingerprint: fingerprint(&item.raw),
             },
         };

@@ -544,19 +544,23 @@ async fn matching(
     let validity = select(m, wire)
         .await?
         .ok_or_else(|| io(format!("the target named no UIDVALIDITY for {wire}")))?;
-    let mut by_size: HashMap<u64, Vec<u32>> = HashMap::new();
+    // A message with bare LFs may be held with CRLFs (Dovecot does so): its copy is as big as
+    // the source's or as its CRLF form, and its header fields are the same.
+    let sizes = |p: &Probe| (p.size, p.wire_size.max(p.size));
+    let mut by_size: HashMap<(u64, u64), Vec<u32>> = HashMap::new();
     for p in probes {
-        if by_size.contains_key(&p.size) {
+        let (least, most) = sizes(p);
+        if by_size.contains_key(&(least, most)) {
             continue;
         }
         let (uids, done) = commands::uid_search(
             &mut m.client,
-            &format!("LARGER {} SMALLER {}", p.size.saturating_sub(1), p.size + 1),
+            &format!("LARGER {} SMALLER {}", least.saturating_sub(1), most + 1),
         )
         .await
         .map_err(io)?;
         refused(&format!("UID SEARCH in {wire}"), done)?;
-        by_size.insert(p.size, uids);
+        by_size.insert((least, most), uids);
     }
     let mut candidates: Vec<u32> = by_size.values().flatten().copied().collect();
     candidates.sort_unstable();
@@ -585,10 +589,15 @@ async fn matching(
     let found = probes
         .iter()
         .map(|p| {
-            let mut uids: Vec<u32> = by_size[&p.size]
+            let crlf = crate::identity::resized(&p.fingerprint, p.wire_size);
+            let mut uids: Vec<u32> = by_size[&sizes(p)]
                 .iter()
                 .copied()
-                .filter(|u| fingerprints.get(u) == Some(&p.fingerprint))
+                .filter(|u| {
+                    fingerprints
+                        .get(u)
+                        .is_some_and(|f| *f == p.fingerprint || *f == crlf)
+                })
                 .collect();
             uids.sort_unstable();
             uids

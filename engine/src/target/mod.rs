@@ -39,6 +39,8 @@ impl TargetError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Probe {
     pub size: u64,
+    /// The size with every bare LF made CRLF (a server may store it so).
+    pub wire_size: u64,
     pub fingerprint: String,
 }
 

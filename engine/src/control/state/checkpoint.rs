@@ -41,6 +41,8 @@ pub struct Intent {
     pub uid_validity: u32,
     pub target_folder: String,
     pub record: CopiedRecord,
+    /// The message's size with every bare LF made CRLF (as a target may hold it).
+    pub wire_size: u64,
 }
 
 /// What the checkpoint holds of a mailbox as a whole.
@@ -130,14 +132,14 @@ impl Tx<'_> {
         &self,
         key: FolderKey<'_>,
         target_folder: &str,
-        intents: &[CopiedRecord],
+        intents: &[(CopiedRecord, u64)],
     ) -> Result<(), Error> {
         let mut stmt = self.0.prepare_cached(
             "INSERT OR REPLACE INTO intents (email, folder, uidvalidity, uid, flags, fingerprint,
-                                             target_folder, source_key, size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                             target_folder, source_key, size, wire_size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
-        for r in intents {
+        for (r, wire_size) in intents {
             stmt.execute(params![
                 key.email,
                 key.folder,
@@ -147,7 +149,8 @@ impl Tx<'_> {
                 r.fingerprint,
                 target_folder,
                 r.source_key,
-                r.size as i64
+                r.size as i64,
+                *wire_size as i64
             ])?;
         }
         Ok(())
@@ -156,7 +159,8 @@ impl Tx<'_> {
     /// A folder's intents left behind by an earlier run: (UID validity, target folder, record).
     pub fn intents(&self, email: &str, folder: &str) -> Result<Vec<Intent>, Error> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT uidvalidity, target_folder, uid, flags, fingerprint, source_key, size
+            "SELECT uidvalidity, target_folder, uid, flags, fingerprint, source_key, size,
+                    wire_size
              FROM intents WHERE email = ?1 AND folder = ?2 ORDER BY uidvalidity, uid",
         )?;
         let rows = stmt.query_map(params![email, folder], |r| {
@@ -171,6 +175,8 @@ impl Tx<'_> {
                     size: r.get::<_, i64>(6)? as u64,
                     target_id: None,
                 },
+                // An older file's intents: the size as it was.
+                wire_size: r.get::<_, Option<i64>>(7)?.unwrap_or(r.get(6)?) as u64,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -360,19 +360,20 @@ impl StateDb {
                  email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL,
                  uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL, flags TEXT NOT NULL,
                  fingerprint TEXT NOT NULL, target_folder TEXT NOT NULL,
-                 source_key TEXT NOT NULL, size INTEGER NOT NULL,
+                 source_key TEXT NOT NULL, size INTEGER NOT NULL, wire_size INTEGER,
                  PRIMARY KEY (email, folder, uidvalidity, uid));
              CREATE INDEX IF NOT EXISTS copied_by_fingerprint ON copied (email, fingerprint);
              CREATE INDEX IF NOT EXISTS copied_by_key ON copied (email, source_key, size);",
         )?;
         // Version 5's column, and version 6's, for a file an older mailmig created
         // (CREATE TABLE IF NOT EXISTS leaves an existing table as it is).
-        // Version 7's: the target's id of each copy.
+        // Version 7's: the target's id of each copy, an intent's size with CRLF line ends.
         for (table, column, ty) in [
             ("users", "kind", "TEXT"),
             ("users", "source_items", "INTEGER"),
             ("users", "source_bytes", "INTEGER"),
             ("copied", "target_id", "TEXT"),
+            ("intents", "wire_size", "INTEGER"),
         ] {
             let has = conn
                 .prepare(&format!(
