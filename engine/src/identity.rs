@@ -18,10 +18,7 @@ pub fn fingerprint(raw: &[u8]) -> String {
 /// returns for `BODY.PEEK[HEADER]`), so a copy is recognised without downloading it.
 pub fn fingerprint_of(header: &[u8], size: usize) -> String {
     let raw = header;
-    let header_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(raw.len());
+    let header_end = memchr::memmem::find(raw, b"\r\n\r\n").unwrap_or(raw.len());
     let header = String::from_utf8_lossy(&raw[..header_end]);
     let field = |name: &str| {
         header
@@ -50,10 +47,10 @@ pub fn fingerprint_of(header: &[u8], size: usize) -> String {
 /// The size of `raw` once every bare LF is a CRLF: what a server that stores line ends as
 /// CRLF (Dovecot) counts as its RFC822.SIZE.
 pub fn wire_size(raw: &[u8]) -> u64 {
-    let bare = raw
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' && (i == 0 || raw[i - 1] != b'\r'))
+    // Every message passes here: its line ends found by memchr's vector search, not byte by
+    // byte.
+    let bare = memchr::memchr_iter(b'\n', raw)
+        .filter(|&i| i == 0 || raw[i - 1] != b'\r')
         .count();
     (raw.len() + bare) as u64
 }
@@ -76,6 +73,7 @@ mod tests {
         let crlf = b"Message-ID: <1@x>\r\nDate: Mon\r\n\r\nbody\r\n";
         assert_eq!(wire_size(lf), crlf.len() as u64);
         assert_eq!(wire_size(crlf), crlf.len() as u64);
+        assert_eq!(wire_size(b"\na\r\nb\n\r\r\n"), 11);
         assert_eq!(resized(&fingerprint(lf), wire_size(lf)), fingerprint(crlf));
     }
 
