@@ -695,7 +695,9 @@ impl FolderCopy<'_> {
             flags: item.flags.join(" "),
             probe: Probe {
                 size: item.raw.len() as u64,
-                wire_size: wire_size(&item.raw),
+                // Counted once, for the intent (what a crash leaves to be found by size); a
+                // landed copy is known by its target id or source key.
+                wire_size: item.raw.len() as u64,
                 fingerprint: fingerprint(&item.raw),
             },
         };
