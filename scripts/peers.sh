@@ -8,7 +8,8 @@
 #   scripts/peers.sh --reps 1 --scale-down 20   # a quick check that every peer still runs
 #   scripts/peers.sh --only mailmig,append --workload w4k   # a quick look at one pair
 #   scripts/peers.sh --only tenant --workload w4k --reps 1 --perf /tmp/pf   # perf record each
-#                                       timed mailmig run (perf report -i /tmp/pf/w4k-Tenant-0.data)
+#                                       timed mailmig run (perf report -i /tmp/pf/w4k-Tenant-0.data;
+#                                       the times then include perf's overhead)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v mbsync >/dev/null 2>&1; then

@@ -178,7 +178,8 @@ async fn run() -> Result<(), String> {
             }
             // Only this workload (w4k, w1m, w20).
             "--workload" => workload = Some(args.next().ok_or("--workload KEY")?),
-            // Record each timed mailmig run with `perf record -g` into this directory.
+            // Record each timed mailmig run with `perf record --call-graph dwarf` into this
+            // directory, with its standard error (its times then include perf's overhead).
             "--perf" => perf = Some(PathBuf::from(args.next().ok_or("--perf DIR")?)),
             other => return Err(format!("unknown argument {other:?}")),
         }
