@@ -6,12 +6,9 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::{Login, Migration, endpoint_settings};
 use engine::imap::{Authentication, Security};
-use engine::pipeline::{Copier, CopyOptions};
-use engine::service::{RunOptions, Service};
 use engine::target::Target;
 use fake_imap::FakeImapServer;
 use harness::crash::{CrashSwitch, Crashing};
@@ -21,21 +18,6 @@ const BARE_LF: &[u8] = b"Message-ID: <bare-lf@example.org>\nDate: Fri, 1 Mar 202
 From: a@example.org\nSubject: bare line feeds\n\nline one\nline two\n";
 const CRLF: &[u8] = b"Message-ID: <crlf@example.org>\r\nDate: Fri, 1 Mar 2024 11:00:00 +0000\r\n\
 From: a@example.org\r\nSubject: usual\r\n\r\nbody\r\n";
-
-async fn run_with(m: &Migration, target: Arc<dyn Target>) {
-    let options = CopyOptions {
-        timeout: Duration::from_secs(20),
-        ..CopyOptions::default()
-    };
-    let copy = Copier::new(m.engine.clone(), target.clone(), options);
-    Service::new(m.engine.clone(), Arc::new(copy), target)
-        .run(RunOptions {
-            poll: Duration::from_millis(5),
-            ..RunOptions::default()
-        })
-        .await
-        .unwrap();
-}
 
 #[tokio::test]
 async fn an_unrecorded_write_is_found_by_the_next_run_bare_line_feeds_too() {
@@ -77,7 +59,7 @@ async fn an_unrecorded_write_is_found_by_the_next_run_bare_line_feeds_too() {
         switch: switch.clone(),
     });
     tokio::select! {
-        _ = run_with(&m, crashing) => panic!("the run crashes before it ends"),
+        _ = m.run_with(crashing) => panic!("the run crashes before it ends"),
         _ = switch.crashed() => {}
     }
     let inbox = |held: Vec<real_servers::Stored>| -> Vec<Vec<u8>> {
@@ -93,7 +75,7 @@ async fn an_unrecorded_write_is_found_by_the_next_run_bare_line_feeds_too() {
         BARE_LF.len(),
         "Dovecot holds the bare-LF message with CRLFs (else this test shows nothing)"
     );
-    run_with(&m, m.target.clone()).await;
+    m.run().await;
     let held = inbox(target.mailbox("terry").await.unwrap());
     let subjects: Vec<String> = held
         .iter()

@@ -265,12 +265,17 @@ impl Migration {
 
     /// Runs the service until nothing is due.
     pub async fn run(&self) {
+        self.run_with(self.target.clone()).await
+    }
+
+    /// [`Migration::run`] writing through `target` (e.g. one that crashes after a write).
+    pub async fn run_with(&self, target: Arc<dyn Target>) {
         let options = CopyOptions {
             timeout: Duration::from_secs(20),
             ..CopyOptions::default()
         };
-        let copy = Copier::new(self.engine.clone(), self.target.clone(), options);
-        Service::new(self.engine.clone(), Arc::new(copy), self.target.clone())
+        let copy = Copier::new(self.engine.clone(), target.clone(), options);
+        Service::new(self.engine.clone(), Arc::new(copy), target)
             .run(RunOptions {
                 poll: Duration::from_millis(5),
                 ..RunOptions::default()
