@@ -2,9 +2,12 @@
 //! the handle (or `shutdown`) stops the accept loops and says BYE to every open session.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -48,18 +51,57 @@ impl Stats {
     pub fn total(&self) -> usize {
         self.total.load(Ordering::SeqCst)
     }
-    fn enter(&self) -> StatsGuard<'_> {
-        let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(now, Ordering::SeqCst);
-        self.total.fetch_add(1, Ordering::SeqCst);
-        StatsGuard(self)
+}
+
+/// A connection, counted open from its accept until its socket closes. The count drops
+/// before the socket does (fields drop in order), so a client that saw the server close a
+/// connection never finds it still counted: "at most N at once" holds as clients see it.
+struct Counted {
+    _open: OpenGuard,
+    socket: TcpStream,
+}
+
+struct OpenGuard(Arc<Shared>);
+
+impl OpenGuard {
+    fn enter(shared: Arc<Shared>) -> Self {
+        let stats = &shared.stats;
+        let now = stats.open.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.peak.fetch_max(now, Ordering::SeqCst);
+        stats.total.fetch_add(1, Ordering::SeqCst);
+        Self(shared)
     }
 }
 
-struct StatsGuard<'a>(&'a Stats);
-impl Drop for StatsGuard<'_> {
+impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        self.0.stats.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.socket).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.socket).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.socket).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.socket).poll_shutdown(cx)
     }
 }
 
@@ -103,8 +145,11 @@ async fn serve(
     shutdown: watch::Receiver<bool>,
     number: u64,
 ) -> std::io::Result<()> {
-    let _guard = shared.stats.enter();
     let _ = socket.set_nodelay(true);
+    let socket = Counted {
+        _open: OpenGuard::enter(shared.clone()),
+        socket,
+    };
     let stream: Box<dyn Stream> = if implicit_tls {
         Box::new(shared.tls.accept(socket).await?)
     } else {

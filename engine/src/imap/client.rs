@@ -413,6 +413,30 @@ impl Client {
         }
     }
 
+    /// Sends LOGOUT and waits until the server closes the connection, for at most `within`.
+    /// Its replies (BYE, then OK) are not parsed: the close is the answer that matters.
+    pub async fn logout(&mut self, within: Duration) {
+        self.next_tag += 1;
+        let line = format!("m{} LOGOUT\r\n", self.next_tag);
+        tracing::trace!(tag = %format!("m{}", self.next_tag), command = "LOGOUT", "IMAP command");
+        if self.write(line.as_bytes()).await.is_err() {
+            return;
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let drain = async {
+            loop {
+                match stream.read(&mut self.scratch).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        };
+        let _ = tokio::time::timeout(within, drain).await;
+        self.stream = None;
+    }
+
     /// Reads the greeting; returns its text, or why the server is not an IMAP server.
     pub async fn greeting(&mut self) -> Result<String, ClientError> {
         let mut deadline = Instant::now() + self.limits.command;

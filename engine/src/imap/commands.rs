@@ -404,9 +404,11 @@ pub async fn capability(c: &mut Client) -> Result<(Vec<String>, Done), ClientErr
     Ok((caps, done))
 }
 
-/// LOGOUT, politely, ignoring how it ends.
+/// LOGOUT, politely, ignoring how it ends. Waits (briefly) for the server to close the
+/// connection: a user's slot goes to the next user only once the server has let go of this
+/// connection, so a server counting connections never sees more than the limit.
 pub async fn logout(c: &mut Client) {
-    let _ = c.run(&[Part::Text("LOGOUT")], |_| {}).await;
+    c.logout(std::time::Duration::from_secs(2)).await;
 }
 
 #[cfg(test)]
@@ -450,5 +452,29 @@ mod tests {
         assert!(matches!(astring("AT&T"), Astring::Quoted(q) if q == "\"AT&T\""));
         assert!(matches!(astring("Entwürfe"), Astring::Literal(_)));
         assert!(matches!(astring("a\r\nb"), Astring::Literal(_)));
+    }
+
+    /// LOGOUT ends when the server has closed the connection, not at its tagged OK: until
+    /// then the server still counts the connection against the user's limit.
+    #[tokio::test]
+    async fn logout_waits_for_the_server_to_close() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (near, mut server) = tokio::io::duplex(4096);
+        let mut c = Client::new(super::super::ImapStream::Memory(near), Default::default());
+        let client = tokio::spawn(async move { logout(&mut c).await });
+        let mut line = vec![0u8; b"m1 LOGOUT\r\n".len()];
+        server.read_exact(&mut line).await.unwrap();
+        assert_eq!(line, b"m1 LOGOUT\r\n");
+        server
+            .write_all(b"* BYE Logging out\r\nm1 OK Logout completed.\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!client.is_finished(), "LOGOUT returned before the close");
+        drop(server);
+        tokio::time::timeout(std::time::Duration::from_secs(5), client)
+            .await
+            .expect("LOGOUT returns once the server closes")
+            .unwrap();
     }
 }
