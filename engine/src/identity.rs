@@ -17,31 +17,49 @@ pub fn fingerprint(raw: &[u8]) -> String {
 /// [`fingerprint`] of a message of `size` bytes from its header block alone (what a target
 /// returns for `BODY.PEEK[HEADER]`), so a copy is recognised without downloading it.
 pub fn fingerprint_of(header: &[u8], size: usize) -> String {
-    let raw = header;
-    let header_end = memchr::memmem::find(raw, b"\r\n\r\n").unwrap_or(raw.len());
-    let header = String::from_utf8_lossy(&raw[..header_end]);
-    let field = |name: &str| {
-        header
-            .lines()
-            .find(|l| {
-                l.get(..name.len())
-                    .is_some_and(|p| p.eq_ignore_ascii_case(name))
-                    && l.as_bytes().get(name.len()) == Some(&b':')
-            })
-            .map(|l| l[name.len() + 1..].trim().to_string())
+    let header_end = memchr::memmem::find(header, b"\r\n\r\n").unwrap_or(header.len());
+    let block = &header[..header_end];
+    // One pass over the header's lines (a line ends at LF, a CR before it dropped), the
+    // first of each field kept; only the values found are decoded (lossily: a header may
+    // hold any bytes). Stored fingerprints must not change: `reference` in the tests is the
+    // earlier form this one must agree with.
+    const NAMES: [&[u8]; 3] = [b"message-id", b"date", b"subject"];
+    let mut values: [Option<&[u8]>; 3] = [None; 3];
+    let mut rest = Some(block);
+    while let Some(text) = rest
+        && values.iter().any(Option::is_none)
+    {
+        let line = match memchr::memchr(b'\n', text) {
+            Some(i) => {
+                rest = Some(&text[i + 1..]);
+                text[..i].strip_suffix(b"\r").unwrap_or(&text[..i])
+            }
+            None => {
+                rest = None;
+                text
+            }
+        };
+        for (name, value) in NAMES.iter().zip(values.iter_mut()) {
+            if value.is_none()
+                && line.len() > name.len()
+                && line[name.len()] == b':'
+                && line[..name.len()].eq_ignore_ascii_case(name)
+            {
+                *value = Some(&line[name.len() + 1..]);
+            }
+        }
+    }
+    let field = |v: Option<&[u8]>| {
+        v.map(|v| String::from_utf8_lossy(v).trim().to_string())
             .unwrap_or_default()
     };
-    format!(
-        "{}|{}|{}|{}",
-        field("Message-ID"),
-        field("Date"),
-        if field("Message-ID").is_empty() {
-            field("Subject")
-        } else {
-            String::new()
-        },
-        size
-    )
+    let id = field(values[0]);
+    let subject = if id.is_empty() {
+        field(values[2])
+    } else {
+        String::new()
+    };
+    format!("{id}|{}|{subject}|{size}", field(values[1]))
 }
 
 /// The size of `raw` once every bare LF is a CRLF: what a server that stores line ends as
@@ -72,6 +90,64 @@ pub fn resized(fingerprint: &str, size: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The fingerprint as mailmig first computed it (what checkpoints hold).
+    fn reference(raw: &[u8], size: usize) -> String {
+        let header_end = memchr::memmem::find(raw, b"\r\n\r\n").unwrap_or(raw.len());
+        let header = String::from_utf8_lossy(&raw[..header_end]);
+        let field = |name: &str| {
+            header
+                .lines()
+                .find(|l| {
+                    l.get(..name.len())
+                        .is_some_and(|p| p.eq_ignore_ascii_case(name))
+                        && l.as_bytes().get(name.len()) == Some(&b':')
+                })
+                .map(|l| l[name.len() + 1..].trim().to_string())
+                .unwrap_or_default()
+        };
+        format!(
+            "{}|{}|{}|{}",
+            field("Message-ID"),
+            field("Date"),
+            if field("Message-ID").is_empty() {
+                field("Subject")
+            } else {
+                String::new()
+            },
+            size
+        )
+    }
+
+    /// Header-like bytes: field names (in any case), separators, line ends and stray bytes.
+    fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"Message-ID:".to_vec()),
+            Just(b"message-id:".to_vec()),
+            Just(b"Date:".to_vec()),
+            Just(b"DATE :".to_vec()),
+            Just(b"Subject:".to_vec()),
+            Just(b"Subject".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"\r".to_vec()),
+            Just(b"\r\n\r\n".to_vec()),
+            Just(b" \t".to_vec()),
+            Just(b"<1@x>".to_vec()),
+            Just("é\u{a0}".as_bytes().to_vec()),
+            Just(vec![0xff, 0xc3]),
+            proptest::collection::vec(any::<u8>(), 0..4),
+        ];
+        proptest::collection::vec(piece, 0..24).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn fingerprints_agree_with_the_stored_form(raw in header_bytes(), size in 0usize..1 << 20) {
+            prop_assert_eq!(fingerprint_of(&raw, size), reference(&raw, size));
+        }
+    }
 
     #[test]
     fn a_bare_lf_message_is_known_by_its_crlf_size_too() {

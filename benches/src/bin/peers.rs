@@ -130,6 +130,9 @@ struct Env {
     only: Option<Vec<Tool>>,
     /// Where to keep a `perf record` of each timed mailmig run, when asked for.
     perf: Option<PathBuf>,
+    /// Where to keep each timed mailmig run's standard error (with `MAILMIG_LOG` set, a
+    /// timeline of its commands), when asked for.
+    logs: Option<PathBuf>,
 }
 
 fn source_user(w: &Workload, i: usize) -> String {
@@ -155,6 +158,7 @@ async fn run() -> Result<(), String> {
     let mut only: Option<Vec<Tool>> = None;
     let mut workload: Option<String> = None;
     let mut perf = None;
+    let mut logs = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -181,6 +185,8 @@ async fn run() -> Result<(), String> {
             // Record each timed mailmig run with `perf record --call-graph dwarf` into this
             // directory, with its standard error (its times then include perf's overhead).
             "--perf" => perf = Some(PathBuf::from(args.next().ok_or("--perf DIR")?)),
+            // Keep each timed mailmig run's standard error in this directory (no perf).
+            "--logs" => logs = Some(PathBuf::from(args.next().ok_or("--logs DIR")?)),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -220,6 +226,7 @@ async fn run() -> Result<(), String> {
         scale,
         only,
         perf,
+        logs,
     };
     seed(&mut env).await?;
     let mut rows = Vec::new();
@@ -584,7 +591,7 @@ async fn mailmig(
                 .output()
                 .await
                 .map_err(|e| e.to_string())?;
-            if env.perf.is_some() && args[0] == "run" {
+            if (env.perf.is_some() || env.logs.is_some()) && args[0] == "run" {
                 write(
                     &recording.with_extension("log"),
                     &String::from_utf8_lossy(&o.stderr),
@@ -684,11 +691,29 @@ async fn mailmig(
         std::fs::rename(recording.with_extension("log"), &log)
             .map_err(|e| format!("{}: {e}", log.display()))?;
     }
+    let keep_log = |name: String| -> Result<(), String> {
+        match &env.logs {
+            Some(keep) => {
+                std::fs::create_dir_all(keep).map_err(|e| e.to_string())?;
+                let to = keep.join(name);
+                std::fs::rename(recording.with_extension("log"), &to)
+                    .map_err(|e| format!("{}: {e}", to.display()))
+            }
+            None => Ok(()),
+        }
+    };
+    if env.perf.is_none() {
+        keep_log(format!("{}-{tool:?}-{rep}.log", w.key))?;
+    }
     let again = if noop {
         cli(s(&["batch", "set", "B", "--sync-now"])).await?;
         let started = Instant::now();
         cli(s(&["run", "--until-idle"])).await?;
-        Some(started.elapsed().as_secs_f64())
+        let secs = started.elapsed().as_secs_f64();
+        if env.perf.is_none() {
+            keep_log(format!("{}-{tool:?}-{rep}-noop.log", w.key))?;
+        }
+        Some(secs)
     } else {
         None
     };

@@ -246,37 +246,32 @@ impl Framer {
         &self.buf[self.start..self.end.unwrap_or(self.buf.len())]
     }
 
-    /// The message with its big literals (`min` bytes and more) taken out: the announcement
-    /// becomes `{0}` and the bytes are returned beside it, in order, one entry per literal of
-    /// the message (None for those left in). imap-codec checks a literal byte by byte, through a
-    /// call per byte; a message body does not need that check.
-    pub fn split_big_literals(&self, min: usize) -> Option<Split<'_>> {
-        if !self.literals.iter().any(|&(_, _, len)| len >= min) {
+    /// A FETCH reply with its one literal (of `min` bytes or more: the message's body) taken
+    /// out: the announcement becomes `{0}` and the bytes are returned beside it. imap-codec
+    /// checks a literal byte by byte, through a call per byte; a message body does not need
+    /// that check. Only a reply with a single literal is split, so the literal taken is the
+    /// body whatever other items come with it; other replies (a LIST's literal name, a FETCH
+    /// with several literals) are decoded whole.
+    pub fn split_body_literal(&self, min: usize) -> Option<Split<'_>> {
+        let [(announce, data, len)] = self.literals[..] else {
+            return None;
+        };
+        let message = self.message();
+        if len < min || !is_fetch(message) {
             return None;
         }
-        let message = self.message();
+        // The line's end (CRLF, or LF alone) stays after the new announcement.
+        let eol = if message[data - 2] == b'\r' {
+            data - 2
+        } else {
+            data - 1
+        };
         let mut compact = Vec::with_capacity(256);
-        let mut taken = Vec::with_capacity(self.literals.len());
-        let mut at = 0;
-        for &(announce, data, len) in &self.literals {
-            if len < min {
-                taken.push(None);
-                continue;
-            }
-            // The line's end (CRLF, or LF alone) stays after the new announcement.
-            let eol = if message[data - 2] == b'\r' {
-                data - 2
-            } else {
-                data - 1
-            };
-            compact.extend_from_slice(&message[at..announce]);
-            compact.extend_from_slice(b"{0}");
-            compact.extend_from_slice(&message[eol..data]);
-            taken.push(Some(&message[data..data + len]));
-            at = data + len;
-        }
-        compact.extend_from_slice(&message[at..]);
-        Some((compact, taken))
+        compact.extend_from_slice(&message[..announce]);
+        compact.extend_from_slice(b"{0}");
+        compact.extend_from_slice(&message[eol..data]);
+        compact.extend_from_slice(&message[data + len..]);
+        Some((compact, vec![Some(&message[data..data + len])]))
     }
 
     /// Bytes of the current message that arrived so far (for progress).
@@ -693,7 +688,7 @@ impl Client {
             }
             let step = {
                 let raw = self.frag.message();
-                let split = self.frag.split_big_literals(BIG_LITERAL);
+                let split = self.frag.split_body_literal(BODY_LITERAL);
                 let (bytes, literals): (&[u8], &[Option<&[u8]>]) = match &split {
                     Some((compact, taken)) => (compact, taken),
                     None => (raw, &[]),
@@ -779,8 +774,20 @@ fn tagged_reply(command: &str, rest: &str) -> Result<Done, ClientError> {
 }
 
 /// Literals this big are taken out of a reply before it is decoded (see
-/// [`Framer::split_big_literals`]).
-const BIG_LITERAL: usize = 16 * 1024;
+/// [`Framer::split_body_literal`]); smaller ones are not worth the copy of the rest.
+const BODY_LITERAL: usize = 256;
+
+/// `* <n> FETCH ...`: an untagged FETCH reply.
+fn is_fetch(message: &[u8]) -> bool {
+    let Some(rest) = message.strip_prefix(b"* ") else {
+        return false;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    digits > 0
+        && rest
+            .get(digits..digits + 7)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b" FETCH "))
+}
 
 /// What one untagged reply means for the command in flight.
 enum Step {
@@ -952,17 +959,30 @@ mod tests {
         assert_eq!(f.message(), b"* OK x\r\n");
         assert_eq!(f.next(1000), Framed::Message);
         assert_eq!(f.message(), b"a1 OK done\r\n");
-        // Big literals come out of the reply before it is decoded, in order.
+        // A FETCH's one literal comes out of the reply before it is decoded.
         let mut g = Framer::default();
-        g.push(b"* 1 FETCH (UID 1 BODY[] {6}\r\nabcdef BODY[HEADER] {2}\r\nxy)\r\n");
+        g.push(b"* 1 FETCH (UID 1 BODY[] {6}\r\nabcdef FLAGS (\\Seen))\r\n");
         assert_eq!(g.next(1000), Framed::Message);
-        let (compact, taken) = g.split_big_literals(4).unwrap();
+        let (compact, taken) = g.split_body_literal(4).unwrap();
         assert_eq!(
             compact,
-            b"* 1 FETCH (UID 1 BODY[] {0}\r\n BODY[HEADER] {2}\r\nxy)\r\n"
+            b"* 1 FETCH (UID 1 BODY[] {0}\r\n FLAGS (\\Seen))\r\n"
         );
-        assert_eq!(taken, vec![Some(&b"abcdef"[..]), None]);
-        assert!(g.split_big_literals(100).is_none());
+        assert_eq!(taken, vec![Some(&b"abcdef"[..])]);
+        assert!(
+            g.split_body_literal(100).is_none(),
+            "too small to be worth it"
+        );
+        // With two literals which one is the body depends on the items: decoded whole.
+        let mut g = Framer::default();
+        g.push(b"* 1 FETCH (BODY[HEADER] {2}\r\nxy UID 1 BODY[] {6}\r\nabcdef)\r\n");
+        assert_eq!(g.next(1000), Framed::Message);
+        assert!(g.split_body_literal(1).is_none());
+        // Not a FETCH: a LIST's name is never taken out.
+        let mut g = Framer::default();
+        g.push(b"* LIST () \"/\" {6}\r\nabcdef\r\n");
+        assert_eq!(g.next(1000), Framed::Message);
+        assert!(g.split_body_literal(1).is_none());
         // A 2 GB announcement is refused before a byte of it is awaited.
         f.push(b"* 2 FETCH (UID 8 BODY[] {2147483648}\r\nxy");
         assert_eq!(f.next(1 << 20), Framed::TooBig(2_147_483_648));

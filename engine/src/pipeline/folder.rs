@@ -327,7 +327,15 @@ impl FolderCopy<'_> {
         {
             *chunk_size = 1;
         }
-        self.record_intents(&outcomes)?;
+        // Each message's fingerprint, once: for its intent and for its record.
+        let mut prints: HashMap<u32, String> = outcomes
+            .values()
+            .filter_map(|o| match o {
+                FetchOutcome::Item(item) => Some((item.uid, fingerprint(&item.raw))),
+                _ => None,
+            })
+            .collect();
+        self.record_intents(&outcomes, &prints)?;
         let mut p = Prepared {
             uids: chunk.iter().map(|m| m.uid).collect(),
             done: Vec::new(),
@@ -336,8 +344,9 @@ impl FolderCopy<'_> {
         };
         for meta in chunk {
             let outcome = outcomes.remove(&meta.uid);
+            let print = prints.remove(&meta.uid);
             match self
-                .take(meta, outcome, pending, &mut p.skipped, attempts)
+                .take(meta, outcome, print, pending, &mut p.skipped, attempts)
                 .await?
             {
                 Taken::Ready(request, raw, about) => p.ready.push(request, raw, about),
@@ -452,7 +461,11 @@ impl FolderCopy<'_> {
     }
 
     /// Write-ahead, before a chunk's imports: what each fetched message will be imported as.
-    fn record_intents(&self, outcomes: &HashMap<u32, FetchOutcome>) -> Result<(), SyncError> {
+    fn record_intents(
+        &self,
+        outcomes: &HashMap<u32, FetchOutcome>,
+        prints: &HashMap<u32, String>,
+    ) -> Result<(), SyncError> {
         let intents: Vec<(CopiedRecord, u64)> = outcomes
             .values()
             .filter_map(|o| match o {
@@ -460,7 +473,7 @@ impl FolderCopy<'_> {
                     CopiedRecord {
                         uid: item.uid,
                         flags: item.flags.join(" "),
-                        fingerprint: fingerprint(&item.raw),
+                        fingerprint: prints.get(&item.uid).cloned().unwrap_or_default(),
                         source_key: source_key(
                             self.email(),
                             &self.folder.name,
@@ -644,6 +657,7 @@ impl FolderCopy<'_> {
         &self,
         meta: ItemMeta,
         outcome: Option<FetchOutcome>,
+        print: Option<String>,
         pending: &mut Vec<ItemMeta>,
         skipped: &mut Vec<SkippedItem>,
         attempts: &mut Attempts,
@@ -683,12 +697,18 @@ impl FolderCopy<'_> {
                 return Ok(Taken::Nothing);
             }
         };
-        self.prepare_item(&meta, item).await
+        let print = print.unwrap_or_else(|| fingerprint(&item.raw));
+        self.prepare_item(&meta, item, print).await
     }
 
     /// A fetched message: its import request, or its record when the target holds it from
     /// before a UIDVALIDITY change (not copied again; its flags follow).
-    async fn prepare_item(&self, meta: &ItemMeta, item: SourceItem) -> Result<Taken, SyncError> {
+    async fn prepare_item(
+        &self,
+        meta: &ItemMeta,
+        item: SourceItem,
+        fingerprint: String,
+    ) -> Result<Taken, SyncError> {
         let flags = ItemFlags::from_imap(&item.flags);
         let about = About {
             uid: meta.uid,
@@ -698,7 +718,7 @@ impl FolderCopy<'_> {
                 // Counted once, for the intent (what a crash leaves to be found by size); a
                 // landed copy is known by its target id or source key.
                 wire_size: item.raw.len() as u64,
-                fingerprint: fingerprint(&item.raw),
+                fingerprint,
             },
         };
         let taken_over = self

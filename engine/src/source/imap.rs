@@ -55,12 +55,28 @@ fn lost(e: ClientError) -> SourceError {
     }
 }
 
-/// A UID set for a command: `1,5,9`.
+/// A UID set with runs written as ranges (`1:1024,1100`): a chunk of consecutive UIDs is
+/// one short command, not kilobytes of numbers for the server to parse. Each run holds every
+/// UID between its ends, so the range names exactly the UIDs given.
 fn uid_set(uids: &[u32]) -> String {
-    uids.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut set = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let mut j = i;
+        while j + 1 < uids.len() && uids[j].checked_add(1) == Some(uids[j + 1]) {
+            j += 1;
+        }
+        if !set.is_empty() {
+            set.push(',');
+        }
+        if j > i {
+            set.push_str(&format!("{}:{}", uids[i], uids[j]));
+        } else {
+            set.push_str(&uids[i].to_string());
+        }
+        i = j + 1;
+    }
+    set
 }
 
 /// A folder name as people read it: modified UTF-7 decoded; a name that is not valid modified
@@ -511,5 +527,20 @@ impl MailSource for ImapSource {
         if let Some(c) = self.client.as_mut() {
             commands::logout(c).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_set;
+
+    #[test]
+    fn runs_of_uids_are_sent_as_ranges() {
+        assert_eq!(uid_set(&[1, 2, 3, 4]), "1:4");
+        assert_eq!(uid_set(&[1, 3, 4, 5, 9, 10, 12]), "1,3:5,9:10,12");
+        assert_eq!(uid_set(&[7]), "7");
+        // Out of order (a retried message after the rest): as given, never merged across.
+        assert_eq!(uid_set(&[5, 6, 2, 3]), "5:6,2:3");
+        assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), "4294967294:4294967295");
     }
 }
