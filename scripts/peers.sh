@@ -10,6 +10,9 @@
 #   scripts/peers.sh --only tenant --workload w4k --reps 1 --perf /tmp/pf   # perf record each
 #                                       timed mailmig run (perf report -i /tmp/pf/w4k-Tenant-0.data;
 #                                       the times then include perf's overhead)
+#   MAILMIG_LOG=engine::imap=trace scripts/peers.sh --only tenant --workload w4k --logs /tmp/lg
+#                                       # each timed run's standard error: its IMAP commands
+#                                       # and replies with timestamps (no perf overhead)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v mbsync >/dev/null 2>&1; then
