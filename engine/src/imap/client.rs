@@ -9,7 +9,7 @@
 //! babbling server cannot hold a sync; a stop signal interrupts a blocked read; and the trace
 //! log never shows a password, a SASL blob or a message body.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use imap_codec::ResponseCodec;
@@ -291,6 +291,9 @@ pub struct Client {
     pub literal_plus: bool,
     /// When the server last sent a byte.
     last_byte: Instant,
+    /// Tagged completions of pipelined commands that came while another command's replies
+    /// were read (a server may run them at once), by tag: their status line after the tag.
+    early: HashMap<String, String>,
 }
 
 impl Client {
@@ -304,6 +307,7 @@ impl Client {
             stop: None,
             literal_plus: false,
             last_byte: Instant::now(),
+            early: HashMap::new(),
         }
     }
 
@@ -513,6 +517,34 @@ impl Client {
             .await
     }
 
+    /// Sends a command (text only) without waiting for its replies, which
+    /// [`Client::replies_to`] reads later: the server can work on it while the client is busy
+    /// with an earlier command's answer.
+    pub async fn send(&mut self, text: &str) -> Result<String, ClientError> {
+        self.next_tag += 1;
+        let tag = format!("m{}", self.next_tag);
+        tracing::trace!(%tag, command = %redacted(text), "IMAP command");
+        self.write(format!("{tag} {text}\r\n").as_bytes()).await?;
+        Ok(tag)
+    }
+
+    /// The replies of a command [`Client::send`] sent, to its tagged one. A server may run
+    /// pipelined commands at once and interleave their untagged replies: `on_untagged` sees
+    /// those of any command in flight; a completion that came earlier is returned at once.
+    pub async fn replies_to(
+        &mut self,
+        tag: &str,
+        command: &str,
+        mut on_untagged: impl FnMut(Untagged<'_>),
+    ) -> Result<Done, ClientError> {
+        if let Some(rest) = self.early.remove(tag) {
+            return tagged_reply(command, &rest);
+        }
+        let mut deadline = Instant::now() + self.limits.command;
+        self.replies(tag, command, &mut deadline, &mut on_untagged)
+            .await
+    }
+
     /// APPENDs sent back to back, up to `window` of them in flight: with LITERAL+ each command
     /// and its message go without waiting for anything; otherwise each literal still waits for
     /// its `+`, but never for the earlier commands' completions. How each ended, in order:
@@ -686,6 +718,12 @@ impl Client {
                 // A BAD leaves the connection in step: the server waits for the next command.
                 return tagged_reply(command, &rest);
             }
+            if let Some((other, rest)) = own_tagged(raw) {
+                // Another pipelined command of this client completed first.
+                tracing::trace!(tag = %other, reply = %rest, "IMAP reply");
+                self.early.insert(other, rest);
+                continue;
+            }
             let step = {
                 let raw = self.frag.message();
                 let split = self.frag.split_body_literal(BODY_LITERAL);
@@ -776,6 +814,17 @@ fn tagged_reply(command: &str, rest: &str) -> Result<Done, ClientError> {
 /// Literals this big are taken out of a reply before it is decoded (see
 /// [`Framer::split_body_literal`]); smaller ones are not worth the copy of the rest.
 const BODY_LITERAL: usize = 256;
+
+/// A completion of one of this client's commands (`m<n> ...`): its tag and status line.
+fn own_tagged(message: &[u8]) -> Option<(String, String)> {
+    let rest = message.strip_prefix(b"m")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || rest.get(digits) != Some(&b' ') {
+        return None;
+    }
+    let tag = String::from_utf8_lossy(&message[..=digits]).into_owned();
+    Some((tag, first_line(&rest[digits + 1..])))
+}
 
 /// `* <n> FETCH ...`: an untagged FETCH reply.
 fn is_fetch(message: &[u8]) -> bool {

@@ -1,6 +1,8 @@
 //! The IMAP commands the source and the target send, each read to its tagged reply: a NO is
 //! data ([`Done::No`]), a damaged untagged reply is handed back, never a shorter list.
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
 use imap_codec::imap_types::core::NString;
 use imap_codec::imap_types::fetch::MessageDataItem;
@@ -162,28 +164,108 @@ async fn list_with(c: &mut Client, command: &str) -> Result<ListReply, ClientErr
 /// `UID FETCH <set> <items>`. A connection that breaks during the command still gives what
 /// came before (in [`FetchReply::broke`]): a damaged reply can desynchronise the connection.
 pub async fn uid_fetch(c: &mut Client, set: &str, items: &str) -> FetchReply {
-    let mut reply = FetchReply::default();
-    let command = format!("UID FETCH {set} {items}");
+    uid_fetch_then(c, None, set, items, None).await.0
+}
+
+/// A UID FETCH sent ahead of the one being read: its tag and text, its UIDs, and what of its
+/// reply came while the earlier one's was read (a server may run pipelined fetches at once and
+/// interleave their replies: Dovecot does, so each reply goes to the fetch of its UID).
+pub struct FetchAhead {
+    tag: String,
+    command: String,
+    uids: HashSet<u32>,
+    early: FetchReply,
+}
+
+impl FetchAhead {
+    /// Whether this fetch asks for exactly these UIDs.
+    pub fn is_for(&self, uids: &[u32]) -> bool {
+        uids.len() == self.uids.len() && uids.iter().all(|u| self.uids.contains(u))
+    }
+
+    /// Reads the rest of its reply and drops it (another command must not see it).
+    pub async fn drop_on(self, c: &mut Client) -> Result<(), ClientError> {
+        c.replies_to(&self.tag, &self.command, |_| {})
+            .await
+            .map(|_| ())
+    }
+}
+
+/// [`uid_fetch`] of a fetch sent ahead (`ahead`, for these UIDs) or sent now; `then` (a set
+/// and its UIDs) is sent before this one's reply is read, so the server goes on to it without
+/// waiting for the client. Returns the reply and the fetch sent ahead, if it went.
+pub async fn uid_fetch_then(
+    c: &mut Client,
+    ahead: Option<FetchAhead>,
+    set: &str,
+    items: &str,
+    then: Option<(&str, &[u32])>,
+) -> (FetchReply, Option<FetchAhead>) {
+    let (tag, command, mut reply) = match ahead {
+        Some(a) => (a.tag, a.command, a.early),
+        None => {
+            let command = format!("UID FETCH {set} {items}");
+            match c.send(&command).await {
+                Ok(tag) => (tag, command, FetchReply::default()),
+                Err(e) => {
+                    let reply = FetchReply {
+                        broke: Some(e),
+                        ..FetchReply::default()
+                    };
+                    return (reply, None);
+                }
+            }
+        }
+    };
+    // A send that fails has broken the connection: this command's reply says so.
+    let mut next = None;
+    if let Some((set, uids)) = then {
+        let command = format!("UID FETCH {set} {items}");
+        if let Ok(tag) = c.send(&command).await {
+            next = Some(FetchAhead {
+                tag,
+                command,
+                uids: uids.iter().copied().collect(),
+                early: FetchReply::default(),
+            });
+        }
+    }
     let done = c
-        .run(&[Part::Text(&command)], |r| match r {
-            Untagged::Decoded(Response::Data(Data::Fetch { items, .. })) => {
-                reply.fetched.push(fetched(items.as_ref(), &[]));
+        .replies_to(&tag, &command, |r| {
+            let (uid, got) = match r {
+                Untagged::Decoded(Response::Data(Data::Fetch { items, .. })) => {
+                    let f = fetched(items.as_ref(), &[]);
+                    (f.uid, Ok(f))
+                }
+                Untagged::DecodedWithLiterals(Response::Data(Data::Fetch { items, .. }), big) => {
+                    let f = fetched(items.as_ref(), big);
+                    (f.uid, Ok(f))
+                }
+                Untagged::Raw(raw) => {
+                    let uid = uid_in(raw);
+                    let reply = first_line(raw);
+                    (uid, Err(Damaged { uid, reply }))
+                }
+                _ => return,
+            };
+            let to = match next.as_mut() {
+                Some(n) if uid.is_some_and(|u| n.uids.contains(&u)) => &mut n.early,
+                _ => &mut reply,
+            };
+            match got {
+                Ok(f) => to.fetched.push(f),
+                Err(d) => to.damaged.push(d),
             }
-            Untagged::DecodedWithLiterals(Response::Data(Data::Fetch { items, .. }), big) => {
-                reply.fetched.push(fetched(items.as_ref(), big));
-            }
-            Untagged::Raw(raw) => reply.damaged.push(Damaged {
-                uid: uid_in(raw),
-                reply: first_line(raw),
-            }),
-            _ => {}
         })
         .await;
     match done {
         Ok(done) => reply.done = Some(done),
-        Err(e) => reply.broke = Some(e),
+        Err(e) => {
+            reply.broke = Some(e);
+            next = None;
+        }
     }
-    reply
+    (reply, next)
 }
 
 /// One FETCH reply's items, owned; `big` holds the literals taken out before decoding, in the
@@ -452,6 +534,61 @@ mod tests {
         assert!(matches!(astring("AT&T"), Astring::Quoted(q) if q == "\"AT&T\""));
         assert!(matches!(astring("Entwürfe"), Astring::Literal(_)));
         assert!(matches!(astring("a\r\nb"), Astring::Literal(_)));
+    }
+
+    /// A fetch asked for ahead is on the wire before the earlier one is answered (this server
+    /// answers nothing until it has both), and when the server runs both at once, as Dovecot
+    /// does, each reply goes to the fetch of its UID, whichever completes first.
+    #[tokio::test]
+    async fn a_fetch_sent_ahead_goes_at_once_and_interleaved_replies_find_their_fetch() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (near, mut server) = tokio::io::duplex(1 << 16);
+        let mut c = Client::new(super::super::ImapStream::Memory(near), Default::default());
+        let items = "(UID BODY.PEEK[])";
+        let serve = async {
+            let want =
+                b"m1 UID FETCH 1:2 (UID BODY.PEEK[])\r\nm2 UID FETCH 3 (UID BODY.PEEK[])\r\n";
+            let mut got = vec![0u8; want.len()];
+            server.read_exact(&mut got).await.unwrap();
+            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+            // The fetch sent ahead starts first and completes first.
+            server
+                .write_all(
+                    b"* 3 FETCH (UID 3 BODY[] {1}\r\nc)\r\n* 1 FETCH (UID 1 BODY[] {1}\r\na)\r\n\
+                      m2 OK done\r\n* 2 FETCH (UID 2 BODY[] {1}\r\nb)\r\nm1 OK done\r\n",
+                )
+                .await
+                .unwrap();
+            server
+        };
+        let fetch = async {
+            let (first, ahead) =
+                uid_fetch_then(&mut c, None, "1:2", items, Some(("3", &[3]))).await;
+            let ahead = ahead.expect("the second fetch went ahead");
+            assert!(ahead.is_for(&[3]) && !ahead.is_for(&[3, 4]));
+            let (second, none) = uid_fetch_then(&mut c, Some(ahead), "3", items, None).await;
+            assert!(none.is_none());
+            (first, second)
+        };
+        let (_server, (first, second)) =
+            tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                tokio::join!(serve, fetch)
+            })
+            .await
+            .expect("both fetches went before any answer, and neither waited for more");
+        let shown = |r: &FetchReply| -> Vec<(Option<u32>, Option<Bytes>)> {
+            r.fetched.iter().map(|f| (f.uid, f.body.clone())).collect()
+        };
+        assert_eq!(
+            shown(&first),
+            vec![
+                (Some(1), Some(Bytes::from("a"))),
+                (Some(2), Some(Bytes::from("b")))
+            ]
+        );
+        assert_eq!(shown(&second), vec![(Some(3), Some(Bytes::from("c")))]);
+        assert!(matches!(first.done, Some(Done::Ok(_))));
+        assert!(matches!(second.done, Some(Done::Ok(_))));
     }
 
     /// LOGOUT ends when the server has closed the connection, not at its tagged OK: until

@@ -117,8 +117,16 @@ const FIRST_CHUNK: usize = 32;
 /// A fetched chunk: its messages as listed, and what the source returned for each.
 type Fetched = (Vec<ItemMeta>, HashMap<u32, FetchOutcome>);
 
-async fn fetch(source: &mut dyn MailSource, chunk: Vec<ItemMeta>) -> Result<Fetched, SyncError> {
+/// Fetches a chunk; `following`, the chunk after it, is asked for ahead (a pipelining source
+/// sends it before reading this one's answer, so the server does not wait on mailmig).
+async fn fetch(
+    source: &mut dyn MailSource,
+    chunk: Vec<ItemMeta>,
+    following: &[ItemMeta],
+) -> Result<Fetched, SyncError> {
     let uids: Vec<u32> = chunk.iter().map(|m| m.uid).collect();
+    let ahead: Vec<u32> = following.iter().map(|m| m.uid).collect();
+    source.ask_ahead(&ahead);
     let outcomes = source
         .fetch(&uids)
         .await?
@@ -251,8 +259,11 @@ impl FolderCopy<'_> {
         // The byte bound grows with the count: [`CHUNK_BYTES`] once at the configured size.
         let bytes =
             |n: usize| (CHUNK_BYTES / most.max(1) as u64 * n as u64).clamp(1 << 20, CHUNK_BYTES);
+        let grown = |n: usize| if n == 1 { 1 } else { (n * 2).min(most) };
         let first = next_chunk(&mut pending, chunk_size, bytes(chunk_size));
-        let first = fetch(source, first).await?;
+        // The chunk asked for ahead: the next one fetched.
+        let mut ahead = next_chunk(&mut pending, grown(chunk_size), bytes(grown(chunk_size)));
+        let first = fetch(source, first, &ahead).await?;
         let mut prepared = Some(
             self.prepare_chunk(first, &mut pending, &mut chunk_size, attempts)
                 .await?,
@@ -262,17 +273,24 @@ impl FolderCopy<'_> {
                 return Err(SyncError::Stopped);
             }
             report.skipped.extend(p.skipped);
-            if chunk_size != 1 {
-                chunk_size = (chunk_size * 2).min(most);
+            if chunk_size == 1 {
+                // After a damaged reply, one message at a time: those asked for ahead too.
+                pending.splice(0..0, std::mem::take(&mut ahead));
             }
-            let next = next_chunk(&mut pending, chunk_size, bytes(chunk_size));
+            chunk_size = grown(chunk_size);
+            let next = match ahead.is_empty() {
+                true => next_chunk(&mut pending, chunk_size, bytes(chunk_size)),
+                false => std::mem::take(&mut ahead),
+            };
+            ahead = next_chunk(&mut pending, grown(chunk_size), bytes(grown(chunk_size)));
             let (pending, chunk_size, attempts) = (&mut pending, &mut chunk_size, &mut *attempts);
+            let following = &ahead;
             let (after, settled) = tokio::join!(
                 async {
                     if next.is_empty() {
                         return Ok(None);
                     }
-                    let fetched = fetch(source, next).await?;
+                    let fetched = fetch(source, next, following).await?;
                     self.prepare_chunk(fetched, pending, chunk_size, attempts)
                         .await
                         .map(Some)

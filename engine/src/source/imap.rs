@@ -13,7 +13,7 @@ use super::{
     Credential, FetchOutcome, FolderListing, Folders, ItemMeta, MailSource, SourceError,
     SourceFolder, SourceItem,
 };
-use crate::imap::commands::{self, Listed};
+use crate::imap::commands::{self, FetchAhead, Listed};
 use crate::imap::{
     Client, ClientError, Done, ImapSettings, Limits, LoginError, SIGN_IN_FAILED, authzid_ignored,
     backoff_hint, connect_with, login,
@@ -35,7 +35,14 @@ pub struct ImapSource {
     open: Option<(SourceFolder, u32)>,
     /// LIST replies that could not be read, for the report.
     unreadable: Vec<String>,
+    /// The UIDs the fetch after the next one will ask for ([`MailSource::ask_ahead`]).
+    next: Vec<u32>,
+    /// The fetch sent ahead, its reply not yet (or not all) read.
+    ahead: Option<FetchAhead>,
 }
+
+/// What the source's fetches ask for.
+const FETCH_ITEMS: &str = "(UID FLAGS INTERNALDATE BODY.PEEK[])";
 
 /// A reply that means "wait": a throttling NO; else a passing fault.
 fn no_reply(what: &str, text: String) -> SourceError {
@@ -111,6 +118,8 @@ impl ImapSource {
             wire: HashMap::new(),
             open: None,
             unreadable: Vec::new(),
+            next: Vec::new(),
+            ahead: None,
         };
         source.client = Some(source.connect().await?);
         Ok(source)
@@ -151,6 +160,14 @@ impl ImapSource {
 
     /// The live client, connecting again (and opening the fetch folder again) after a break.
     async fn client(&mut self) -> Result<&mut Client, SourceError> {
+        if let Some(ahead) = self.ahead.take()
+            && let Some(c) = self.client.as_mut()
+            && ahead.drop_on(c).await.is_err()
+        {
+            // Another command overtakes a fetch sent ahead: its reply is read and dropped
+            // (the fetch is sent again when wanted), so what comes next is the new command's.
+            self.client = None;
+        }
         if self.client.is_none() {
             let mut client = self.connect().await?;
             if let Some((folder, validity)) = self.open.clone() {
@@ -459,14 +476,25 @@ impl MailSource for ImapSource {
         Ok(validity)
     }
 
+    fn ask_ahead(&mut self, uids: &[u32]) {
+        self.next = uids.to_vec();
+    }
+
     async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<FetchOutcome>, SourceError> {
         let set = uid_set(uids);
-        let items = "(UID FLAGS INTERNALDATE BODY.PEEK[])";
-        let mut reply = commands::uid_fetch(self.client().await?, &set, items).await;
+        let next = std::mem::take(&mut self.next);
+        let next_set = uid_set(&next);
+        let then = (!next.is_empty()).then_some((next_set.as_str(), next.as_slice()));
+        let asked = self.ahead.take_if(|a| a.is_for(uids));
+        let c = self.client().await?;
+        let (mut reply, ahead) = commands::uid_fetch_then(c, asked, &set, FETCH_ITEMS, then).await;
+        self.ahead = ahead;
         if let Some(e) = reply.broke.take() {
             // The connection broke during the fetch: what came is kept, the message that broke
-            // it is damaged, the others are asked for again on a new connection.
+            // it is damaged, the others (and those asked for ahead) are asked for again on a
+            // new connection.
             self.client = None;
+            self.ahead = None;
             if matches!(e, ClientError::Stopped) {
                 return Err(SourceError::Stopped);
             }

@@ -222,6 +222,10 @@ pub trait MailSource: Send {
     async fn open(&mut self, folder: &SourceFolder) -> Result<u32, SourceError>;
     /// Fetches messages of the open folder, one outcome per requested UID.
     async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<FetchOutcome>, SourceError>;
+    /// The UIDs the fetch after the next one will ask for: a source that can pipelines them
+    /// (sends that fetch before reading the next one's answer). Only a hint: a fetch of other
+    /// UIDs, or any other command, goes on as if it had not been given.
+    fn ask_ahead(&mut self, _uids: &[u32]) {}
     /// Ends the session politely.
     async fn close(&mut self);
 }
