@@ -251,7 +251,10 @@ impl FolderCopy<'_> {
         attempts: &mut Attempts,
     ) -> Result<(), SyncError> {
         // Chunk n+1 is fetched and prepared (its intents written ahead) while chunk n's writes
-        // are in flight, so the target never waits on mailmig: at most two chunks in memory.
+        // are in flight, so the target never waits on mailmig: at most two chunks in memory
+        // (and chunk n+2 is asked for ahead, so the source does not wait either: a server that
+        // runs pipelined fetches at once, as Dovecot does, may send part of it early, which is
+        // held for it until it is read).
         // The first chunks are small, so the target's writes start at once, and grow to the
         // configured size (a damaged reply makes it 1 for good).
         let most = self.copier.options.fetch_chunk;
