@@ -76,9 +76,9 @@ pub enum ClientError {
 /// An untagged reply, decoded or not.
 pub enum Untagged<'a> {
     Decoded(&'a Response<'a>),
-    /// Decoded with its big literals taken out: they are empty in the response, and here, in
-    /// the order the reply holds its literals (None for a literal left in place).
-    DecodedWithLiterals(&'a Response<'a>, &'a [Option<&'a [u8]>]),
+    /// A FETCH decoded with its one literal (the body) taken out: empty in the response,
+    /// and here.
+    DecodedWithBody(&'a Response<'a>, &'a [u8]),
     /// What the decoder could not read (a wrong literal length, 8-bit in an atom, ...), as sent.
     Raw(&'a [u8]),
 }
@@ -161,8 +161,8 @@ pub struct Framer {
     literals: Vec<(usize, usize, usize)>,
 }
 
-/// A message with its big literals taken out, and those literals (None for one left in).
-pub type Split<'a> = (Vec<u8>, Vec<Option<&'a [u8]>>);
+/// A message with its one literal taken out, and that literal.
+pub type Split<'a> = (Vec<u8>, &'a [u8]);
 
 /// What [`Framer::next`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -271,7 +271,7 @@ impl Framer {
         compact.extend_from_slice(b"{0}");
         compact.extend_from_slice(&message[eol..data]);
         compact.extend_from_slice(&message[data + len..]);
-        Some((compact, vec![Some(&message[data..data + len])]))
+        Some((compact, &message[data..data + len]))
     }
 
     /// Bytes of the current message that arrived so far (for progress).
@@ -415,10 +415,7 @@ impl Client {
     /// Sends LOGOUT and waits until the server closes the connection, for at most `within`.
     /// Its replies (BYE, then OK) are not parsed: the close is the answer that matters.
     pub async fn logout(&mut self, within: Duration) {
-        self.next_tag += 1;
-        let line = format!("m{} LOGOUT\r\n", self.next_tag);
-        tracing::trace!(tag = %format!("m{}", self.next_tag), command = "LOGOUT", "IMAP command");
-        if self.write(line.as_bytes()).await.is_err() {
+        if self.send("LOGOUT").await.is_err() {
             return;
         }
         let Some(stream) = self.stream.as_mut() else {
@@ -727,17 +724,14 @@ impl Client {
             let step = {
                 let raw = self.frag.message();
                 let split = self.frag.split_body_literal(BODY_LITERAL);
-                let (bytes, literals): (&[u8], &[Option<&[u8]>]) = match &split {
-                    Some((compact, taken)) => (compact, taken),
-                    None => (raw, &[]),
+                let (bytes, body): (&[u8], Option<&[u8]>) = match &split {
+                    Some((compact, body)) => (compact, Some(body)),
+                    None => (raw, None),
                 };
                 let decoded = ResponseCodec::default().decode(bytes);
-                let hand = |r| {
-                    if literals.is_empty() {
-                        Untagged::Decoded(r)
-                    } else {
-                        Untagged::DecodedWithLiterals(r, literals)
-                    }
+                let hand = |r| match body {
+                    None => Untagged::Decoded(r),
+                    Some(body) => Untagged::DecodedWithBody(r, body),
                 };
                 match &decoded {
                     Ok((rest, _)) if !rest.is_empty() => {
@@ -1017,7 +1011,7 @@ mod tests {
             compact,
             b"* 1 FETCH (UID 1 BODY[] {0}\r\n FLAGS (\\Seen))\r\n"
         );
-        assert_eq!(taken, vec![Some(&b"abcdef"[..])]);
+        assert_eq!(taken, b"abcdef");
         assert!(
             g.split_body_literal(100).is_none(),
             "too small to be worth it"

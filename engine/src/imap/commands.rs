@@ -234,11 +234,11 @@ pub async fn uid_fetch_then(
         .replies_to(&tag, &command, |r| {
             let (uid, got) = match r {
                 Untagged::Decoded(Response::Data(Data::Fetch { items, .. })) => {
-                    let f = fetched(items.as_ref(), &[]);
+                    let f = fetched(items.as_ref(), None);
                     (f.uid, Ok(f))
                 }
-                Untagged::DecodedWithLiterals(Response::Data(Data::Fetch { items, .. }), big) => {
-                    let f = fetched(items.as_ref(), big);
+                Untagged::DecodedWithBody(Response::Data(Data::Fetch { items, .. }), body) => {
+                    let f = fetched(items.as_ref(), Some(body));
                     (f.uid, Ok(f))
                 }
                 Untagged::Raw(raw) => {
@@ -268,24 +268,20 @@ pub async fn uid_fetch_then(
     (reply, next)
 }
 
-/// One FETCH reply's items, owned; `big` holds the literals taken out before decoding, in the
-/// order of the reply's literals.
-fn fetched(items: &[MessageDataItem<'_>], big: &[Option<&[u8]>]) -> Fetched {
+/// One FETCH reply's items, owned; `body` is the reply's one literal when it was taken out
+/// before decoding (its place in the response is then empty).
+fn fetched(items: &[MessageDataItem<'_>], mut body: Option<&[u8]>) -> Fetched {
     let mut f = Fetched::default();
-    let mut literal = 0;
     let mut data_of = |n: &NString<'_>| {
         let is_literal = matches!(
             &n.0,
             Some(imap_codec::imap_types::core::IString::Literal(_))
         );
-        let taken = if is_literal {
-            literal += 1;
-            big.get(literal - 1).copied().flatten()
-        } else {
-            None
-        };
-        match taken {
-            Some(bytes) => Some(Bytes::copy_from_slice(bytes)),
+        match body.filter(|_| is_literal) {
+            Some(bytes) => {
+                body = None;
+                Some(Bytes::copy_from_slice(bytes))
+            }
             None => nstring_bytes(n),
         }
     };
