@@ -197,6 +197,11 @@ async fn a_batch_is_written_whole_or_not_at_all() {
     let items = t.items("terry@contoso.edu", None).unwrap();
     let keys: Vec<&str> = items.iter().map(|i| i.source_key.as_str()).collect();
     assert_eq!(keys, ["k1", "k2"]);
+    // The failed batch's bodies were written before its rows failed: the retry's bodies come
+    // after them in the body file, and each row still names its own.
+    for (item, (_, body)) in items.iter().zip(&batch) {
+        assert_eq!(t.item_bytes("terry@contoso.edu", &item.id).unwrap(), body);
+    }
     assert!(items.iter().all(|i| i.folder == "Archive/2020"));
     assert!(
         t.folders("terry@contoso.edu")
@@ -204,5 +209,98 @@ async fn a_batch_is_written_whole_or_not_at_all() {
             .iter()
             .any(|f| f.path == "Archive/2020"),
         "the folder the batch made is saved with it"
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_written_by_schema_1_keeps_its_bodies_and_takes_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tenant.sqlite");
+    {
+        // What schema 1 wrote: the body in the row.
+        let raw = rusqlite::Connection::open(&db).unwrap();
+        raw.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE recipients (address TEXT PRIMARY KEY, json TEXT NOT NULL);
+             CREATE TABLE folders (
+                 mailbox TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY (mailbox, path));
+             CREATE TABLE items (
+                 id TEXT PRIMARY KEY, mailbox TEXT NOT NULL, folder TEXT NOT NULL,
+                 source_key TEXT NOT NULL, received TEXT NOT NULL, flags TEXT NOT NULL,
+                 kind TEXT NOT NULL, size INTEGER NOT NULL, mime BLOB NOT NULL,
+                 UNIQUE (mailbox, source_key));
+             INSERT INTO meta VALUES ('schema', '1'), ('next_id', '2');",
+        )
+        .unwrap();
+        raw.execute(
+            "INSERT INTO items VALUES ('AAMk0000000001', 'terry@contoso.edu', 'Inbox', 'old',
+                 '2020-01-01T00:00:00+00:00', ?1, '\"mail\"', 10, ?2)",
+            rusqlite::params![
+                serde_json::to_string(&ItemFlags::default()).unwrap(),
+                &b"Old body\r\n"[..]
+            ],
+        )
+        .unwrap();
+    }
+    let clock = Arc::new(ManualClock::at_epoch());
+    let settings = Settings {
+        accepted_domains: vec!["contoso.edu".into()],
+        ..Settings::default()
+    };
+    let t = Tenant::open_with(&db, Some(settings), clock.clone()).unwrap();
+    t.add_recipient(Recipient::mailbox("terry@contoso.edu", true, t.now()))
+        .unwrap();
+    let (request, body) = keyed("new", "Inbox");
+    let id = t
+        .import("terry@contoso.edu", &request, body.clone())
+        .await
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string();
+    drop(t);
+    let t = Tenant::open(&db, clock).unwrap();
+    assert_eq!(
+        t.item_bytes("terry@contoso.edu", "AAMk0000000001").unwrap(),
+        &b"Old body\r\n"[..]
+    );
+    assert_eq!(t.item_bytes("terry@contoso.edu", &id).unwrap(), body);
+    let raw = rusqlite::Connection::open(&db).unwrap();
+    let schema: String = raw
+        .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(schema, "2");
+}
+
+#[tokio::test]
+async fn a_truncated_body_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tenant.sqlite");
+    let clock = Arc::new(ManualClock::at_epoch());
+    let settings = Settings {
+        accepted_domains: vec!["contoso.edu".into()],
+        ..Settings::default()
+    };
+    {
+        let t = Tenant::open_with(&db, Some(settings), clock.clone()).unwrap();
+        t.add_recipient(Recipient::mailbox("terry@contoso.edu", true, t.now()))
+            .unwrap();
+        let outcomes = t
+            .import_many("terry@contoso.edu", &[keyed("k1", "Inbox"), keyed("k2", "Inbox")])
+            .await;
+        assert!(outcomes.iter().all(|o| matches!(o, ImportOutcome::Created(_))));
+    }
+    let bodies = dir.path().join("tenant.sqlite-bodies");
+    let len = std::fs::metadata(&bodies).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&bodies)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+    let e = Tenant::open(&db, clock).err().expect("refused").to_string();
+    assert!(
+        e.contains(&bodies.display().to_string()) && e.contains("truncated"),
+        "{e}"
     );
 }

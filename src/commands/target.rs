@@ -115,10 +115,10 @@ pub fn embedded_db(state_dir: &Path) -> PathBuf {
 }
 
 /// The embedded tenant holds copies of people's mail: readable by the owner only, like the
-/// engine's state (its WAL and shared-memory files too).
+/// engine's state (its WAL, shared-memory and body files too).
 fn make_private(db: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", "-bodies"] {
         let path = PathBuf::from(format!("{}{suffix}", db.display()));
         if path.exists() {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
