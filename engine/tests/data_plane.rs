@@ -453,3 +453,26 @@ async fn a_quoted_folder_name_with_escapes_is_read_and_selected_as_it_is() {
     let u = w.engine.user("terry@contoso.edu").unwrap();
     assert_eq!(u.items_synced, 5);
 }
+
+#[tokio::test]
+async fn a_folder_open_since_its_listing_is_not_examined_again() {
+    // A zero delay on every EXAMINE: the fault's count is the number of EXAMINEs sent.
+    let count_examines = Fault::new(FaultAction::Delay).command("EXAMINE").ms(0);
+    let one = survives(terry(5).fault(count_examines.clone()), true).await;
+    assert_eq!(
+        one.source.faults_fired(),
+        [1],
+        "INBOX, listed and copied on one connection: one EXAMINE (a second was a round trip \
+         for nothing)"
+    );
+    // Two folders, listed last to first: the first is still open from its listing when its
+    // copy starts; the second is opened again.
+    let two = survives(
+        terry(5)
+            .generated("terry", "Archive", 3)
+            .fault(count_examines),
+        true,
+    )
+    .await;
+    assert_eq!(two.source.faults_fired(), [3]);
+}

@@ -59,13 +59,14 @@ pub(super) async fn run(
 }
 
 /// Plans every folder and lists the ones to copy; skipped and merged folders are reported.
+/// Listed last to first, so the first folder copied is the one its listing left open.
 async fn list_folders(
     job: &SyncJob,
     source: &mut dyn MailSource,
     folders: &[SourceFolder],
     report: &mut SyncReport,
 ) -> Result<Vec<FolderWork>, SyncError> {
-    let mut work = Vec::new();
+    let mut to_copy = Vec::new();
     for (folder, p) in plan(folders, &job.folders.exclude, &job.folders.include) {
         match p {
             Plan::Skip { reason, detail } => {
@@ -81,17 +82,22 @@ async fn list_folders(
                         format!("{} is merged into {target} with {first}", folder.relative),
                     ));
                 }
-                if *job.stop.borrow() {
-                    return Err(SyncError::Stopped);
-                }
-                let listing = source.list(&folder).await?;
-                work.push(FolderWork {
-                    folder,
-                    target,
-                    listing,
-                });
+                to_copy.push((folder, target));
             }
         }
     }
+    let mut work = Vec::with_capacity(to_copy.len());
+    for (folder, target) in to_copy.into_iter().rev() {
+        if *job.stop.borrow() {
+            return Err(SyncError::Stopped);
+        }
+        let listing = source.list(&folder).await?;
+        work.push(FolderWork {
+            folder,
+            target,
+            listing,
+        });
+    }
+    work.reverse();
     Ok(work)
 }

@@ -33,6 +33,11 @@ pub struct ImapSource {
     wire: HashMap<String, String>,
     /// The folder open for fetching, and its UID validity then.
     open: Option<(SourceFolder, u32)>,
+    /// Connections made so far: which one `examined` was seen on.
+    session: u64,
+    /// The folder the live connection has open (by its wire name), and the UIDVALIDITY its
+    /// EXAMINE gave, with the connection it was given on.
+    examined: Option<(u64, String, u32)>,
     /// LIST replies that could not be read, for the report.
     unreadable: Vec<String>,
     /// The UIDs the fetch after the next one will ask for ([`MailSource::ask_ahead`]).
@@ -117,6 +122,8 @@ impl ImapSource {
             user_root: credential.user_root.clone(),
             wire: HashMap::new(),
             open: None,
+            session: 0,
+            examined: None,
             unreadable: Vec::new(),
             next: Vec::new(),
             ahead: None,
@@ -170,11 +177,14 @@ impl ImapSource {
         }
         if self.client.is_none() {
             let mut client = self.connect().await?;
+            self.session += 1;
+            self.examined = None;
             if let Some((folder, validity)) = self.open.clone() {
                 let wire = self.wire_name(&folder);
                 let (now, _) = examine_on(&mut client, &wire, &folder.relative)
                     .await
                     .map_err(|e| e.unwrap_or_else(lost))?;
+                self.examined = Some((self.session, wire, now));
                 if now != validity {
                     return Err(SourceError::Transient(format!(
                         "{}: UIDVALIDITY changed from {validity} to {now} during the sync",
@@ -276,6 +286,11 @@ impl ImapSource {
     async fn examine(&mut self, folder: &SourceFolder) -> Result<(u32, u32), SourceError> {
         let wire = self.wire_name(folder);
         let r = examine_on(self.client().await?, &wire, &folder.relative).await;
+        // A refused EXAMINE leaves no folder open.
+        self.examined = match &r {
+            Ok((validity, _)) => Some((self.session, wire, *validity)),
+            Err(_) => None,
+        };
         r.map_err(|e| match e {
             Ok(e) => e,
             Err(lost_connection) => {
@@ -471,7 +486,17 @@ impl MailSource for ImapSource {
     }
 
     async fn open(&mut self, folder: &SourceFolder) -> Result<u32, SourceError> {
-        let (validity, _) = self.examine(folder).await?;
+        let wire = self.wire_name(folder);
+        // Open since its listing, on this connection: its UIDVALIDITY then still holds (a
+        // server that changed it would have to end the session), so no second EXAMINE.
+        let validity = match &self.examined {
+            Some((session, open, validity))
+                if *session == self.session && *open == wire && self.client.is_some() =>
+            {
+                *validity
+            }
+            _ => self.examine(folder).await?.0,
+        };
         self.open = Some((folder.clone(), validity));
         Ok(validity)
     }
