@@ -106,6 +106,9 @@ pub(super) async fn copy(
 /// and what was skipped.
 struct Prepared {
     uids: Vec<u32>,
+    /// Written ahead of the chunk's imports (on a blocking thread, when the chunk is settled,
+    /// so the source's reply is read on meanwhile).
+    intents: Vec<(CopiedRecord, u64)>,
     done: Vec<CopiedRecord>,
     ready: Ready,
     skipped: Vec<SkippedItem>,
@@ -134,6 +137,17 @@ async fn fetch(
         .map(|o| (outcome_uid(&o), o))
         .collect();
     Ok((chunk, outcomes))
+}
+
+/// A state write on a blocking thread, so the task's other half (the fetch) goes on.
+async fn blocking(
+    write: impl FnOnce() -> Result<(), crate::error::Error> + Send + 'static,
+) -> Result<(), SyncError> {
+    match tokio::task::spawn_blocking(write).await {
+        Ok(r) => Ok(r?),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(SyncError::Stopped),
+    }
 }
 
 /// What a prepared message becomes once the target acknowledged it.
@@ -298,7 +312,7 @@ impl FolderCopy<'_> {
                         .await
                         .map(Some)
                 },
-                self.settle_chunk(p.ready, p.done, p.uids),
+                self.settle_chunk(p.intents, p.ready, p.done, p.uids),
             );
             let (skipped, failed) = settled?;
             report.skipped.extend(skipped);
@@ -310,16 +324,19 @@ impl FolderCopy<'_> {
         Ok(())
     }
 
-    /// Chunk n's writes, then its records: while chunk n+1 is fetched. Acknowledged by the
-    /// target: now, and only now, recorded (their intents cleared in the same transaction).
+    /// Chunk n's intents, its writes, then its records: while chunk n+1 is fetched.
+    /// Acknowledged by the target: now, and only now, recorded (their intents cleared in the
+    /// same transaction).
     /// After a failure the others' intents stay: the next attempt finds out whether their
     /// writes landed. Returns the chunk's skips and the import's failure, if any.
     async fn settle_chunk(
         &self,
+        intents: Vec<(CopiedRecord, u64)>,
         ready: Ready,
         mut done: Vec<CopiedRecord>,
         uids: Vec<u32>,
     ) -> Result<(Vec<SkippedItem>, Option<SyncError>), SyncError> {
+        self.record_intents(intents).await?;
         let (failed, skipped) = self.import_ready(ready, &mut done).await;
         let settled: Vec<u32> = match &failed {
             None => uids,
@@ -331,8 +348,8 @@ impl FolderCopy<'_> {
         Ok((skipped, failed))
     }
 
-    /// A fetched chunk made ready: its intents written ahead, each message taken (ready,
-    /// there already, to retry, or skipped).
+    /// A fetched chunk made ready: its intents, each message taken (ready, there already, to
+    /// retry, or skipped).
     async fn prepare_chunk(
         &self,
         (chunk, mut outcomes): Fetched,
@@ -356,9 +373,9 @@ impl FolderCopy<'_> {
                 _ => None,
             })
             .collect();
-        self.record_intents(&outcomes, &prints)?;
         let mut p = Prepared {
             uids: chunk.iter().map(|m| m.uid).collect(),
+            intents: self.intents(&outcomes, &prints),
             done: Vec::new(),
             ready: Ready::default(),
             skipped: Vec::new(),
@@ -481,13 +498,13 @@ impl FolderCopy<'_> {
         Ok(landed)
     }
 
-    /// Write-ahead, before a chunk's imports: what each fetched message will be imported as.
-    fn record_intents(
+    /// What each fetched message will be imported as (and its size on the wire).
+    fn intents(
         &self,
         outcomes: &HashMap<u32, FetchOutcome>,
         prints: &HashMap<u32, String>,
-    ) -> Result<(), SyncError> {
-        let intents: Vec<(CopiedRecord, u64)> = outcomes
+    ) -> Vec<(CopiedRecord, u64)> {
+        outcomes
             .values()
             .filter_map(|o| match o {
                 FetchOutcome::Item(item) => Some((
@@ -508,15 +525,32 @@ impl FolderCopy<'_> {
                 )),
                 _ => None,
             })
-            .collect();
+            .collect()
+    }
+
+    /// Write-ahead, before a chunk's imports: its intents, on a blocking thread.
+    async fn record_intents(&self, intents: Vec<(CopiedRecord, u64)>) -> Result<(), SyncError> {
         if intents.is_empty() {
             return Ok(());
         }
-        Ok(self
-            .copier
-            .engine
-            .db
-            .transaction(|tx| tx.record_intents(self.key(), self.target, &intents))?)
+        let engine = self.copier.engine.clone();
+        let (email, folder, target) = (
+            self.email().to_string(),
+            self.folder.name.clone(),
+            self.target.to_string(),
+        );
+        let uid_validity = self.uid_validity;
+        blocking(move || {
+            let key = FolderKey {
+                email: &email,
+                folder: &folder,
+                uid_validity,
+            };
+            engine
+                .db
+                .transaction(|tx| tx.record_intents(key, &target, &intents))
+        })
+        .await
     }
 
     /// A chunk's acknowledged records, its intents cleared and the user's progress, in one
@@ -537,7 +571,7 @@ impl FolderCopy<'_> {
             self.target.to_string(),
         );
         let uid_validity = self.uid_validity;
-        let write = tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let key = FolderKey {
                 email: &email,
                 folder: &folder,
@@ -550,12 +584,8 @@ impl FolderCopy<'_> {
                 }
                 tx.clear_intents(&email, &folder, Some((uid_validity, &uids)))
             })
-        });
-        match write.await {
-            Ok(r) => Ok(r?),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(SyncError::Stopped),
-        }
+        })
+        .await
     }
 
     fn record(&self, done: &[CopiedRecord]) -> Result<(), SyncError> {
