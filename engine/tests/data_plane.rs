@@ -476,3 +476,22 @@ async fn a_folder_open_since_its_listing_is_not_examined_again() {
     .await;
     assert_eq!(two.source.faults_fired(), [3]);
 }
+
+#[tokio::test]
+async fn fetches_a_server_runs_at_once_still_arrive_whole_and_in_order() {
+    // As Dovecot does: a UID FETCH pipelined behind another runs at once with it, their
+    // replies interleave and the later one completes first. 300 messages go in growing
+    // chunks, each fetch asked for while the one before is read.
+    let server = terry(300).quirks(Quirks {
+        concurrent_fetches: true,
+        ..Quirks::default()
+    });
+    let w = survives(server, true).await;
+    let items = w.tenant.items("terry@contoso.edu", Some("Inbox")).unwrap();
+    let uids: Vec<u32> = items
+        .iter()
+        .map(|i| i.source_key.rsplit('|').next().unwrap().parse().unwrap())
+        .collect();
+    let expected: Vec<u32> = (1..=300).collect();
+    assert_eq!(uids, expected, "imported in the source's order");
+}

@@ -97,6 +97,9 @@ pub struct Connection {
     pub preauth_limit: Option<usize>,
     /// Bytes received since the last complete command (what the fragmentizer may hold).
     unanswered: usize,
+    /// While set, responses are kept here, one entry per response, instead of being sent
+    /// (so two commands' replies can be interleaved: [`Connection::capture`]).
+    captured: Option<Vec<Vec<u8>>>,
 }
 
 impl Connection {
@@ -109,6 +112,7 @@ impl Connection {
             response_delay: None,
             preauth_limit: Some(PREAUTH_LIMIT),
             unanswered: 0,
+            captured: None,
         }
     }
 
@@ -253,7 +257,9 @@ impl Connection {
 
     /// Writes bytes as they are (responses imap-codec has no type for, such as ESEARCH).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes).await
+        self.write(bytes).await?;
+        self.end_response();
+        Ok(())
     }
 
     /// Waits for the `DONE` that ends IDLE. Cancel-safe: bytes read stay queued.
@@ -304,15 +310,47 @@ impl Connection {
         }
     }
 
+    /// From now on, responses are kept (one entry each) instead of sent, until
+    /// [`Connection::captured`] hands them back; flushes do nothing meanwhile.
+    pub fn capture(&mut self) {
+        self.captured = Some(vec![Vec::new()]);
+    }
+
+    /// The responses kept since [`Connection::capture`], each whole; sending resumes.
+    pub fn captured(&mut self) -> Vec<Vec<u8>> {
+        let mut kept = self.captured.take().unwrap_or_default();
+        kept.retain(|r| !r.is_empty());
+        kept
+    }
+
+    /// Writes bytes now, or keeps them in the response being captured.
+    async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self.captured.as_mut().and_then(|c| c.last_mut()) {
+            Some(current) => {
+                current.extend_from_slice(bytes);
+                Ok(())
+            }
+            None => self.stream.write_all(bytes).await,
+        }
+    }
+
+    /// Ends a response: the next bytes captured start the next one.
+    fn end_response(&mut self) {
+        if let Some(c) = self.captured.as_mut() {
+            c.push(Vec::new());
+        }
+    }
+
     /// Queues a response (sent on the next flush, or earlier if the buffer fills).
     pub async fn send(&mut self, response: &Response<'_>) -> io::Result<()> {
         for fragment in ResponseCodec::default().encode(response) {
             match fragment {
                 Fragment::Line { data } | Fragment::Literal { data, .. } => {
-                    self.stream.write_all(&data).await?
+                    self.write(&data).await?
                 }
             }
         }
+        self.end_response();
         Ok(())
     }
 
@@ -342,28 +380,44 @@ impl Connection {
                         let body = next_body.clone().next().map_or(0, |b| b.len());
                         patch_literal_length(&mut data, body);
                     }
-                    self.stream.write_all(&data).await?;
+                    self.write(&data).await?;
                 }
                 // A literal with content is the response's own (an 8-bit ENVELOPE string);
                 // the empty ones are the placeholders.
                 Fragment::Literal { data, .. } if !data.is_empty() => {
-                    self.stream.write_all(&data).await?;
+                    self.write(&data).await?;
                 }
                 Fragment::Literal { .. } => {
                     let body = next_body.next().copied().unwrap_or(b"");
                     if truncate {
+                        // What was kept goes first: the break comes where the client is.
+                        for r in self.captured() {
+                            self.stream.write_all(&r).await?;
+                        }
                         self.stream.write_all(&body[..body.len() / 2]).await?;
                         self.stream.flush().await?;
                         return self.stream.shutdown().await;
                     }
-                    self.stream.write_all(body).await?;
+                    self.write(body).await?;
                 }
             }
+        }
+        self.end_response();
+        Ok(())
+    }
+
+    /// Sends responses kept by [`Connection::capture`] (in the order given).
+    pub async fn send_captured(&mut self, responses: &[Vec<u8>]) -> io::Result<()> {
+        for r in responses {
+            self.stream.write_all(r).await?;
         }
         Ok(())
     }
 
     pub async fn flush(&mut self) -> io::Result<()> {
+        if self.captured.is_some() {
+            return Ok(());
+        }
         if let Some(delay) = self.response_delay {
             tokio::time::sleep(delay).await;
         }

@@ -236,6 +236,9 @@ pub struct Quirks {
     pub reserved_folders: Vec<String>,
     /// CREATE of a name that exists in another letter case is refused (`Mailbox already exists`).
     pub case_insensitive_folders: bool,
+    /// A FETCH pipelined behind a FETCH runs at once with it, as in Dovecot: their untagged
+    /// replies interleave, and the later command completes first.
+    pub concurrent_fetches: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]

@@ -171,8 +171,14 @@ impl Session {
             .quirks
             .idle_timeout_ms
             .map(Duration::from_millis);
+        // A command read ahead (to see whether a FETCH was pipelined behind a FETCH).
+        let mut pending: Option<Incoming> = None;
         loop {
+            let ahead = pending.take();
             let read = async {
+                if let Some(incoming) = ahead {
+                    return Ok(incoming);
+                }
                 let decide = |a: &Announcement| self.decide_literal(a);
                 match idle {
                     Some(limit) => tokio::time::timeout(limit, conn.read_command(decide))
@@ -213,6 +219,16 @@ impl Session {
                 ),
                 Incoming::Command(command, extra) => {
                     let tag = command.tag.clone();
+                    if self.shared.quirks.concurrent_fetches && is_fetch(&command) {
+                        match self.fetches_at_once(&mut conn, command, extra).await? {
+                            Ok(next) => {
+                                pending = next;
+                                continue;
+                            }
+                            Err(false) => return Ok(()),
+                            Err(true) => continue,
+                        }
+                    }
                     let done = self.dispatch(&mut conn, command, extra).await?;
                     if !matches!(self.state, State::NotAuthenticated) {
                         conn.preauth_limit = None;
@@ -228,6 +244,61 @@ impl Session {
                 return Ok(());
             }
         }
+    }
+
+    /// Dovecot runs a UID FETCH pipelined behind another at once: their untagged replies
+    /// interleave and the later one may complete first. A FETCH followed (within a few
+    /// milliseconds, as a pipelining client sends it) by another is answered so; anything
+    /// else that follows is handed back to be run next. `Err(open)`: both ran (`open`: the
+    /// connection goes on). Both replies are held in memory: a quirk for tests.
+    async fn fetches_at_once(
+        &mut self,
+        conn: &mut Connection,
+        first: Command<'static>,
+        extra: Option<Extra>,
+    ) -> io::Result<Result<Option<Incoming>, bool>> {
+        let next = {
+            let decide = |a: &Announcement| self.decide_literal(a);
+            tokio::time::timeout(Duration::from_millis(5), conn.read_command(decide)).await
+        };
+        let second = match next {
+            Ok(Ok(Incoming::Command(c, e))) if is_fetch(&c) => (c, e),
+            Ok(other) => {
+                let (tag, done) = (first.tag.clone(), self.dispatch(conn, first, extra).await?);
+                if !self.finish(conn, Some(tag), done).await? {
+                    return Ok(Err(false));
+                }
+                return Ok(Ok(Some(other?)));
+            }
+            Err(_) => {
+                let (tag, done) = (first.tag.clone(), self.dispatch(conn, first, extra).await?);
+                return Ok(Err(self.finish(conn, Some(tag), done).await?));
+            }
+        };
+        let mut replies = Vec::new();
+        let mut open = true;
+        for (command, extra) in [(first, extra), second] {
+            conn.capture();
+            let tag = command.tag.clone();
+            let done = self.dispatch(conn, command, extra).await?;
+            open &= self.finish(conn, Some(tag), done).await?;
+            replies.push(conn.captured());
+        }
+        let [mut a, mut b]: [Vec<Vec<u8>>; 2] = replies.try_into().expect("two commands");
+        // Each capture ends with its command's tagged reply: the later command's goes first.
+        let (a_done, b_done) = (a.pop(), b.pop());
+        let mut out = Vec::with_capacity(a.len() + b.len() + 2);
+        let (mut a, mut b) = (a.into_iter(), b.into_iter());
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => break,
+                (x, y) => out.extend(x.into_iter().chain(y)),
+            }
+        }
+        out.extend(b_done.into_iter().chain(a_done));
+        conn.send_captured(&out).await?;
+        conn.flush().await?;
+        Ok(Err(open))
     }
 
     /// Sends the tagged reply. Returns false when the connection is over.
@@ -774,6 +845,10 @@ pub async fn bye(conn: &mut Connection, text: &str) -> io::Result<()> {
 }
 
 /// `FETCH`, `UID FETCH`, ...: the label faults match on.
+fn is_fetch(command: &Command<'_>) -> bool {
+    matches!(command.body, CommandBody::Fetch { .. })
+}
+
 fn command_label(body: &CommandBody<'_>) -> String {
     use CommandBody as C;
     let (name, uid) = match body {

@@ -102,6 +102,8 @@ async fn connect(server: &ServerHandle, implicit: bool) -> BufReader<Box<dyn Io>
         server.imap_addr()
     };
     let tcp = TcpStream::connect(addr).await.expect("connect");
+    // Consecutive `C:` lines are pipelined, as a client without Nagle's delay sends them.
+    tcp.set_nodelay(true).expect("nodelay");
     let io: Box<dyn Io> = if implicit {
         Box::new(tls(server, tcp).await)
     } else {
@@ -305,6 +307,7 @@ transcripts!(
     odd_folder_names,
     other_sessions,
     quirk_bye_after_errors,
+    quirk_concurrent_fetches,
     quirk_courier_examine,
     quirk_exchange_append,
     quirk_folder_names_target,

@@ -1,8 +1,9 @@
 //! A folder of 300 messages goes in growing chunks (32, 64, 128, then the rest), each chunk's
 //! UID FETCH pipelined behind the previous one's. Dovecot runs pipelined fetches at once and
 //! interleaves their replies (and may complete the later one first); every real server's copy
-//! must still be whole and in the source's order. fake-imap answers pipelined commands one
-//! after another, so only real servers show this.
+//! must still be whole and in the source's order. This is what fake-imap's
+//! `concurrent_fetches` quirk imitates (engine/tests/data_plane.rs copies through it); here
+//! the real servers show it.
 
 mod common;
 
