@@ -267,7 +267,9 @@ async fn a_tenant_written_by_schema_1_keeps_its_bodies_and_takes_new_ones() {
     assert_eq!(t.item_bytes("terry@contoso.edu", &id).unwrap(), body);
     let raw = rusqlite::Connection::open(&db).unwrap();
     let schema: String = raw
-        .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
+        .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(schema, "2");
 }
@@ -286,9 +288,16 @@ async fn a_truncated_body_file_is_an_error_naming_it() {
         t.add_recipient(Recipient::mailbox("terry@contoso.edu", true, t.now()))
             .unwrap();
         let outcomes = t
-            .import_many("terry@contoso.edu", &[keyed("k1", "Inbox"), keyed("k2", "Inbox")])
+            .import_many(
+                "terry@contoso.edu",
+                &[keyed("k1", "Inbox"), keyed("k2", "Inbox")],
+            )
             .await;
-        assert!(outcomes.iter().all(|o| matches!(o, ImportOutcome::Created(_))));
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, ImportOutcome::Created(_)))
+        );
     }
     let bodies = dir.path().join("tenant.sqlite-bodies");
     let len = std::fs::metadata(&bodies).unwrap().len();
@@ -298,7 +307,10 @@ async fn a_truncated_body_file_is_an_error_naming_it() {
         .unwrap()
         .set_len(len - 1)
         .unwrap();
-    let e = Tenant::open(&db, clock).err().expect("refused").to_string();
+    let Err(e) = Tenant::open(&db, clock) else {
+        panic!("a tenant whose bodies are cut short opened");
+    };
+    let e = e.to_string();
     assert!(
         e.contains(&bodies.display().to_string()) && e.contains("truncated"),
         "{e}"
