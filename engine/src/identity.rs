@@ -3,10 +3,22 @@
 
 /// The key a message is imported under: `email|folder|UIDVALIDITY|UID`.
 pub fn source_key(email: &str, folder: &str, uid_validity: u32, uid: u32) -> String {
-    format!(
-        "{}|{folder}|{uid_validity}|{uid}",
-        email.to_ascii_lowercase()
-    )
+    keyed(&source_key_prefix(email, folder, uid_validity), uid)
+}
+
+/// What the source keys of one folder's messages share (`email|folder|UIDVALIDITY|`): made
+/// once per folder, as a key was three formatted strings per message.
+pub fn source_key_prefix(email: &str, folder: &str, uid_validity: u32) -> String {
+    format!("{}|{folder}|{uid_validity}|", email.to_ascii_lowercase())
+}
+
+/// The source key of the message `uid` under a [`source_key_prefix`].
+pub fn keyed(prefix: &str, uid: u32) -> String {
+    use std::fmt::Write;
+    let mut key = String::with_capacity(prefix.len() + 10);
+    key.push_str(prefix);
+    let _ = write!(key, "{uid}");
+    key
 }
 
 /// Message-ID, Date and size: the identity that survives a UIDVALIDITY change.
@@ -59,7 +71,14 @@ pub fn fingerprint_of(header: &[u8], size: usize) -> String {
     } else {
         String::new()
     };
-    format!("{id}|{}|{subject}|{size}", field(values[1]))
+    let date = field(values[1]);
+    let mut print = String::with_capacity(id.len() + date.len() + subject.len() + 24);
+    for part in [&id, "|", &date, "|", &subject, "|"] {
+        print.push_str(part);
+    }
+    use std::fmt::Write;
+    let _ = write!(print, "{size}");
+    print
 }
 
 /// The size of `raw` once every bare LF is a CRLF: what a server that stores line ends as

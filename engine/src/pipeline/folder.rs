@@ -7,9 +7,9 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 
 use super::import::{Imported, settle};
-use super::{Attempts, CHUNK_BYTES, Copier, SyncError, fingerprint, source_key};
+use super::{Attempts, CHUNK_BYTES, Copier, SyncError, fingerprint};
 use crate::control::state::checkpoint::{CopiedRecord, FolderKey, Intent};
-use crate::identity::wire_size;
+use crate::identity::{keyed, source_key_prefix, wire_size};
 use crate::source::{FetchOutcome, FolderListing, ItemMeta, MailSource, SourceFolder, SourceItem};
 use crate::sync::{SkipReason, SkippedItem, SyncJob, SyncProgress, SyncReport};
 use crate::target::{ImportOutcome, ImportRequest, ItemFlags, Probe, TargetError, TargetItem};
@@ -31,6 +31,8 @@ struct FolderCopy<'a> {
     folder: &'a SourceFolder,
     target: &'a str,
     uid_validity: u32,
+    /// What this folder's source keys share under this UIDVALIDITY.
+    key_prefix: String,
     /// Fingerprint -> source keys (and target ids) the target holds from before a UIDVALIDITY
     /// change, not yet taken over by a message of the current numbering.
     renumbered: std::sync::Mutex<Renumbered>,
@@ -59,6 +61,7 @@ pub(super) async fn copy(
         folder: &folder,
         target: &target,
         uid_validity: listing.uid_validity,
+        key_prefix: source_key_prefix(&job.email_address, &folder.name, listing.uid_validity),
         renumbered: std::sync::Mutex::new(HashMap::new()),
     };
     // The folder's records under this UIDVALIDITY and under others, and the intents an
@@ -512,12 +515,7 @@ impl FolderCopy<'_> {
                         uid: item.uid,
                         flags: item.flags.join(" "),
                         fingerprint: prints.get(&item.uid).cloned().unwrap_or_default(),
-                        source_key: source_key(
-                            self.email(),
-                            &self.folder.name,
-                            self.uid_validity,
-                            item.uid,
-                        ),
+                        source_key: keyed(&self.key_prefix, item.uid),
                         size: item.raw.len() as u64,
                         target_id: None,
                     },
@@ -561,7 +559,8 @@ impl FolderCopy<'_> {
             .iter()
             .filter(|r| {
                 r.source_key
-                    == source_key(self.email(), &self.folder.name, self.uid_validity, r.uid)
+                    .strip_prefix(&self.key_prefix)
+                    .is_some_and(|uid| uid.parse() == Ok(r.uid))
             })
             .fold((0u64, 0u64), |(n, b), r| (n + 1, b + r.size));
         let engine = self.copier.engine.clone();
@@ -793,7 +792,7 @@ impl FolderCopy<'_> {
         let request = ImportRequest {
             kind: self.folder.content.item_kind(),
             folder: self.target.to_string(),
-            source_key: source_key(self.email(), &self.folder.name, self.uid_validity, meta.uid),
+            source_key: keyed(&self.key_prefix, meta.uid),
             received_time: item.date.or(meta.date),
             flags,
         };

@@ -61,8 +61,12 @@ pub(super) async fn missing(
                 &read
             }
         };
+        // Only a folder with skips has a UID's name looked up (made for each of its UIDs).
+        let any_skipped = skipped.iter().any(|(f, _)| *f == l.relative);
         for uid in &l.uids {
-            if skipped.contains(&(l.relative.as_str(), format!("UID {uid}").as_str())) {
+            if any_skipped
+                && skipped.contains(&(l.relative.as_str(), format!("UID {uid}").as_str()))
+            {
                 continue;
             }
             // Held under its source key, or (a target without keys) under its own id.
