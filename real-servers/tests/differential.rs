@@ -212,6 +212,7 @@ async fn probes(kind: Kind, port: u16) -> Vec<(String, String)> {
             let (_, ok) = p.run("LOGIN alice*admin adminpw").await;
             note("LOGIN user*admin", ok);
             note("LIST \"\" \"*\" as alice", p.list("*").await.join(", "));
+            out.extend(condstore(&mut p).await);
         }
         Kind::Cyrus => {
             let mut p = Probe::connect(port).await;
@@ -223,6 +224,7 @@ async fn probes(kind: Kind, port: u16) -> Vec<(String, String)> {
                 .await;
             note("AUTHENTICATE PLAIN authzid=alice", ok);
             note("LIST \"\" \"*\" as alice", p.list("*").await.join(", "));
+            out.extend(condstore(&mut p).await);
         }
         Kind::Courier => {
             let mut p = Probe::connect(port).await;
@@ -270,6 +272,65 @@ async fn probes(kind: Kind, port: u16) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// What the engine's skipping of unchanged folders rests on (RFC 7162): EXAMINE (CONDSTORE)
+/// tells HIGHESTMODSEQ, which stays while nothing changes and rises with a flag change (UIDNEXT
+/// staying) and with an expunge. Run last: it changes alice's INBOX.
+async fn condstore(p: &mut Probe) -> Vec<(String, String)> {
+    async fn state(p: &mut Probe) -> (Option<u64>, Option<u64>) {
+        let (lines, ok) = p.run("EXAMINE INBOX (CONDSTORE)").await;
+        assert_eq!(ok, "OK", "EXAMINE INBOX (CONDSTORE): {lines:?}");
+        let code = |name: &str| {
+            lines.iter().find_map(|l| {
+                let rest = l.strip_prefix(&format!("* OK [{name} "))?;
+                rest.split(']').next()?.parse::<u64>().ok()
+            })
+        };
+        (code("HIGHESTMODSEQ"), code("UIDNEXT"))
+    }
+    let first = state(p).await;
+    let again = state(p).await;
+    for c in ["SELECT INBOX", "STORE 1 +FLAGS (\\Flagged)"] {
+        let (lines, ok) = p.run(c).await;
+        assert_eq!(ok, "OK", "{c}: {lines:?}");
+    }
+    let flagged = state(p).await;
+    for c in ["SELECT INBOX", "STORE 1 +FLAGS (\\Deleted)", "EXPUNGE"] {
+        let (lines, ok) = p.run(c).await;
+        assert_eq!(ok, "OK", "{c}: {lines:?}");
+    }
+    let expunged = state(p).await;
+    // The engine relies on each of these: a server (real or fake) that breaks one fails here,
+    // not only where it disagrees with the other.
+    let holds = [
+        first.0.is_some() && first.1.is_some(),
+        again == first,
+        flagged.0 > again.0 && flagged.1 == again.1,
+        expunged.0 > flagged.0,
+    ];
+    assert_eq!(
+        holds, [true; 4],
+        "CONDSTORE: {first:?} {again:?} {flagged:?} {expunged:?}"
+    );
+    vec![
+        (
+            "EXAMINE (CONDSTORE) tells HIGHESTMODSEQ and UIDNEXT".into(),
+            (first.0.is_some() && first.1.is_some()).to_string(),
+        ),
+        (
+            "HIGHESTMODSEQ stays while nothing changes".into(),
+            (again == first).to_string(),
+        ),
+        (
+            "a flag change raises HIGHESTMODSEQ, UIDNEXT stays".into(),
+            (flagged.0 > again.0 && flagged.1 == again.1).to_string(),
+        ),
+        (
+            "an expunge raises HIGHESTMODSEQ".into(),
+            (expunged.0 > flagged.0).to_string(),
+        ),
+    ]
 }
 
 async fn differential(kind: Kind) {

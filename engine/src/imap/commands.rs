@@ -305,33 +305,51 @@ fn fetched(items: &[MessageDataItem<'_>], mut body: Option<&[u8]>) -> Fetched {
 pub struct Opened {
     pub uid_validity: Option<u32>,
     pub exists: u32,
+    pub uid_next: Option<u32>,
+    /// CONDSTORE's HIGHESTMODSEQ (asked for with `(CONDSTORE)`; none under NOMODSEQ).
+    pub highest_modseq: Option<u64>,
 }
 
-async fn open(c: &mut Client, verb: &str, name: &str) -> Result<(Opened, Done), ClientError> {
+async fn open(
+    c: &mut Client,
+    verb: &str,
+    name: &str,
+    condstore: bool,
+) -> Result<(Opened, Done), ClientError> {
     let mut opened = Opened::default();
     let arg = astring(name);
     let verb = format!("{verb} ");
+    let tail = if condstore { " (CONDSTORE)" } else { "" };
     let done = c
-        .run(&[Part::Text(&verb), arg.part()], |r| match r {
-            Untagged::Decoded(Response::Data(Data::Exists(n))) => opened.exists = *n,
-            Untagged::Decoded(Response::Status(Status::Untagged(body))) => {
-                if let Some(Code::UidValidity(v)) = &body.code {
-                    opened.uid_validity = Some(v.get());
-                }
-            }
-            _ => {}
-        })
+        .run(
+            &[Part::Text(&verb), arg.part(), Part::Text(tail)],
+            |r| match r {
+                Untagged::Decoded(Response::Data(Data::Exists(n))) => opened.exists = *n,
+                Untagged::Decoded(Response::Status(Status::Untagged(body))) => match &body.code {
+                    Some(Code::UidValidity(v)) => opened.uid_validity = Some(v.get()),
+                    Some(Code::UidNext(v)) => opened.uid_next = Some(v.get()),
+                    Some(Code::HighestModSeq(v)) => opened.highest_modseq = Some(v.get()),
+                    _ => {}
+                },
+                _ => {}
+            },
+        )
         .await?;
     Ok((opened, done))
 }
 
-/// EXAMINE (read-only).
-pub async fn examine(c: &mut Client, name: &str) -> Result<(Opened, Done), ClientError> {
-    open(c, "EXAMINE", name).await
+/// EXAMINE (read-only); with `condstore`, `EXAMINE <mailbox> (CONDSTORE)` (RFC 7162), which
+/// tells the folder's HIGHESTMODSEQ.
+pub async fn examine(
+    c: &mut Client,
+    name: &str,
+    condstore: bool,
+) -> Result<(Opened, Done), ClientError> {
+    open(c, "EXAMINE", name, condstore).await
 }
 
 pub async fn select(c: &mut Client, name: &str) -> Result<(Opened, Done), ClientError> {
-    open(c, "SELECT", name).await
+    open(c, "SELECT", name, false).await
 }
 
 /// `STATUS <mailbox> (UIDVALIDITY)`.

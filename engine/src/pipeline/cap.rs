@@ -71,7 +71,9 @@ mod tests {
                         date: Some(Utc.timestamp_opt(day * 86_400, 0).unwrap()),
                     })
                     .collect(),
+                ..FolderListing::default()
             },
+            unchanged: None,
         }
     }
 

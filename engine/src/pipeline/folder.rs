@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::import::{Imported, settle};
 use super::{Attempts, CHUNK_BYTES, Copier, SyncError, fingerprint};
-use crate::control::state::checkpoint::{CopiedRecord, FolderKey, Intent};
+use crate::control::state::checkpoint::{CopiedRecord, FolderKey, FolderSeen, Intent};
 use crate::identity::{keyed, source_key_prefix, wire_size};
 use crate::source::{FetchOutcome, FolderListing, ItemMeta, MailSource, SourceFolder, SourceItem};
 use crate::sync::{SkipReason, SkippedItem, SyncJob, SyncProgress, SyncReport};
@@ -19,6 +19,9 @@ pub(super) struct FolderWork {
     pub folder: SourceFolder,
     pub target: String,
     pub listing: FolderListing,
+    /// The folder is as its last complete copy left it: its records (its listing's items are
+    /// made from them), and nothing to copy.
+    pub unchanged: Option<HashMap<u32, CopiedRecord>>,
 }
 
 /// Fingerprint -> (source key, target id) of copies from before a UIDVALIDITY change.
@@ -54,7 +57,17 @@ pub(super) async fn copy(
         folder,
         target,
         listing,
+        unchanged,
     } = work;
+    if let Some(records) = unchanged {
+        return Ok(Some(records));
+    }
+    // What the folder's state will say once its copy left nothing out.
+    let seen = listing.state.map(|state| FolderSeen {
+        state,
+        uids: listing.items.iter().map(|m| m.uid).collect(),
+    });
+    let skips = report.skipped.len();
     let mut c = FolderCopy {
         copier,
         job,
@@ -86,6 +99,7 @@ pub(super) async fn copy(
     c.reapply_flags(&listing.items, &copied).await?;
     let pending = c.new_items(listing.items, &copied, report);
     if pending.is_empty() || !c.ensure_target_folder(&pending, report).await? {
+        c.note_seen(seen, report.skipped.len() == skips)?;
         // Flag updates change no key: the records still say what the target holds.
         return Ok(Some(copied));
     }
@@ -102,6 +116,7 @@ pub(super) async fn copy(
         });
     }
     c.copy_chunks(source, pending, report, attempts).await?;
+    c.note_seen(seen, report.skipped.len() == skips)?;
     Ok(None)
 }
 
@@ -245,6 +260,24 @@ fn next_chunk(pending: &mut Vec<ItemMeta>, max_items: usize, max_bytes: u64) -> 
 impl FolderCopy<'_> {
     fn email(&self) -> &str {
         &self.job.email_address
+    }
+
+    /// After a copy that ended well: the folder's state as listed, to skip it by while it
+    /// stays so, when nothing was skipped (a skipped message is looked at again next time);
+    /// else whatever state was kept goes.
+    fn note_seen(&self, seen: Option<FolderSeen>, nothing_skipped: bool) -> Result<(), SyncError> {
+        let Some(seen) = seen else {
+            return Ok(());
+        };
+        let (email, folder) = (self.email(), self.folder.name.as_str());
+        Ok(self
+            .copier
+            .engine
+            .db
+            .transaction(|tx| match nothing_skipped {
+                true => tx.record_folder_seen(email, folder, &seen),
+                false => tx.forget_folder_seen(email, folder),
+            })?)
     }
 
     fn key(&self) -> FolderKey<'_> {

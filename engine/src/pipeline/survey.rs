@@ -153,7 +153,7 @@ async fn planned(
                         format!("{} is merged into {target} with {first}", folder.relative),
                     ));
                 }
-                let listing = source.list(&folder).await?;
+                let listing = source.list(&folder, None).await?;
                 let bytes: u64 = listing.items.iter().map(|m| m.size).sum();
                 out.items += listing.items.len() as u64;
                 out.bytes += bytes;
@@ -168,6 +168,7 @@ async fn planned(
                     folder,
                     target,
                     listing,
+                    unchanged: None,
                 });
             }
         }
@@ -229,7 +230,7 @@ async fn skipped_folder(
     out: &mut MailboxSurvey,
 ) -> SkippedItem {
     let listing = if folder.selectable && reason != SkipReason::NotMail {
-        source.list(folder).await.ok()
+        source.list(folder, None).await.ok()
     } else {
         None
     };

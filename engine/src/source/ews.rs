@@ -21,8 +21,8 @@ use mailmig_xml::{Element, esc};
 use tokio::sync::watch;
 
 use super::{
-    FetchOutcome, FolderContent, FolderListing, Folders, ItemIds, ItemMeta, ListedItem, MailSource,
-    SnapshotChange, SourceError, SourceFolder, SourceItem,
+    FetchOutcome, FolderContent, FolderListing, FolderState, Folders, ItemIds, ItemMeta,
+    ListedItem, MailSource, SnapshotChange, SourceError, SourceFolder, SourceItem,
 };
 use crate::exchange::ews::{self, Ews};
 use crate::exchange::http::{Basic, HttpClient};
@@ -442,7 +442,12 @@ impl MailSource for EwsSource {
         Ok(out)
     }
 
-    async fn list(&mut self, folder: &SourceFolder) -> Result<FolderListing, SourceError> {
+    /// EWS tells no folder state here: every folder is listed.
+    async fn list(
+        &mut self,
+        folder: &SourceFolder,
+        _last: Option<FolderState>,
+    ) -> Result<FolderListing, SourceError> {
         let folder_id = self.folder_id_of(folder)?;
         let listed = self.enumerate(&folder_id).await?;
         let ids: Vec<String> = listed.iter().map(|i| i.id.clone()).collect();
@@ -466,13 +471,14 @@ impl MailSource for EwsSource {
         Ok(FolderListing {
             uid_validity: validity(&folder_id),
             items,
+            ..FolderListing::default()
         })
     }
 
     async fn open(&mut self, folder: &SourceFolder) -> Result<u32, SourceError> {
         let folder_id = self.folder_id_of(folder)?;
         if !self.items.contains_key(&folder.name) {
-            self.list(folder).await?;
+            self.list(folder, None).await?;
         }
         self.open = Some(folder.name.clone());
         Ok(validity(&folder_id))

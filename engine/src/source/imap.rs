@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::{
-    Credential, FetchOutcome, FolderListing, Folders, ItemMeta, MailSource, SourceError,
-    SourceFolder, SourceItem,
+    Credential, FetchOutcome, FolderListing, FolderState, Folders, ItemMeta, MailSource,
+    SourceError, SourceFolder, SourceItem,
 };
 use crate::imap::commands::{self, FetchAhead, Listed};
 use crate::imap::{
@@ -44,6 +44,16 @@ pub struct ImapSource {
     next: Vec<u32>,
     /// The fetch sent ahead, its reply not yet (or not all) read.
     ahead: Option<FetchAhead>,
+    /// The server offers CONDSTORE: EXAMINE tells each folder's HIGHESTMODSEQ.
+    condstore: bool,
+}
+
+/// What EXAMINE told of a folder.
+struct Examined {
+    uid_validity: u32,
+    exists: u32,
+    /// With CONDSTORE (and a folder that keeps MODSEQs), its state.
+    state: Option<FolderState>,
 }
 
 /// What the source's fetches ask for.
@@ -127,8 +137,18 @@ impl ImapSource {
             unreadable: Vec::new(),
             next: Vec::new(),
             ahead: None,
+            condstore: false,
         };
-        source.client = Some(source.connect().await?);
+        let mut client = source.connect().await?;
+        // What the server offers once logged in (CONDSTORE lets an unchanged folder go
+        // unlisted); a server that will not say offers nothing more.
+        source.condstore = match commands::capability(&mut client).await {
+            Ok((caps, done)) => {
+                done.is_ok() && caps.iter().any(|c| c.eq_ignore_ascii_case("CONDSTORE"))
+            }
+            Err(e) => return Err(lost(e)),
+        };
+        source.client = Some(client);
         Ok(source)
     }
 
@@ -181,9 +201,10 @@ impl ImapSource {
             self.examined = None;
             if let Some((folder, validity)) = self.open.clone() {
                 let wire = self.wire_name(&folder);
-                let (now, _) = examine_on(&mut client, &wire, &folder.relative)
+                let now = examine_on(&mut client, &wire, &folder.relative, self.condstore)
                     .await
-                    .map_err(|e| e.unwrap_or_else(lost))?;
+                    .map_err(|e| e.unwrap_or_else(lost))?
+                    .uid_validity;
                 self.examined = Some((self.session, wire, now));
                 if now != validity {
                     return Err(SourceError::Transient(format!(
@@ -282,13 +303,14 @@ impl ImapSource {
         Ok(out)
     }
 
-    /// EXAMINE (read-only); returns UIDVALIDITY and the message count.
-    async fn examine(&mut self, folder: &SourceFolder) -> Result<(u32, u32), SourceError> {
+    /// EXAMINE (read-only).
+    async fn examine(&mut self, folder: &SourceFolder) -> Result<Examined, SourceError> {
         let wire = self.wire_name(folder);
-        let r = examine_on(self.client().await?, &wire, &folder.relative).await;
+        let condstore = self.condstore;
+        let r = examine_on(self.client().await?, &wire, &folder.relative, condstore).await;
         // A refused EXAMINE leaves no folder open.
         self.examined = match &r {
-            Ok((validity, _)) => Some((self.session, wire, *validity)),
+            Ok(e) => Some((self.session, wire, e.uid_validity)),
             Err(_) => None,
         };
         r.map_err(|e| match e {
@@ -368,8 +390,11 @@ async fn examine_on(
     client: &mut Client,
     wire: &str,
     shown: &str,
-) -> Result<(u32, u32), Result<SourceError, ClientError>> {
-    let (opened, done) = commands::examine(client, wire).await.map_err(Err)?;
+    condstore: bool,
+) -> Result<Examined, Result<SourceError, ClientError>> {
+    let (opened, done) = commands::examine(client, wire, condstore)
+        .await
+        .map_err(Err)?;
     if let Done::No(text) = done {
         return Err(Ok(no_reply(&format!("EXAMINE {shown}"), text)));
     }
@@ -386,7 +411,20 @@ async fn examine_on(
             v.unwrap_or(0)
         }
     };
-    Ok((uid_validity, opened.exists))
+    let state = match (opened.uid_next, opened.highest_modseq) {
+        (Some(uid_next), Some(highest_modseq)) => Some(FolderState {
+            uid_validity,
+            uid_next,
+            exists: opened.exists,
+            highest_modseq,
+        }),
+        _ => None,
+    };
+    Ok(Examined {
+        uid_validity,
+        exists: opened.exists,
+        state,
+    })
 }
 
 #[async_trait]
@@ -430,13 +468,31 @@ impl MailSource for ImapSource {
         })
     }
 
-    async fn list(&mut self, folder: &SourceFolder) -> Result<FolderListing, SourceError> {
+    async fn list(
+        &mut self,
+        folder: &SourceFolder,
+        seen: Option<FolderState>,
+    ) -> Result<FolderListing, SourceError> {
         self.open = None;
-        let (uid_validity, exists) = self.examine(folder).await?;
+        let Examined {
+            uid_validity,
+            exists,
+            state,
+        } = self.examine(folder).await?;
+        if state.is_some() && state == seen {
+            return Ok(FolderListing {
+                uid_validity,
+                items: Vec::new(),
+                state,
+                unchanged: true,
+            });
+        }
         if exists == 0 {
             return Ok(FolderListing {
                 uid_validity,
                 items: Vec::new(),
+                state,
+                unchanged: false,
             });
         }
         let reply = self
@@ -482,6 +538,8 @@ impl MailSource for ImapSource {
         Ok(FolderListing {
             uid_validity,
             items,
+            state,
+            unchanged: false,
         })
     }
 
@@ -495,7 +553,7 @@ impl MailSource for ImapSource {
             {
                 *validity
             }
-            _ => self.examine(folder).await?.0,
+            _ => self.examine(folder).await?.uid_validity,
         };
         self.open = Some((folder.clone(), validity));
         Ok(validity)

@@ -154,6 +154,22 @@ pub struct ItemMeta {
 pub struct FolderListing {
     pub uid_validity: u32,
     pub items: Vec<ItemMeta>,
+    /// The folder's state when it was listed, where the source tells one.
+    pub state: Option<FolderState>,
+    /// The folder is still in the state it was given as seen: its items were not listed
+    /// (`items` is empty).
+    pub unchanged: bool,
+}
+
+/// A folder's state as an IMAP server with CONDSTORE (RFC 7162) tells it on EXAMINE. Two
+/// equal states mean nothing changed between them: a new message raises UIDNEXT, and a flag
+/// change or an expunge raises HIGHESTMODSEQ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FolderState {
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub exists: u32,
+    pub highest_modseq: u64,
 }
 
 /// One message with its bytes.
@@ -216,8 +232,14 @@ pub trait MailSource: Send {
     /// Every folder of the mailbox under the user's root. A refused or cut listing is an
     /// error, never a shorter list.
     async fn folders(&mut self) -> Result<Folders, SourceError>;
-    /// Opens a folder and lists its items (metadata only).
-    async fn list(&mut self, folder: &SourceFolder) -> Result<FolderListing, SourceError>;
+    /// Opens a folder and lists its items (metadata only). `seen`: the folder's state when
+    /// its copy last finished with nothing left out; a folder still in that state is not
+    /// listed (the listing says `unchanged`).
+    async fn list(
+        &mut self,
+        folder: &SourceFolder,
+        seen: Option<FolderState>,
+    ) -> Result<FolderListing, SourceError>;
     /// Opens a folder for fetching; returns its UID validity now.
     async fn open(&mut self, folder: &SourceFolder) -> Result<u32, SourceError>;
     /// Fetches messages of the open folder, one outcome per requested UID.

@@ -662,7 +662,9 @@ impl Target for ImapTarget {
             if let Done::No(why) = created {
                 // Already there is fine (EXAMINE tells); anything else is the target's refusal.
                 m.selected = None;
-                let (_, examined) = commands::examine(&mut m.client, &wire).await.map_err(io)?;
+                let (_, examined) = commands::examine(&mut m.client, &wire, false)
+                    .await
+                    .map_err(io)?;
                 if !examined.is_ok() {
                     return Err(TargetError::Refused(format!(
                         "The target refused the folder {path}: {why}"

@@ -9,6 +9,7 @@ use rusqlite::params;
 
 use super::Tx;
 use crate::error::Error;
+use crate::source::FolderState;
 use crate::sync::{SkipReason, SkippedItem};
 
 /// Where a folder's records live: the mailbox, the source folder, and the UID validity its
@@ -43,6 +44,55 @@ pub struct Intent {
     pub record: CopiedRecord,
     /// The message's size with every bare LF made CRLF (as a target may hold it).
     pub wire_size: u64,
+}
+
+/// A folder as it was when its copy last finished with nothing left out (every listed message
+/// recorded as copied, none skipped): a later sync that finds it in the same state need not
+/// list it again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderSeen {
+    pub state: FolderState,
+    /// The UIDs it listed then.
+    pub uids: Vec<u32>,
+}
+
+/// UIDs as an IMAP sequence set (`1:500,502`): ascending UIDs take a few bytes.
+pub fn uid_runs(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let mut j = i;
+        while j + 1 < uids.len() && uids[j + 1] == uids[j].wrapping_add(1) {
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        match i == j {
+            true => out.push_str(&uids[i].to_string()),
+            false => out.push_str(&format!("{}:{}", uids[i], uids[j])),
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// The UIDs of [`uid_runs`]; `None` for text it did not write.
+pub fn parse_uid_runs(text: &str) -> Option<Vec<u32>> {
+    let mut uids = Vec::new();
+    for run in text.split(',').filter(|r| !r.is_empty()) {
+        match run.split_once(':') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b {
+                    return None;
+                }
+                uids.extend(a..=b);
+            }
+            None => uids.push(run.parse().ok()?),
+        }
+    }
+    Some(uids)
 }
 
 /// What the checkpoint holds of a mailbox as a whole.
@@ -229,6 +279,75 @@ impl Tx<'_> {
     /// the next run. For tests of the target-side idempotence.
     pub fn forget_copied(&self) -> Result<(), Error> {
         self.0.prepare_cached("DELETE FROM copied")?.execute([])?;
+        self.0
+            .prepare_cached("DELETE FROM folders_seen")?
+            .execute([])?;
+        Ok(())
+    }
+
+    /// The mailbox's folders as their last complete copies saw them, by folder name.
+    pub fn folders_seen(&self, email: &str) -> Result<HashMap<String, FolderSeen>, Error> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT folder, uidvalidity, uidnext, messages, highestmodseq, uids
+             FROM folders_seen WHERE email = ?1",
+        )?;
+        let rows = stmt.query_map(params![email], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                FolderState {
+                    uid_validity: r.get::<_, i64>(1)? as u32,
+                    uid_next: r.get::<_, i64>(2)? as u32,
+                    exists: r.get::<_, i64>(3)? as u32,
+                    highest_modseq: r.get::<_, i64>(4)? as u64,
+                },
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut seen = HashMap::new();
+        for row in rows {
+            let (folder, state, uids) = row?;
+            // A row that cannot be read only costs its folder a listing.
+            if let Some(uids) = parse_uid_runs(&uids) {
+                seen.insert(folder, FolderSeen { state, uids });
+            }
+        }
+        Ok(seen)
+    }
+
+    /// Records a folder's state after a copy that left nothing out (replacing the last).
+    pub fn record_folder_seen(
+        &self,
+        email: &str,
+        folder: &str,
+        seen: &FolderSeen,
+    ) -> Result<(), Error> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO folders_seen
+                     (email, folder, uidvalidity, uidnext, messages, highestmodseq, uids)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(email, folder) DO UPDATE SET
+                     uidvalidity = excluded.uidvalidity, uidnext = excluded.uidnext,
+                     messages = excluded.messages, highestmodseq = excluded.highestmodseq,
+                     uids = excluded.uids",
+            )?
+            .execute(params![
+                email,
+                folder,
+                seen.state.uid_validity,
+                seen.state.uid_next,
+                seen.state.exists,
+                seen.state.highest_modseq as i64,
+                uid_runs(&seen.uids),
+            ])?;
+        Ok(())
+    }
+
+    /// Forgets a folder's state: its next sync lists it.
+    pub fn forget_folder_seen(&self, email: &str, folder: &str) -> Result<(), Error> {
+        self.0
+            .prepare_cached("DELETE FROM folders_seen WHERE email = ?1 AND folder = ?2")?
+            .execute(params![email, folder])?;
         Ok(())
     }
 
@@ -378,5 +497,50 @@ mod tests {
         let back = db.read(|tx| tx.skipped_items("a@contoso.edu")).unwrap();
         assert_eq!(back.len(), 2);
         assert!(back.contains(&skips[0]) && back.contains(&skips[1]));
+    }
+
+    #[test]
+    fn uid_runs_round_trip() {
+        for uids in [
+            vec![],
+            vec![7],
+            vec![1, 2, 3, 5, 8, 9, 10],
+            (1..=10_000).collect::<Vec<u32>>(),
+            vec![1, u32::MAX - 1, u32::MAX],
+        ] {
+            let text = uid_runs(&uids);
+            assert_eq!(parse_uid_runs(&text), Some(uids), "{text}");
+        }
+        assert_eq!(uid_runs(&[1, 2, 3, 5, 8, 9, 10]), "1:3,5,8:10");
+        assert_eq!(uid_runs(&(1..=10_000).collect::<Vec<u32>>()), "1:10000");
+        for bad in ["x", "3:1", "1:", ",:2"] {
+            assert_eq!(parse_uid_runs(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn folders_seen_round_trip_and_go_with_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let seen = FolderSeen {
+            state: FolderState {
+                uid_validity: 9,
+                uid_next: 31,
+                exists: 28,
+                highest_modseq: 1 << 40,
+            },
+            uids: vec![1, 2, 3, 7],
+        };
+        db.transaction(|tx| tx.record_folder_seen("a@contoso.edu", "INBOX", &seen))
+            .unwrap();
+        let back = db.read(|tx| tx.folders_seen("A@contoso.edu")).unwrap();
+        assert_eq!(back.get("INBOX"), Some(&seen));
+        db.transaction(|tx| tx.forget_folder_seen("a@contoso.edu", "INBOX"))
+            .unwrap();
+        assert!(
+            db.read(|tx| tx.folders_seen("a@contoso.edu"))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -24,7 +24,8 @@ use mailmig_model::DirectoryKind;
 /// 5: users carry the recipient kind of a cutover (`kind`; NULL for an IMAP row).
 /// 6: users carry what the source holds (`source_items`, `source_bytes`).
 /// 7: each copy carries the target's id of it (`copied.target_id`; NULL before).
-pub const SCHEMA_VERSION: i64 = 7;
+/// 8: folders as their last complete copies saw them (`folders_seen`).
+pub const SCHEMA_VERSION: i64 = 8;
 pub const DB_FILE: &str = "mailmig.sqlite";
 
 /// Settings of a batch (New-/Set-MigrationBatch parameters).
@@ -362,6 +363,11 @@ impl StateDb {
                  fingerprint TEXT NOT NULL, target_folder TEXT NOT NULL,
                  source_key TEXT NOT NULL, size INTEGER NOT NULL, wire_size INTEGER,
                  PRIMARY KEY (email, folder, uidvalidity, uid));
+             CREATE TABLE IF NOT EXISTS folders_seen (
+                 email TEXT NOT NULL COLLATE NOCASE, folder TEXT NOT NULL,
+                 uidvalidity INTEGER NOT NULL, uidnext INTEGER NOT NULL,
+                 messages INTEGER NOT NULL, highestmodseq INTEGER NOT NULL,
+                 uids TEXT NOT NULL, PRIMARY KEY (email, folder));
              CREATE INDEX IF NOT EXISTS copied_by_fingerprint ON copied (email, fingerprint);
              CREATE INDEX IF NOT EXISTS copied_by_key ON copied (email, source_key, size);",
         )?;
@@ -400,8 +406,8 @@ impl StateDb {
             // Versions 3 and 4 only change indexes: the statements above created the new ones
             // (4: the due index without running users, the copied totals' covering index);
             // version 3's due index goes; 5 adds the users' kind, 6 what the source holds,
-            // 7 the copies' target ids (above).
-            Some(Ok(2..=6)) => {
+            // 7 the copies' target ids, 8 the folders seen (above).
+            Some(Ok(2..=7)) => {
                 conn.execute_batch("DROP INDEX IF EXISTS users_due")?;
                 conn.execute(
                     "UPDATE meta SET value = ?1 WHERE key = 'schema'",
@@ -570,12 +576,13 @@ fn batch_from_row(r: &Row<'_>) -> rusqlite::Result<BatchRow> {
 }
 
 /// What the state keeps per user besides its row: checkpoint, skipped items, EWS item ids,
-/// intents and EWS sync states.
-const PER_USER_TABLES: [&str; 6] = [
+/// intents, folders seen and EWS sync states.
+const PER_USER_TABLES: [&str; 7] = [
     "skipped_items",
     "source_ids",
     "copied",
     "intents",
+    "folders_seen",
     "ews_sync",
     "ews_items",
 ];
