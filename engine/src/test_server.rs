@@ -143,7 +143,7 @@ pub async fn test_server(
         let logged_in =
             tokio::time::timeout(timeout, login(&mut client, endpoint, user, password)).await;
         match logged_in {
-            Ok(Ok(())) => {
+            Ok(Ok(_)) => {
                 crate::imap::commands::logout(&mut client).await;
                 signed_in = Some(user);
             }

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use base64::Engine as _;
+use imap_codec::imap_types::response::{Data, Response};
 
-use super::client::{Client, ClientError, Done, Part};
+use super::client::{Client, ClientError, Done, Part, Untagged};
 use super::commands::astring;
 use super::settings::{Authentication, ImapSettings};
 
@@ -36,13 +37,20 @@ fn master_form(user_name: &str, separator: char) -> Option<(&str, &str)> {
 
 /// Logs in with a UserName as the CSV gives it: as is for LOGIN; for SASL PLAIN, a master-user
 /// form `user<SEP>admin` becomes authzid = user, authcid = admin. The trace log shows neither
-/// the password nor the SASL message.
+/// the password nor the SASL message. Returns the capabilities the server announced with its
+/// answer (an untagged CAPABILITY, or the OK's CAPABILITY code), if it did.
 pub async fn login(
     client: &mut Client,
     settings: &ImapSettings,
     user_name: &str,
     password: &str,
-) -> Result<(), LoginError> {
+) -> Result<Option<Vec<String>>, LoginError> {
+    let mut announced = None;
+    let mut note = |r: Untagged<'_>| {
+        if let Untagged::Decoded(Response::Data(Data::Capability(list))) = r {
+            announced = Some(list.as_ref().iter().map(|c| c.to_string()).collect());
+        }
+    };
     let done = match settings.authentication {
         Authentication::Basic => {
             let (user, pass) = (astring(user_name), astring(password));
@@ -54,7 +62,7 @@ pub async fn login(
                         Part::Text(" "),
                         pass.part(),
                     ],
-                    |_| {},
+                    &mut note,
                 )
                 .await
         }
@@ -66,19 +74,30 @@ pub async fn login(
             client
                 .run(
                     &[Part::Text("AUTHENTICATE PLAIN"), Part::Continued(&sasl)],
-                    |_| {},
+                    &mut note,
                 )
                 .await
         }
     };
     match done {
-        Ok(Done::Ok(_)) => Ok(()),
+        Ok(Done::Ok(text)) => Ok(capability_code(&text).or(announced)),
         Ok(Done::No(text)) | Err(ClientError::Bad { text, .. }) => Err(match backoff_hint(&text) {
             Some(wait) => LoginError::Throttled { wait, text },
             None => LoginError::Refused(text),
         }),
         Err(e) => Err(LoginError::Connection(e)),
     }
+}
+
+/// The capabilities of a `[CAPABILITY ...]` response code at the start of `text`.
+fn capability_code(text: &str) -> Option<Vec<String>> {
+    let rest = text.strip_prefix('[')?;
+    let (code, _) = rest.split_once(']')?;
+    let mut words = code.split_ascii_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("CAPABILITY") {
+        return None;
+    }
+    Some(words.map(String::from).collect())
 }
 
 /// Courier-IMAP drops SASL PLAIN's authorization identity and logs the admin in as itself
@@ -115,6 +134,21 @@ pub fn backoff_hint(message: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capabilities_from_a_login_s_ok() {
+        assert_eq!(
+            capability_code("[CAPABILITY IMAP4rev1 CONDSTORE LITERAL+] Logged in"),
+            Some(vec![
+                "IMAP4rev1".into(),
+                "CONDSTORE".into(),
+                "LITERAL+".into()
+            ])
+        );
+        assert_eq!(capability_code("Logged in"), None);
+        assert_eq!(capability_code("[ALERT] CAPABILITY soon"), None);
+        assert_eq!(capability_code("[CAPABILITY IMAP4rev1"), None);
+    }
 
     #[test]
     fn backoff_hints() {

@@ -139,20 +139,25 @@ impl ImapSource {
             ahead: None,
             condstore: false,
         };
-        let mut client = source.connect().await?;
+        let (mut client, announced) = source.connect().await?;
         // What the server offers once logged in (CONDSTORE lets an unchanged folder go
-        // unlisted); a server that will not say offers nothing more.
-        source.condstore = match commands::capability(&mut client).await {
-            Ok((caps, done)) => {
-                done.is_ok() && caps.iter().any(|c| c.eq_ignore_ascii_case("CONDSTORE"))
-            }
-            Err(e) => return Err(lost(e)),
+        // unlisted): as its login's answer said, else asked; one that will not say offers
+        // nothing more.
+        let caps = match announced {
+            Some(caps) => caps,
+            None => match commands::capability(&mut client).await {
+                Ok((caps, done)) if done.is_ok() => caps,
+                Ok(_) => Vec::new(),
+                Err(e) => return Err(lost(e)),
+            },
         };
+        source.condstore = caps.iter().any(|c| c.eq_ignore_ascii_case("CONDSTORE"));
         source.client = Some(client);
         Ok(source)
     }
 
-    async fn connect(&self) -> Result<Client, SourceError> {
+    /// A new logged-in connection, and the capabilities its login's answer announced.
+    async fn connect(&self) -> Result<(Client, Option<Vec<String>>), SourceError> {
         let timeout = self.limits.command;
         let connected = connect_with(&self.settings, timeout, self.limits)
             .await
@@ -173,7 +178,7 @@ impl ImapSource {
         )
         .await
         {
-            Ok(()) => Ok(client),
+            Ok(caps) => Ok((client, caps)),
             Err(LoginError::Throttled { wait, text }) => Err(SourceError::Throttled {
                 wait,
                 message: text,
@@ -196,7 +201,7 @@ impl ImapSource {
             self.client = None;
         }
         if self.client.is_none() {
-            let mut client = self.connect().await?;
+            let (mut client, _) = self.connect().await?;
             self.session += 1;
             self.examined = None;
             if let Some((folder, validity)) = self.open.clone() {

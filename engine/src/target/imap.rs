@@ -190,7 +190,7 @@ impl ImapTarget {
         let mut client = connected.client;
         let user = self.config.login_for(email);
         match login(&mut client, &settings, &user, &self.config.password).await {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(LoginError::Refused(text)) => {
                 return Err(TargetError::Refused(format!(
                     "The target refused the login for {email}: {text}"
