@@ -4,7 +4,7 @@
 # mbsync, doveadm backup and bare pipelined APPEND/FETCH clients interleaved, every copy
 # checked, medians printed as a Markdown table.
 #
-#   scripts/peers.sh                    # medians of 3 (about 8 minutes)
+#   scripts/peers.sh                    # medians of 3 (about 3 minutes once built)
 #   scripts/peers.sh --reps 1 --scale-down 20   # a quick check that every peer still runs
 #   scripts/peers.sh --only mailmig,append --workload w4k   # a quick look at one pair
 #   scripts/peers.sh --only tenant --workload w4k --reps 1 --perf /tmp/pf   # perf record each
