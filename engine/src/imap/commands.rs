@@ -191,15 +191,15 @@ impl FetchAhead {
     }
 }
 
-/// [`uid_fetch`] of a fetch sent ahead (`ahead`, for these UIDs) or sent now; `then` (a set
-/// and its UIDs) is sent before this one's reply is read, so the server goes on to it without
-/// waiting for the client. Returns the reply and the fetch sent ahead, if it went.
+/// [`uid_fetch`] of a fetch sent ahead (`ahead`, for these UIDs) or sent now; `then` (a set,
+/// its items and its UIDs) is sent before this one's reply is read, so the server goes on to
+/// it without waiting for the client. Returns the reply and the fetch sent ahead, if it went.
 pub async fn uid_fetch_then(
     c: &mut Client,
     ahead: Option<FetchAhead>,
     set: &str,
     items: &str,
-    then: Option<(&str, &[u32])>,
+    then: Option<(&str, &str, &[u32])>,
 ) -> (FetchReply, Option<FetchAhead>) {
     let (tag, command, mut reply) = match ahead {
         Some(a) => (a.tag, a.command, a.early),
@@ -219,7 +219,7 @@ pub async fn uid_fetch_then(
     };
     // A send that fails has broken the connection: this command's reply says so.
     let mut next = None;
-    if let Some((set, uids)) = then {
+    if let Some((set, items, uids)) = then {
         let command = format!("UID FETCH {set} {items}");
         if let Ok(tag) = c.send(&command).await {
             next = Some(FetchAhead {
@@ -577,7 +577,7 @@ mod tests {
         };
         let fetch = async {
             let (first, ahead) =
-                uid_fetch_then(&mut c, None, "1:2", items, Some(("3", &[3]))).await;
+                uid_fetch_then(&mut c, None, "1:2", items, Some(("3", items, &[3]))).await;
             let ahead = ahead.expect("the second fetch went ahead");
             assert!(ahead.is_for(&[3]) && !ahead.is_for(&[3, 4]));
             let (second, none) = uid_fetch_then(&mut c, Some(ahead), "3", items, None).await;

@@ -145,11 +145,9 @@ async fn fetch(
     chunk: Vec<ItemMeta>,
     following: &[ItemMeta],
 ) -> Result<Fetched, SyncError> {
-    let uids: Vec<u32> = chunk.iter().map(|m| m.uid).collect();
-    let ahead: Vec<u32> = following.iter().map(|m| m.uid).collect();
-    source.ask_ahead(&ahead);
+    source.ask_ahead(following);
     let outcomes = source
-        .fetch(&uids)
+        .fetch(&chunk)
         .await?
         .into_iter()
         .map(|o| (outcome_uid(&o), o))
@@ -445,12 +443,35 @@ impl FolderCopy<'_> {
             .iter()
             .partition(|i| i.uid_validity == self.uid_validity);
         let landed = self.landed(&current).await?;
-        let held = if earlier.is_empty() {
-            None
-        } else {
-            self.copier.target.source_keys(self.email()).await?
+        let held = self.copier.target.source_keys(self.email()).await?;
+        // Of the current numbering, those the target holds under their keys and `landed` did
+        // not name: the next import of such a message would be idempotent, but the message
+        // may have left the source meanwhile and never be imported again (its copy would
+        // then be in the target and in no record).
+        let named: HashSet<&str> = landed
+            .iter()
+            .map(|(i, _)| i.record.source_key.as_str())
+            .collect();
+        let kept: Vec<&Intent> = match &held {
+            Some(held) => current
+                .iter()
+                .copied()
+                .filter(|i| {
+                    !named.contains(i.record.source_key.as_str())
+                        && held.contains(&i.record.source_key)
+                })
+                .collect(),
+            None => Vec::new(),
         };
         Ok(db.transaction(|tx| {
+            for i in &kept {
+                tx.record_copied(
+                    self.key(),
+                    &i.target_folder,
+                    std::slice::from_ref(&i.record),
+                )?;
+                tx.add_user_progress(self.email(), 1, i.record.size)?;
+            }
             if let Some(held) = &held {
                 for i in earlier
                     .iter()

@@ -94,8 +94,7 @@ pub async fn read_planned(
             continue;
         }
         source.open(&w.folder).await?;
-        let uids: Vec<u32> = w.listing.items.iter().map(|m| m.uid).collect();
-        for chunk in uids.chunks(options.fetch_chunk.clamp(1, 256)) {
+        for chunk in w.listing.items.chunks(options.fetch_chunk.clamp(1, 256)) {
             for outcome in source.fetch(chunk).await? {
                 // What cannot be read is what a migration skips as a bad item: said, not
                 // compared.
@@ -274,7 +273,7 @@ async fn read_sample(
             break;
         }
         bytes += m.size;
-        uids.push(m.uid);
+        uids.push(m.clone());
     }
     if uids.is_empty() {
         return Ok(sample);

@@ -484,7 +484,9 @@ impl MailSource for EwsSource {
         Ok(validity(&folder_id))
     }
 
-    async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<FetchOutcome>, SourceError> {
+    async fn fetch(&mut self, items: &[ItemMeta]) -> Result<Vec<FetchOutcome>, SourceError> {
+        let uids: Vec<u32> = items.iter().map(|m| m.uid).collect();
+        let uids = uids.as_slice();
         let Some(map) = self.open.as_ref().and_then(|f| self.items.get(f)) else {
             return Err(SourceError::Permanent("no folder is open".into()));
         };

@@ -40,8 +40,10 @@ pub struct ImapSource {
     examined: Option<(u64, String, u32)>,
     /// LIST replies that could not be read, for the report.
     unreadable: Vec<String>,
-    /// The UIDs the fetch after the next one will ask for ([`MailSource::ask_ahead`]).
+    /// The UIDs the fetch after the next one will ask for ([`MailSource::ask_ahead`]), and
+    /// its items.
     next: Vec<u32>,
+    next_items: &'static str,
     /// The fetch sent ahead, its reply not yet (or not all) read.
     ahead: Option<FetchAhead>,
     /// The server offers CONDSTORE: EXAMINE tells each folder's HIGHESTMODSEQ.
@@ -58,6 +60,29 @@ struct Examined {
 
 /// What the source's fetches ask for.
 const FETCH_ITEMS: &str = "(UID FLAGS INTERNALDATE BODY.PEEK[])";
+
+/// What they ask for when the listing gave every message's flags and internal date: the
+/// bodies alone (the server reads and sends less, and each reply decodes faster).
+const BODY_ITEMS: &str = "(UID BODY.PEEK[])";
+
+/// The items a fetch of these messages asks for.
+fn fetch_items(items: &[ItemMeta]) -> &'static str {
+    match items.iter().all(|m| m.date.is_some()) {
+        true => BODY_ITEMS,
+        false => FETCH_ITEMS,
+    }
+}
+
+/// A reply to [`BODY_ITEMS`] made whole: each message's flags and date as listed.
+fn as_listed(reply: &mut commands::FetchReply, items: &[ItemMeta]) {
+    let listed: HashMap<u32, &ItemMeta> = items.iter().map(|m| (m.uid, m)).collect();
+    for f in &mut reply.fetched {
+        if let Some(m) = f.uid.and_then(|u| listed.get(&u)) {
+            f.flags = m.flags.clone();
+            f.date = m.date;
+        }
+    }
+}
 
 /// A reply that means "wait": a throttling NO; else a passing fault.
 fn no_reply(what: &str, text: String) -> SourceError {
@@ -136,6 +161,7 @@ impl ImapSource {
             examined: None,
             unreadable: Vec::new(),
             next: Vec::new(),
+            next_items: FETCH_ITEMS,
             ahead: None,
             condstore: false,
         };
@@ -564,19 +590,27 @@ impl MailSource for ImapSource {
         Ok(validity)
     }
 
-    fn ask_ahead(&mut self, uids: &[u32]) {
-        self.next = uids.to_vec();
+    fn ask_ahead(&mut self, items: &[ItemMeta]) {
+        self.next = items.iter().map(|m| m.uid).collect();
+        self.next_items = fetch_items(items);
     }
 
-    async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<FetchOutcome>, SourceError> {
+    async fn fetch(&mut self, items: &[ItemMeta]) -> Result<Vec<FetchOutcome>, SourceError> {
+        let uids: Vec<u32> = items.iter().map(|m| m.uid).collect();
+        let uids = uids.as_slice();
         let set = uid_set(uids);
+        let what = fetch_items(items);
         let next = std::mem::take(&mut self.next);
         let next_set = uid_set(&next);
-        let then = (!next.is_empty()).then_some((next_set.as_str(), next.as_slice()));
+        let then =
+            (!next.is_empty()).then_some((next_set.as_str(), self.next_items, next.as_slice()));
         let asked = self.ahead.take_if(|a| a.is_for(uids));
         let c = self.client().await?;
-        let (mut reply, ahead) = commands::uid_fetch_then(c, asked, &set, FETCH_ITEMS, then).await;
+        let (mut reply, ahead) = commands::uid_fetch_then(c, asked, &set, what, then).await;
         self.ahead = ahead;
+        if what == BODY_ITEMS {
+            as_listed(&mut reply, items);
+        }
         if let Some(e) = reply.broke.take() {
             // The connection broke during the fetch: what came is kept, the message that broke
             // it is damaged, the others (and those asked for ahead) are asked for again on a

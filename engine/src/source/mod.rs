@@ -243,11 +243,13 @@ pub trait MailSource: Send {
     /// Opens a folder for fetching; returns its UID validity now.
     async fn open(&mut self, folder: &SourceFolder) -> Result<u32, SourceError>;
     /// Fetches messages of the open folder, one outcome per requested UID.
-    async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<FetchOutcome>, SourceError>;
+    /// The items are as the listing showed them: a source may take their flags and dates from
+    /// there and ask only for the bodies.
+    async fn fetch(&mut self, items: &[ItemMeta]) -> Result<Vec<FetchOutcome>, SourceError>;
     /// The UIDs the fetch after the next one will ask for: a source that can pipelines them
     /// (sends that fetch before reading the next one's answer). Only a hint: a fetch of other
     /// UIDs, or any other command, goes on as if it had not been given.
-    fn ask_ahead(&mut self, _uids: &[u32]) {}
+    fn ask_ahead(&mut self, _items: &[ItemMeta]) {}
     /// Ends the session politely.
     async fn close(&mut self);
 }
