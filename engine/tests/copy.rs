@@ -61,11 +61,21 @@ async fn dovecot_master_user_copy_and_incremental_sync() {
     assert_eq!(w.engine.user("terry@contoso.edu").unwrap().items_synced, 40);
 }
 
+/// terry's mailbox on `server`, copied by a first sync and checked exact.
+async fn terry_copied(server: FakeImapServer) -> common::World {
+    let w = world(server, &["terry"]).await;
+    w.batch("EmailAddress,UserName,Password\nterry@contoso.edu,terry,pw\n")
+        .await;
+    w.run().await;
+    w.exact("terry").await;
+    w
+}
+
 /// terry's mailbox: INBOX (20) and Archive (5), with every UID FETCH counted (a zero delay:
 /// the fault's count is the number of UID FETCHes sent).
 async fn counted(extensions: Extensions) -> common::World {
     let count = Fault::new(FaultAction::Delay).command("UID FETCH").ms(0);
-    let w = world(
+    terry_copied(
         FakeImapServer::new()
             .seed(3)
             .extensions(extensions)
@@ -73,14 +83,8 @@ async fn counted(extensions: Extensions) -> common::World {
             .generated("terry", "INBOX", 20)
             .generated("terry", "Archive", 5)
             .fault(count),
-        &["terry"],
     )
-    .await;
-    w.batch("EmailAddress,UserName,Password\nterry@contoso.edu,terry,pw\n")
-        .await;
-    w.run().await;
-    w.exact("terry").await;
-    w
+    .await
 }
 
 /// The 24-hour sync again; returns how many UID FETCHes it sent. It must end Synced, with
@@ -158,18 +162,13 @@ async fn without_condstore_every_folder_is_listed_on_every_sync() {
 
 #[tokio::test]
 async fn a_uidvalidity_change_copies_nothing_twice() {
-    let w = world(
+    let w = terry_copied(
         FakeImapServer::new()
             .seed(2)
             .user("terry", "pw")
             .generated("terry", "INBOX", 12),
-        &["terry"],
     )
     .await;
-    w.batch("EmailAddress,UserName,Password\nterry@contoso.edu,terry,pw\n")
-        .await;
-    w.run().await;
-    w.exact("terry").await;
     w.source
         .store()
         .reset_uid_validity("terry", "INBOX")
