@@ -34,16 +34,7 @@ async fn dovecot_master_user_copy_and_incremental_sync() {
 
     // New mail, a flag change and an expunge at the source; then the 24-hour sync.
     let store = w.source.store();
-    let date = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap();
-    store
-        .append(
-            "terry",
-            "INBOX",
-            &b"Subject: new\r\nMessage-ID: <new@x>\r\n\r\nnew\r\n"[..],
-            &["\\Flagged"],
-            date,
-        )
-        .unwrap();
+    deliver_new(store, &["\\Flagged"]);
     store
         .set_flags("terry", "INBOX", 3, &["\\Seen", "\\Answered"])
         .unwrap();
@@ -59,6 +50,20 @@ async fn dovecot_master_user_copy_and_incremental_sync() {
     );
     assert_eq!(r.unexpected.len(), 1, "the expunged message stays");
     assert_eq!(w.engine.user("terry@contoso.edu").unwrap().items_synced, 40);
+}
+
+/// A new message in terry's INBOX, with `flags`.
+fn deliver_new(store: &fake_imap::Store, flags: &[&str]) {
+    let date = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap();
+    store
+        .append(
+            "terry",
+            "INBOX",
+            &b"Subject: new\r\nMessage-ID: <new@x>\r\n\r\nnew\r\n"[..],
+            flags,
+            date,
+        )
+        .unwrap();
 }
 
 /// terry's mailbox on `server`, copied by a first sync and checked exact.
@@ -121,16 +126,7 @@ async fn an_unchanged_folder_is_not_listed_again_and_every_change_is_still_seen(
     w.exact("terry").await;
     assert_eq!(resync(&w).await, 0, "the new state is the one to skip by");
     // A new message raises UIDNEXT: INBOX is listed and the message fetched.
-    let date = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap();
-    store
-        .append(
-            "terry",
-            "INBOX",
-            &b"Subject: new\r\nMessage-ID: <new@x>\r\n\r\nnew\r\n"[..],
-            &[],
-            date,
-        )
-        .unwrap();
+    deliver_new(store, &[]);
     assert_eq!(resync(&w).await, 2);
     w.exact("terry").await;
     // An expunge is a change too (INBOX listed; the copy stays at the target).

@@ -212,7 +212,7 @@ async fn probes(kind: Kind, port: u16) -> Vec<(String, String)> {
             let (_, ok) = p.run("LOGIN alice*admin adminpw").await;
             note("LOGIN user*admin", ok);
             note("LIST \"\" \"*\" as alice", p.list("*").await.join(", "));
-            out.extend(condstore(&mut p).await);
+            condstore(&mut p).await;
         }
         Kind::Cyrus => {
             let mut p = Probe::connect(port).await;
@@ -224,7 +224,7 @@ async fn probes(kind: Kind, port: u16) -> Vec<(String, String)> {
                 .await;
             note("AUTHENTICATE PLAIN authzid=alice", ok);
             note("LIST \"\" \"*\" as alice", p.list("*").await.join(", "));
-            out.extend(condstore(&mut p).await);
+            condstore(&mut p).await;
         }
         Kind::Courier => {
             let mut p = Probe::connect(port).await;
@@ -277,7 +277,7 @@ async fn probes(kind: Kind, port: u16) -> Vec<(String, String)> {
 /// What the engine's skipping of unchanged folders rests on (RFC 7162): EXAMINE (CONDSTORE)
 /// tells HIGHESTMODSEQ, which stays while nothing changes and rises with a flag change (UIDNEXT
 /// staying) and with an expunge. Run last: it changes alice's INBOX.
-async fn condstore(p: &mut Probe) -> Vec<(String, String)> {
+async fn condstore(p: &mut Probe) {
     async fn state(p: &mut Probe) -> (Option<u64>, Option<u64>) {
         let (lines, ok) = p.run("EXAMINE INBOX (CONDSTORE)").await;
         assert_eq!(ok, "OK", "EXAMINE INBOX (CONDSTORE): {lines:?}");
@@ -301,8 +301,7 @@ async fn condstore(p: &mut Probe) -> Vec<(String, String)> {
         assert_eq!(ok, "OK", "{c}: {lines:?}");
     }
     let expunged = state(p).await;
-    // The engine relies on each of these: a server (real or fake) that breaks one fails here,
-    // not only where it disagrees with the other.
+    // The engine relies on each of these: a server, real or fake, that breaks one fails here.
     let holds = [
         first.0.is_some() && first.1.is_some(),
         again == first,
@@ -313,24 +312,6 @@ async fn condstore(p: &mut Probe) -> Vec<(String, String)> {
         holds, [true; 4],
         "CONDSTORE: {first:?} {again:?} {flagged:?} {expunged:?}"
     );
-    vec![
-        (
-            "EXAMINE (CONDSTORE) tells HIGHESTMODSEQ and UIDNEXT".into(),
-            (first.0.is_some() && first.1.is_some()).to_string(),
-        ),
-        (
-            "HIGHESTMODSEQ stays while nothing changes".into(),
-            (again == first).to_string(),
-        ),
-        (
-            "a flag change raises HIGHESTMODSEQ, UIDNEXT stays".into(),
-            (flagged.0 > again.0 && flagged.1 == again.1).to_string(),
-        ),
-        (
-            "an expunge raises HIGHESTMODSEQ".into(),
-            (expunged.0 > flagged.0).to_string(),
-        ),
-    ]
 }
 
 async fn differential(kind: Kind) {
